@@ -1,0 +1,1 @@
+"""Small helpers with no domain words: ids, time, paging and HAL links."""
