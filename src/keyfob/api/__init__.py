@@ -1,0 +1,1 @@
+"""The HTTP face: the contract's routes, admin routes, error rendering, OpenAPI."""

@@ -1,0 +1,89 @@
+"""One renderer for every non-2XX answer: the contract's ``xError`` body (decision 11).
+
+FastAPI's own 422 never escapes: invalid input is a 400 with a message naming the field.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from keyfob.errors import ErrorCode, KeyfobError
+from keyfob.kit.clock import isoformat, utcnow
+
+log = logging.getLogger("keyfob.api")
+
+
+def error_body(error: ErrorCode, message: str) -> dict[str, Any]:
+    return {
+        "code": error.code,
+        "uuid": str(uuid.uuid4()),
+        "message": message,
+        "timestamp": isoformat(utcnow()),
+    }
+
+
+def error_response(
+    error: ErrorCode, message: str | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        error_body(error, message or error.meaning), status_code=error.status, headers=headers
+    )
+
+
+def _describe(errors: Sequence[Any]) -> tuple[ErrorCode, str]:
+    parts: list[str] = []
+    code = ErrorCode.BAD_REQUEST
+    for err in errors:
+        loc = [str(p) for p in err.get("loc", ())]
+        where, field = (loc[0], ".".join(loc[1:])) if loc else ("request", "")
+        if err.get("type") == "json_invalid":
+            return ErrorCode.MALFORMED_JSON, "the body is not valid JSON"
+        if where == "path":
+            code = ErrorCode.INVALID_PATH_ID
+        elif where == "query":
+            code = ErrorCode.INVALID_QUERY
+        elif where == "body":
+            code = ErrorCode.INVALID_BODY
+        parts.append(f"{where} {field}: {err.get('msg', 'invalid')}".replace(" :", ":"))
+    return code, "; ".join(parts) or "the request is invalid"
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(KeyfobError)
+    async def keyfob_error(_: Request, exc: KeyfobError) -> JSONResponse:
+        return error_response(exc.error, exc.message, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        code, message = _describe(exc.errors())
+        return error_response(code, message)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        known = {
+            400: ErrorCode.BAD_REQUEST,
+            401: ErrorCode.UNAUTHENTICATED,
+            403: ErrorCode.FORBIDDEN,
+            404: ErrorCode.NOT_FOUND,
+            405: ErrorCode.METHOD_NOT_ALLOWED,
+            406: ErrorCode.NOT_ACCEPTABLE,
+            415: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+        }
+        error = known.get(exc.status_code, ErrorCode.INTERNAL)
+        detail = exc.detail if isinstance(exc.detail, str) else None
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = "no such path in this API"
+        return error_response(error, detail, dict(exc.headers or {}))
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error", exc_info=exc)
+        return error_response(ErrorCode.INTERNAL, "unexpected server error; it has been logged")

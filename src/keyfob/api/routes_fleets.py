@@ -1,0 +1,122 @@
+"""Fleet face: fleets, their vehicles, and a vehicle's onboard capabilities (§2.5)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request, Response
+
+from keyfob.api import views
+from keyfob.api.deps import Ctx, CurrentPartner, base_url
+from keyfob.api.docs_models import Collection, Fleet, Vehicle, VehicleCapabilities, errors, hal
+from keyfob.api.http import HalResponse
+from keyfob.api.paging import IndexRange, PageSize, PageToken, page_request
+from keyfob.errors import ErrorCode as E
+from keyfob.kit.hal import collection
+from keyfob.kit.paging import page_info
+from keyfob.vehicles import service
+
+router = APIRouter(prefix="/connectedcar/v3", tags=["Fleets and vehicles"])
+Extension = Literal["onboardCapabilities", "branding", "pictures"]
+
+
+@router.get(
+    "/fleets",
+    operation_id="getFleets",
+    response_class=HalResponse,
+    responses={200: hal(Collection, "Fleets"), **errors(E.INVALID_QUERY)},
+)
+async def list_fleets(
+    request: Request,
+    ctx: Ctx,
+    partner: CurrentPartner,
+    index_range: IndexRange = None,
+    page_size: PageSize = None,
+    page_token: PageToken = None,
+) -> Response:
+    page = page_request(index_range, page_size, page_token, scope="fleets")
+    async with ctx.database.read() as conn:
+        size, found = await service.list_fleets(conn, partner_id=partner.id, page=page)
+    base = base_url(request, ctx)
+    return HalResponse(
+        collection(
+            href=f"{base}/fleets", query={}, request=page, info=page_info(page, size),
+            scope="fleets", key="fleets", items=[views.fleet_view(base, f) for f in found],
+        )
+    )
+
+
+@router.get(
+    "/fleets/{fid}",
+    operation_id="getFleetById",
+    response_class=HalResponse,
+    responses={200: hal(Fleet, "Fleet"), **errors(E.FLEET_NOT_FOUND)},
+)
+async def get_fleet(request: Request, ctx: Ctx, partner: CurrentPartner, fid: str) -> Response:
+    async with ctx.database.read() as conn:
+        fleet = await service.get_fleet(conn, partner_id=partner.id, fleet_id=fid)
+    return HalResponse(views.fleet_view(base_url(request, ctx), fleet))
+
+
+@router.get(
+    "/fleets/{fid}/vehicles",
+    operation_id="getFleetVehicles",
+    response_class=HalResponse,
+    responses={200: hal(Collection, "Vehicles"), **errors(E.INVALID_QUERY, E.FLEET_NOT_FOUND)},
+)
+async def list_vehicles(
+    request: Request,
+    ctx: Ctx,
+    partner: CurrentPartner,
+    fid: str,
+    index_range: IndexRange = None,
+    page_size: PageSize = None,
+    page_token: PageToken = None,
+) -> Response:
+    scope = f"vehicles:{fid}"
+    page = page_request(index_range, page_size, page_token, scope=scope)
+    async with ctx.database.read() as conn:
+        await service.get_fleet(conn, partner_id=partner.id, fleet_id=fid)
+        size, found = await service.list_vehicles(conn, fleet_id=fid, page=page)
+    base = base_url(request, ctx)
+    return HalResponse(
+        collection(
+            href=f"{base}/fleets/{fid}/vehicles", query={}, request=page,
+            info=page_info(page, size), scope=scope, key="vehicles",
+            items=[views.vehicle_view(base, v) for v in found],
+        )
+    )
+
+
+@router.get(
+    "/fleets/{fid}/vehicles/{vid}",
+    operation_id="getFleetVehicleById",
+    response_class=HalResponse,
+    responses={200: hal(Vehicle, "Vehicle"), **errors(E.FLEET_NOT_FOUND, E.VEHICLE_NOT_FOUND)},
+)
+async def get_vehicle(
+    request: Request, ctx: Ctx, partner: CurrentPartner, fid: str, vid: str
+) -> Response:
+    async with ctx.database.read() as conn:
+        await service.get_fleet(conn, partner_id=partner.id, fleet_id=fid)
+        vehicle = await service.get_vehicle(conn, fleet_id=fid, vehicle_id=vid)
+    return HalResponse(views.vehicle_view(base_url(request, ctx), vehicle))
+
+
+@router.get(
+    "/vehicles/{vin}",
+    operation_id="getVehiclesCapabilities",
+    response_class=HalResponse,
+    responses={200: hal(VehicleCapabilities, "VehicleCapabilities"),
+               **errors(E.INVALID_QUERY, E.VEHICLE_NOT_FOUND)},
+)
+async def get_capabilities(
+    ctx: Ctx,
+    partner: CurrentPartner,
+    vin: str,
+    extension: Annotated[list[Extension] | None, Query(max_length=3)] = None,
+    locale: str | None = None,
+) -> Response:
+    async with ctx.database.read() as conn:
+        vehicle = await service.get_vehicle_by_vin(conn, partner_id=partner.id, vin=vin)
+    return HalResponse(views.vehicle_capabilities(vehicle, list(extension or [])))

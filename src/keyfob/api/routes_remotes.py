@@ -1,0 +1,138 @@
+"""Fleet face: remote actions (§2.2). POST answers 202 once the remote is durably stored."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request, Response
+
+from keyfob.api import views
+from keyfob.api.deps import Ctx, CurrentPartner, base_url
+from keyfob.api.docs_models import Collection, RemoteAction, RemotePostResponse, errors, hal
+from keyfob.api.http import HalResponse, json_body
+from keyfob.api.paging import IndexRange, PageSize, PageToken, page_request
+from keyfob.callbacks.service import get_callback
+from keyfob.errors import ErrorCode as E
+from keyfob.errors import KeyfobError
+from keyfob.kit.hal import collection
+from keyfob.kit.paging import page_info
+from keyfob.remotes import service
+from keyfob.vehicles.service import get_fleet, get_vehicle
+
+router = APIRouter(prefix="/connectedcar/v3", tags=["Remote"])
+PATH = "/fleets/{fid}/vehicles/{vid}/callbacks/{cbid}/remotes"
+LOOKUP_ERRORS = (E.INVALID_PATH_ID, E.FLEET_NOT_FOUND, E.VEHICLE_NOT_FOUND, E.CALLBACK_NOT_FOUND)
+
+
+def _idempotency_key(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not 1 <= len(value) <= 255 or not value.isprintable():
+        raise KeyfobError(E.BAD_REQUEST, "Idempotency-Key must be 1 to 255 printable characters")
+    return value
+
+
+@router.post(
+    PATH,
+    operation_id="sendRemoteToVhl",
+    response_class=HalResponse,
+    status_code=202,
+    responses={
+        202: hal(RemotePostResponse, "Accepted: the remote is stored and will be processed"),
+        **errors(*LOOKUP_ERRORS, E.MALFORMED_JSON, E.INVALID_BODY, E.LEGACY_FIELD,
+                 E.REMOTE_TYPE_NOT_IN_CALLBACK, E.NOT_SUPPORTED_BY_VEHICLE, E.CALLBACK_NOT_RUNNING,
+                 E.IDEMPOTENCY_KEY_REUSED, E.UNSUPPORTED_MEDIA_TYPE),
+    },
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}},
+)
+async def post_remote(
+    request: Request,
+    ctx: Ctx,
+    partner: CurrentPartner,
+    fid: str,
+    vid: str,
+    cbid: str,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> Response:
+    key = _idempotency_key(idempotency_key)
+    data = await json_body(request)
+    async with ctx.database.transaction() as conn:
+        await get_fleet(conn, partner_id=partner.id, fleet_id=fid)
+        posted = await service.post_remote(
+            conn,
+            partner_id=partner.id,
+            fleet_id=fid,
+            vehicle_id=vid,
+            callback_id=cbid,
+            data=data,
+            idempotency_key=key,
+            now=ctx.clock(),
+            idempotency_ttl=timedelta(seconds=ctx.settings.idempotency_ttl_s),
+        )
+    wake = ctx.extras.get("on_remote_posted")
+    if wake is not None:
+        wake()
+    body = views.remote_post_response(
+        base_url(request, ctx), fleet_id=fid, vehicle_id=vid, callback_id=cbid,
+        remote_id=posted.remote_id, type_=posted.type,
+    )
+    headers = {"Idempotent-Replayed": "true"} if posted.replayed else None
+    return HalResponse(body, status_code=202, headers=headers)
+
+
+@router.get(
+    PATH,
+    operation_id="getRemoteRequestsForVhl",
+    response_class=HalResponse,
+    responses={200: hal(Collection, "RemoteActions"), **errors(*LOOKUP_ERRORS, E.INVALID_QUERY)},
+)
+async def list_remotes(
+    request: Request,
+    ctx: Ctx,
+    partner: CurrentPartner,
+    fid: str,
+    vid: str,
+    cbid: str,
+    index_range: IndexRange = None,
+    page_size: PageSize = None,
+    page_token: PageToken = None,
+) -> Response:
+    scope = f"remotes:{fid}:{vid}:{cbid}"
+    page = page_request(index_range, page_size, page_token, scope=scope)
+    async with ctx.database.read() as conn:
+        await get_fleet(conn, partner_id=partner.id, fleet_id=fid)
+        await get_vehicle(conn, fleet_id=fid, vehicle_id=vid)
+        await get_callback(conn, fleet_id=fid, callback_id=cbid)
+        size, found = await service.list_remotes(conn, vehicle_id=vid, callback_id=cbid, page=page)
+    base = base_url(request, ctx)
+    body = collection(
+        href=views.remotes_href(base, fid, vid, cbid),
+        query={},
+        request=page,
+        info=page_info(page, size),
+        scope=scope,
+        key="remoteActions",
+        items=[views.remote_action(base, r) for r in found],
+    )
+    return HalResponse(body)
+
+
+@router.get(
+    PATH + "/{rid}",
+    operation_id="getRemoteRequestForVhlById",
+    response_class=HalResponse,
+    responses={200: hal(RemoteAction, "RemoteAction, with its event history"),
+               **errors(*LOOKUP_ERRORS, E.REMOTE_NOT_FOUND)},
+)
+async def get_remote(
+    request: Request, ctx: Ctx, partner: CurrentPartner, fid: str, vid: str, cbid: str, rid: str
+) -> Response:
+    async with ctx.database.read() as conn:
+        await get_fleet(conn, partner_id=partner.id, fleet_id=fid)
+        await get_vehicle(conn, fleet_id=fid, vehicle_id=vid)
+        await get_callback(conn, fleet_id=fid, callback_id=cbid)
+        remote, events = await service.get_remote(
+            conn, fleet_id=fid, vehicle_id=vid, callback_id=cbid, remote_id=rid
+        )
+    return HalResponse(views.remote_action(base_url(request, ctx), remote, events))

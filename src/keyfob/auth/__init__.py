@@ -1,0 +1,1 @@
+"""Partners and how they prove who they are."""

@@ -1,0 +1,1 @@
+"""The ``keyfob`` command: serve, db, admin, and the separate roles."""

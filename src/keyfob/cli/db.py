@@ -1,0 +1,46 @@
+"""``keyfob db``: apply and inspect migrations."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+
+from keyfob import migrate
+from keyfob.cli.settings import build_settings
+from keyfob.db import Database
+
+app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
+DbOption = Annotated[str | None, typer.Option("--db", help="Database URL (KEYFOB_DB).")]
+
+
+@app.command()
+def upgrade(db_url: DbOption = None, revision: str = "head") -> None:
+    """Apply migrations up to REVISION (default: the newest)."""
+    settings = build_settings(db=db_url)
+
+    async def run() -> str | None:
+        database = Database(settings.db)
+        try:
+            await migrate.upgrade(database, revision)
+            return await migrate.current(database)
+        finally:
+            await database.dispose()
+
+    typer.echo(f"database at revision {asyncio.run(run())}")
+
+
+@app.command()
+def current(db_url: DbOption = None) -> None:
+    """Print the revision the database is at."""
+    settings = build_settings(db=db_url)
+
+    async def run() -> str | None:
+        database = Database(settings.db)
+        try:
+            return await migrate.current(database)
+        finally:
+            await database.dispose()
+
+    typer.echo(asyncio.run(run()) or "empty (no migration applied)")

@@ -1,0 +1,51 @@
+"""The outbox: one row per (event, callback), and every delivery attempt.
+
+A notification row is written in the same transaction as its event, so no event can exist
+without the duty to deliver it. Workers claim due rows with a lease; ``state`` moves
+pending -> delivered | abandoned | expired, and a replay puts a row back to pending.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, String, Table, Text
+
+from keyfob.db import UtcDateTime, metadata
+
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("callback_id", String(32), ForeignKey("callbacks.id"), nullable=False),
+    Column("remote_id", String(32), ForeignKey("remotes.id"), nullable=False),
+    Column("event_id", String(32), ForeignKey("remote_events.id"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    # The RemoteEvent item exactly as it will be posted (keyfob extensions included).
+    Column("event", JSON, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("raised_at", UtcDateTime, nullable=False),
+    Column("due_at", UtcDateTime, nullable=False),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_until", UtcDateTime, nullable=True),
+    Column("last_attempt_at", UtcDateTime, nullable=True),
+    Column("finished_at", UtcDateTime, nullable=True),
+    Index("ix_notifications_state_due", "state", "due_at"),
+    Index("ix_notifications_callback_state", "callback_id", "state", "raised_at"),
+    Index("ix_notifications_remote_seq", "remote_id", "seq"),
+)
+
+delivery_attempts = Table(
+    "delivery_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("callback_id", String(32), ForeignKey("callbacks.id"), nullable=False),
+    Column("message_id", String(40), nullable=False),
+    Column("notification_ids", JSON, nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("latency_ms", Integer, nullable=True),
+    Column("status_code", Integer, nullable=True),
+    Column("error_class", String(40), nullable=True),
+    Column("response_excerpt", Text, nullable=True),
+    Column("outcome", String(16), nullable=False),
+    Index("ix_delivery_attempts_callback", "callback_id", "started_at"),
+)

@@ -1,0 +1,63 @@
+"""Remote actions, their ordered events, and idempotency keys.
+
+The ``remotes`` row is also the dispatcher's queue entry: ``phase`` says where the lifecycle
+stands, ``due_at`` when it must be looked at next, and ``lease_*`` which dispatcher holds it.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, String, Table, UniqueConstraint
+
+from keyfob.db import UtcDateTime, metadata
+
+remotes = Table(
+    "remotes",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("fleet_id", String(64), ForeignKey("fleets.id"), nullable=False),
+    Column("vehicle_id", String(64), ForeignKey("vehicles.id"), nullable=False),
+    Column("callback_id", String(32), ForeignKey("callbacks.id"), nullable=False),
+    Column("type", String(40), nullable=False),
+    Column("label", String(200), nullable=True),
+    Column("body", JSON, nullable=False),
+    Column("status", String(40), nullable=False),
+    Column("failure_cause", String(60), nullable=True),
+    Column("feedback_detail", String(40), nullable=True),
+    Column("last_seq", Integer, nullable=False),
+    # Dispatcher state: queued -> waking -> sent -> done (see dispatch.runner).
+    Column("phase", String(16), nullable=False),
+    Column("due_at", UtcDateTime, nullable=True),
+    Column("deadline_at", UtcDateTime, nullable=True),
+    Column("command_id", String(64), nullable=True),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_until", UtcDateTime, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index("ix_remotes_listing", "callback_id", "vehicle_id", "created_at"),
+    Index("ix_remotes_phase_due", "phase", "due_at"),
+    Index("ix_remotes_vehicle_phase", "vehicle_id", "phase"),
+)
+
+remote_events = Table(
+    "remote_events",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("remote_id", String(32), ForeignKey("remotes.id"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("status", String(40), nullable=False),
+    Column("failure_cause", String(60), nullable=True),
+    Column("feedback_detail", String(40), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("remote_id", "seq", name="uq_remote_events_remote_seq"),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("partner_id", String(32), ForeignKey("partners.id"), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("remote_id", String(32), ForeignKey("remotes.id"), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
