@@ -1,0 +1,1 @@
+"""Callbacks: where and how a fleet's remote notifications are delivered."""
