@@ -10,6 +10,7 @@ clone that does not have them, so this script keeps only their machine-readable 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,21 @@ FILES = {
 }
 
 
+class _Yaml12Loader(yaml.SafeLoader):
+    """YAML 1.2 booleans only: a field named ``on`` (RemoteLights) must stay the string "on"."""
+
+
+_Yaml12Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
+
+
 def strip(node: Any) -> Any:
     if isinstance(node, dict):
         return {k: strip(v) for k, v in node.items() if k not in PROSE}
@@ -35,7 +51,7 @@ def strip(node: Any) -> Any:
 
 def extract(source: Path) -> dict[str, Any]:
     text = source.read_text(encoding="utf-8").replace("\t", " ")
-    spec = yaml.safe_load(text)
+    spec = yaml.load(text, Loader=_Yaml12Loader)  # noqa: S506 - a SafeLoader subclass
     components = spec.get("components", {})
     return {
         "version": spec.get("info", {}).get("version"),

@@ -170,8 +170,15 @@ CALLBACK = {
     "label": "ops",
     "callback": {"webhook": {"target": "https://hooks.example.com/keyfob", "name": "ops"}},
     "remoteTypes": [
-        "ThermalPreconditioning", "ElectricBatteryChargingRequest", "Horn", "Doors", "Lights",
-        "Immobilization", "Stolen", "WakeUp", "Navigation",
+        "ThermalPreconditioning",
+        "ElectricBatteryChargingRequest",
+        "Horn",
+        "Doors",
+        "Lights",
+        "Immobilization",
+        "Stolen",
+        "WakeUp",
+        "Navigation",
     ],
 }
 

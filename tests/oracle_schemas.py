@@ -23,7 +23,10 @@ def errors(name: str, schema: str, instance: Any) -> list[str]:
     """Every way ``instance`` breaks ``components.schemas[schema]`` of the oracle ``name``."""
     root = {"components": document(name)["components"], "$ref": f"#/components/schemas/{schema}"}
     validator = OAS30Validator(root)
-    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(instance)]
+    return [
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+        for e in validator.iter_errors(instance)
+    ]
 
 
 def assert_conforms(name: str, schema: str, instance: Any) -> None:

@@ -19,9 +19,15 @@ class ErrorCode(Enum):
     BAD_REQUEST = (40000, "The request is invalid.")
     MALFORMED_JSON = (40001, "The body is not valid JSON.")
     INVALID_BODY = (40002, "A field of the body is missing or has an invalid value.")
-    LEGACY_FIELD = (40003, "The body uses a field name that was renamed; the message names the current one.")
+    LEGACY_FIELD = (
+        40003,
+        "The body uses a field name that was renamed; the message names the current one.",
+    )
     REMOTE_TYPE_NOT_IN_CALLBACK = (40004, "The remote's type is not in the callback's remoteTypes.")
-    NOT_SUPPORTED_BY_VEHICLE = (40005, "The vehicle cannot perform this remote (onboard capabilities).")
+    NOT_SUPPORTED_BY_VEHICLE = (
+        40005,
+        "The vehicle cannot perform this remote (onboard capabilities).",
+    )
     INVALID_QUERY = (40006, "A query parameter is invalid.")
     INVALID_PATH_ID = (40007, "An identifier in the path does not have the expected format.")
     INVALID_WEBHOOK_TARGET = (40008, "The webhook target is not an acceptable URL.")

@@ -15,7 +15,14 @@ from fastapi import FastAPI
 
 import keyfob
 from keyfob import migrate, provision
-from keyfob.api import errors, routes_admin, routes_callbacks, routes_fleets, routes_remotes
+from keyfob.api import (
+    errors,
+    routes_admin,
+    routes_callbacks,
+    routes_fleets,
+    routes_ops,
+    routes_remotes,
+)
 from keyfob.api.context import AppContext
 from keyfob.api.middleware import RateLimitHeaders
 from keyfob.callbacks.targets import TargetPolicy
@@ -99,6 +106,7 @@ def create_app(
         routes_remotes.router,
         routes_fleets.router,
         routes_admin.router,
+        routes_ops.router,
     ):
         app.include_router(router)
     return app

@@ -97,13 +97,22 @@ def hal(model: type[BaseModel], description: str) -> dict[str, Any]:
 def errors(*codes: ErrorCode) -> dict[int | str, dict[str, Any]]:
     """Document each status the route can answer with, always in the xError shape."""
     by_status: dict[int, list[ErrorCode]] = {}
-    for code in (ErrorCode.UNAUTHENTICATED, ErrorCode.BAD_CREDENTIALS, ErrorCode.RATE_LIMITED,
-                 ErrorCode.INTERNAL, *codes):
+    for code in (
+        ErrorCode.UNAUTHENTICATED,
+        ErrorCode.BAD_CREDENTIALS,
+        ErrorCode.RATE_LIMITED,
+        ErrorCode.INTERNAL,
+        *codes,
+    ):
         by_status.setdefault(code.status, []).append(code)
-    return {
+    documented: dict[int | str, dict[str, Any]] = {
         status: {
             "model": XError,
             "description": "; ".join(f"{c.code}: {c.meaning}" for c in found),
         }
         for status, found in sorted(by_status.items())
     }
+    # As in the official contract: any other answer is an xError too. It also keeps FastAPI
+    # from documenting its own 422 body, which keyfob never sends (invalid input is a 400).
+    documented["default"] = {"model": XError, "description": "Any other error (docs/errors.md)."}
+    return documented

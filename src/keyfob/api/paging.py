@@ -24,4 +24,3 @@ def page_request(
     except PagingError as exc:
         code = ErrorCode.INVALID_PAGE_TOKEN if "pageToken" in str(exc) else ErrorCode.INVALID_QUERY
         raise KeyfobError(code, str(exc)) from None
-

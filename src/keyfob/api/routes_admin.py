@@ -83,7 +83,11 @@ async def add_partner(request: Request, ctx: Ctx) -> Response:
     password = spec.password or new_password()
     async with ctx.database.transaction() as conn:
         partner = await create_partner(
-            conn, login=spec.login, password=password, name=spec.name, now=ctx.clock(),
+            conn,
+            login=spec.login,
+            password=password,
+            name=spec.name,
+            now=ctx.clock(),
             client_id=spec.clientId,
         )
     body: dict[str, Any] = {"id": partner.id, "login": partner.login, "clientId": partner.client_id}
@@ -114,8 +118,13 @@ async def add_vehicle(request: Request, ctx: Ctx, fid: str) -> Response:
         if not await fleet_exists(conn, fid):
             raise KeyfobError(E.NOT_FOUND, f"no fleet {fid!r}")
         vehicle = await create_vehicle(
-            conn, fleet_id=fid, vin=spec.vin, motorization=spec.motorization.value,
-            capabilities=capabilities_for(spec.motorization), now=ctx.clock(), vehicle_id=spec.id,
+            conn,
+            fleet_id=fid,
+            vin=spec.vin,
+            motorization=spec.motorization.value,
+            capabilities=capabilities_for(spec.motorization),
+            now=ctx.clock(),
+            vehicle_id=spec.id,
         )
     body = vehicle_view(base_url(request, ctx), vehicle)
     body["_links"]["capabilities"] = link(f"{base_url(request, ctx)}/vehicles/{vehicle.vin}")

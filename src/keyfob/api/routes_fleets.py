@@ -40,8 +40,13 @@ async def list_fleets(
     base = base_url(request, ctx)
     return HalResponse(
         collection(
-            href=f"{base}/fleets", query={}, request=page, info=page_info(page, size),
-            scope="fleets", key="fleets", items=[views.fleet_view(base, f) for f in found],
+            href=f"{base}/fleets",
+            query={},
+            request=page,
+            info=page_info(page, size),
+            scope="fleets",
+            key="fleets",
+            items=[views.fleet_view(base, f) for f in found],
         )
     )
 
@@ -81,8 +86,12 @@ async def list_vehicles(
     base = base_url(request, ctx)
     return HalResponse(
         collection(
-            href=f"{base}/fleets/{fid}/vehicles", query={}, request=page,
-            info=page_info(page, size), scope=scope, key="vehicles",
+            href=f"{base}/fleets/{fid}/vehicles",
+            query={},
+            request=page,
+            info=page_info(page, size),
+            scope=scope,
+            key="vehicles",
             items=[views.vehicle_view(base, v) for v in found],
         )
     )
@@ -107,8 +116,10 @@ async def get_vehicle(
     "/vehicles/{vin}",
     operation_id="getVehiclesCapabilities",
     response_class=HalResponse,
-    responses={200: hal(VehicleCapabilities, "VehicleCapabilities"),
-               **errors(E.INVALID_QUERY, E.VEHICLE_NOT_FOUND)},
+    responses={
+        200: hal(VehicleCapabilities, "VehicleCapabilities"),
+        **errors(E.INVALID_QUERY, E.VEHICLE_NOT_FOUND),
+    },
 )
 async def get_capabilities(
     ctx: Ctx,

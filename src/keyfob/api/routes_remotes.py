@@ -12,6 +12,7 @@ from keyfob.api.deps import Ctx, CurrentPartner, base_url
 from keyfob.api.docs_models import Collection, RemoteAction, RemotePostResponse, errors, hal
 from keyfob.api.http import HalResponse, json_body
 from keyfob.api.paging import IndexRange, PageSize, PageToken, page_request
+from keyfob.api.request_schemas import REMOTE, request_body
 from keyfob.callbacks.service import get_callback
 from keyfob.errors import ErrorCode as E
 from keyfob.errors import KeyfobError
@@ -40,11 +41,19 @@ def _idempotency_key(value: str | None) -> str | None:
     status_code=202,
     responses={
         202: hal(RemotePostResponse, "Accepted: the remote is stored and will be processed"),
-        **errors(*LOOKUP_ERRORS, E.MALFORMED_JSON, E.INVALID_BODY, E.LEGACY_FIELD,
-                 E.REMOTE_TYPE_NOT_IN_CALLBACK, E.NOT_SUPPORTED_BY_VEHICLE, E.CALLBACK_NOT_RUNNING,
-                 E.IDEMPOTENCY_KEY_REUSED, E.UNSUPPORTED_MEDIA_TYPE),
+        **errors(
+            *LOOKUP_ERRORS,
+            E.MALFORMED_JSON,
+            E.INVALID_BODY,
+            E.LEGACY_FIELD,
+            E.REMOTE_TYPE_NOT_IN_CALLBACK,
+            E.NOT_SUPPORTED_BY_VEHICLE,
+            E.CALLBACK_NOT_RUNNING,
+            E.IDEMPOTENCY_KEY_REUSED,
+            E.UNSUPPORTED_MEDIA_TYPE,
+        ),
     },
-    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}},
+    openapi_extra=request_body(REMOTE),
 )
 async def post_remote(
     request: Request,
@@ -70,12 +79,15 @@ async def post_remote(
             now=ctx.clock(),
             idempotency_ttl=timedelta(seconds=ctx.settings.idempotency_ttl_s),
         )
-    wake = ctx.extras.get("on_remote_posted")
-    if wake is not None:
+    for wake in ctx.extras.get("wakers", ()):
         wake()
     body = views.remote_post_response(
-        base_url(request, ctx), fleet_id=fid, vehicle_id=vid, callback_id=cbid,
-        remote_id=posted.remote_id, type_=posted.type,
+        base_url(request, ctx),
+        fleet_id=fid,
+        vehicle_id=vid,
+        callback_id=cbid,
+        remote_id=posted.remote_id,
+        type_=posted.type,
     )
     headers = {"Idempotent-Replayed": "true"} if posted.replayed else None
     return HalResponse(body, status_code=202, headers=headers)
@@ -122,8 +134,10 @@ async def list_remotes(
     PATH + "/{rid}",
     operation_id="getRemoteRequestForVhlById",
     response_class=HalResponse,
-    responses={200: hal(RemoteAction, "RemoteAction, with its event history"),
-               **errors(*LOOKUP_ERRORS, E.REMOTE_NOT_FOUND)},
+    responses={
+        200: hal(RemoteAction, "RemoteAction, with its event history"),
+        **errors(*LOOKUP_ERRORS, E.REMOTE_NOT_FOUND),
+    },
 )
 async def get_remote(
     request: Request, ctx: Ctx, partner: CurrentPartner, fid: str, vid: str, cbid: str, rid: str

@@ -42,7 +42,9 @@ def remote_callback(base: str, callback: Callback) -> dict[str, Any]:
         "_links": {
             "self": link(callback_href(base, callback.fleet_id, callback.id)),
             "fleet": link(fleet_href(base, callback.fleet_id)),
-            "remotes": link(remotes_href(base, callback.fleet_id, "{vid}", callback.id), templated=True),
+            "remotes": link(
+                remotes_href(base, callback.fleet_id, "{vid}", callback.id), templated=True
+            ),
         },
         "id": callback.id,
         "subscribe": callback.subscribe,

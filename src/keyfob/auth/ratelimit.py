@@ -22,7 +22,7 @@ class SlidingWindow:
 
     def _expire(self, now: float) -> None:
         current = int(now // self.slice_s)
-        oldest_kept = current - int(round(self.window_s / self.slice_s)) + 1
+        oldest_kept = current - round(self.window_s / self.slice_s) + 1
         while self._slices and self._slices[0][0] < oldest_kept:
             self._total -= self._slices.popleft()[1]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Column, ForeignKey, Index, String, Table
+from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, String, Table
 
 from keyfob.db import UtcDateTime, metadata
 
@@ -17,6 +17,10 @@ callbacks = Table(
     # ",Horn,Doors," so the ``types`` filter is a LIKE on both engines.
     Column("remote_types", String(400), nullable=False),
     Column("status", String(16), nullable=False),
+    # Effective batching (NULL = one event per POST): absent batchNotify, or attributes that
+    # vary per event in headers or the query, leave these NULL.
+    Column("batch_size", Integer, nullable=True),
+    Column("batch_window_s", Integer, nullable=True),
     # Signing secrets, newest first: [{"secret", "created_at", "expires_at"}].
     Column("secrets", JSON, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),

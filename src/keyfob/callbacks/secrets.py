@@ -28,10 +28,7 @@ def rotate(
 ) -> tuple[str, list[dict[str, Any]]]:
     """A new secret first; the newest old one stays valid for ``grace``; older ones go."""
     secret = new_secret()
-    kept = [
-        {**entry, "expiresAt": isoformat(now + grace)}
-        for entry in active(stored, now)[:1]
-    ]
+    kept = [{**entry, "expiresAt": isoformat(now + grace)} for entry in active(stored, now)[:1]]
     return secret, [{"secret": secret, "createdAt": isoformat(now), "expiresAt": None}, *kept]
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import Row, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keyfob.callbacks import secrets
+from keyfob.callbacks.attributes import batching_allowed
 from keyfob.callbacks.models import callbacks
 from keyfob.callbacks.schemas import CallbackSubscribe
 from keyfob.errors import ErrorCode, KeyfobError
@@ -54,6 +55,12 @@ def _types_column(types: list[RemoteType]) -> str:
     return "," + ",".join(t.value for t in types) + ","
 
 
+def _batching(parsed: CallbackSubscribe) -> dict[str, int | None]:
+    if parsed.batch is None or not batching_allowed(parsed.attributes):
+        return {"batch_size": None, "batch_window_s": None}
+    return {"batch_size": parsed.batch.size, "batch_window_s": parsed.batch.time_window}
+
+
 async def create_callback(
     conn: AsyncConnection, *, fleet_id: str, parsed: CallbackSubscribe, now: datetime
 ) -> tuple[Callback, str]:
@@ -66,6 +73,7 @@ async def create_callback(
         "subscribe": parsed.to_stored(),
         "remote_types": _types_column(parsed.remote_types),
         "status": CallbackStatus.RUNNING.value,
+        **_batching(parsed),
         "secrets": stored_secrets,
         "created_at": now,
         "updated_at": now,
@@ -101,7 +109,9 @@ async def get_callback(conn: AsyncConnection, *, fleet_id: str, callback_id: str
         )
     ).first()
     if row is None:
-        raise KeyfobError(ErrorCode.CALLBACK_NOT_FOUND, f"no callback {callback_id!r} in this fleet")
+        raise KeyfobError(
+            ErrorCode.CALLBACK_NOT_FOUND, f"no callback {callback_id!r} in this fleet"
+        )
     return _callback(row)
 
 
@@ -147,6 +157,7 @@ async def replace_callback(
             label=parsed.label,
             subscribe=subscribe,
             remote_types=_types_column(parsed.remote_types),
+            **_batching(parsed),
             updated_at=now,
         )
     )
@@ -193,7 +204,9 @@ async def mark_failed(conn: AsyncConnection, *, callback_id: str, now: datetime)
 
 async def mark_deleted(conn: AsyncConnection, *, callback: Callback, now: datetime) -> None:
     await conn.execute(
-        update(callbacks).where(callbacks.c.id == callback.id).values(deleted_at=now, updated_at=now)
+        update(callbacks)
+        .where(callbacks.c.id == callback.id)
+        .values(deleted_at=now, updated_at=now)
     )
 
 
@@ -202,6 +215,8 @@ async def rotate_secret(
 ) -> tuple[str, datetime]:
     secret, stored = secrets.rotate(callback.secrets, now, grace)
     await conn.execute(
-        update(callbacks).where(callbacks.c.id == callback.id).values(secrets=stored, updated_at=now)
+        update(callbacks)
+        .where(callbacks.c.id == callback.id)
+        .values(secrets=stored, updated_at=now)
     )
     return secret, now + grace

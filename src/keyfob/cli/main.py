@@ -48,11 +48,15 @@ def serve(
     ] = None,
 ) -> None:
     """Serve the API with every role in one process (embedded default: SQLite, in-memory link)."""
-    from keyfob.cli.roles import embedded_roles
     from keyfob.api.app import create_app
+    from keyfob.cli.roles import embedded_roles
 
     settings = build_settings(
-        host=host, port=port, db=db_url, vehicles=vehicles, credentials_file=credentials_file,
+        host=host,
+        port=port,
+        db=db_url,
+        vehicles=vehicles,
+        credentials_file=credentials_file,
         mqtt=mqtt,
     )
     if allow_private_webhooks:

@@ -45,7 +45,9 @@ class PageRequest:
         return max(0, last - self.start + 1)
 
     def token_for(self, page: int, scope: str) -> str:
-        raw = json.dumps({"p": page, "r": self.index_range, "s": self.page_size, "q": _digest(scope)})
+        raw = json.dumps(
+            {"p": page, "r": self.index_range, "s": self.page_size, "q": _digest(scope)}
+        )
         return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
@@ -83,7 +85,9 @@ def _read_token(token: str, range_text: str, size: int, scope: str) -> int:
     except (ValueError, KeyError, TypeError, binascii.Error):
         raise PagingError("pageToken is not one this server issued") from None
     if not same_query or page < 1:
-        raise PagingError("pageToken belongs to another query (indexRange, pageSize or filters differ)")
+        raise PagingError(
+            "pageToken belongs to another query (indexRange, pageSize or filters differ)"
+        )
     return page
 
 

@@ -13,15 +13,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, delete, func, select
+from sqlalchemy import Row, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keyfob.callbacks.service import Callback, get_callback, mark_deleted
 from keyfob.errors import ErrorCode, KeyfobError
 from keyfob.kit.ids import is_valid_id, new_id
 from keyfob.kit.paging import PageRequest
-from keyfob.notifications.outbox import notification_row
 from keyfob.notifications.models import notifications
+from keyfob.notifications.outbox import notification_row
 from keyfob.remotes.eligibility import ensure_vehicle_can
 from keyfob.remotes.events import RemoteRef, event_values
 from keyfob.remotes.models import idempotency_keys, remote_events, remotes
@@ -151,7 +151,7 @@ async def post_remote(
     callback = await get_callback(conn, fleet_id=fleet_id, callback_id=callback_id)
     body = parse_remote_body(data)
     _check_callback(callback, body)
-    ensure_vehicle_can(vehicle.capabilities, body)
+    ensure_vehicle_can(vehicle.capabilities, body, motorization=vehicle.motorization)
     digest = ""
     if idempotency_key is not None:
         digest = request_hash({"v": vehicle_id, "c": callback_id, "b": data})
@@ -248,7 +248,9 @@ async def list_remotes(
     conn: AsyncConnection, *, vehicle_id: str, callback_id: str, page: PageRequest
 ) -> tuple[int, list[Remote]]:
     where = (remotes.c.vehicle_id == vehicle_id, remotes.c.callback_id == callback_id)
-    total = (await conn.execute(select(func.count()).select_from(remotes).where(*where))).scalar_one()
+    total = (
+        await conn.execute(select(func.count()).select_from(remotes).where(*where))
+    ).scalar_one()
     rows = (
         await conn.execute(
             select(remotes)
@@ -280,3 +282,9 @@ async def delete_callback(
             "delete it once they are Done",
         )
     await mark_deleted(conn, callback=callback, now=now)
+    # What was not delivered yet goes with the webhook the partner removed; the log keeps it.
+    await conn.execute(
+        update(notifications)
+        .where(notifications.c.callback_id == callback.id, notifications.c.state == "pending")
+        .values(state="dropped", finished_at=now, lease_owner=None, lease_until=None)
+    )

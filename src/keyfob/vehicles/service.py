@@ -105,7 +105,9 @@ async def get_vehicle_by_vin(conn: AsyncConnection, *, partner_id: str, vin: str
         )
     ).first()
     if row is None:
-        raise KeyfobError(ErrorCode.VEHICLE_NOT_FOUND, f"no vehicle with VIN {vin!r} in your fleets")
+        raise KeyfobError(
+            ErrorCode.VEHICLE_NOT_FOUND, f"no vehicle with VIN {vin!r} in your fleets"
+        )
     return _vehicle(row)
 
 
@@ -136,17 +138,15 @@ async def all_vehicles(conn: AsyncConnection) -> list[Vehicle]:
 async def create_fleet(
     conn: AsyncConnection, *, partner_id: str, name: str, now: datetime, fleet_id: str | None = None
 ) -> Fleet:
-    values = {
-        "id": fleet_id or new_id(),
-        "partner_id": partner_id,
-        "name": name,
-        "created_at": now,
-        "updated_at": now,
-    }
-    if (await conn.execute(select(fleets.c.id).where(fleets.c.id == values["id"]))).first():
-        raise KeyfobError(ErrorCode.ALREADY_EXISTS, f"fleet {values['id']!r} exists")
-    await conn.execute(fleets.insert().values(**values))
-    return Fleet(values["id"], partner_id, name, now, now)
+    fid = fleet_id or new_id()
+    if await fleet_exists(conn, fid):
+        raise KeyfobError(ErrorCode.ALREADY_EXISTS, f"fleet {fid!r} exists")
+    await conn.execute(
+        fleets.insert().values(
+            id=fid, partner_id=partner_id, name=name, created_at=now, updated_at=now
+        )
+    )
+    return Fleet(fid, partner_id, name, now, now)
 
 
 async def create_vehicle(
@@ -182,4 +182,6 @@ async def create_vehicle(
 
 
 async def fleet_exists(conn: AsyncConnection, fleet_id: str) -> bool:
-    return (await conn.execute(select(fleets.c.id).where(fleets.c.id == fleet_id))).first() is not None
+    return (
+        await conn.execute(select(fleets.c.id).where(fleets.c.id == fleet_id))
+    ).first() is not None

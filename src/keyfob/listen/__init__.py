@@ -1,0 +1,1 @@
+"""``keyfob listen``: a webhook receiver for developers to watch notifications arrive."""

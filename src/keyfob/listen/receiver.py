@@ -1,0 +1,136 @@
+"""A local webhook receiver that prints each notification as it arrives.
+
+Developers point a callback at it to see what keyfob sends without writing a server first. It can
+check the signatures (``--secret``) and answer 500 to a chosen share of requests
+(``--fail-rate``) so retries can be watched happening. It reads both payload families: B2B
+``RemoteEvents`` (one line per event of a batch) and B2C ``Message`` (alone or in an array).
+
+    12:00:01  9f3c…  VF3ABCDE0FG123456  Doors  Pending/Accepted
+    12:00:09  9f3c…  VF3ABCDE0FG123456  Doors  Done/Failed (DoorsOpen)
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+from collections.abc import Iterator
+from typing import Any, TextIO
+
+from aiohttp import web
+
+from keyfob.errors import ErrorCode, KeyfobError
+from keyfob.kit.clock import Clock, utcnow
+from keyfob.notifications.signing import InvalidSignature, secret_key, verify
+
+DEFAULT_PORT = 8787
+
+
+def build_app(
+    secret: str | None,
+    fail_rate: float,
+    raw: bool,
+    out: TextIO,
+    seed: int | None,
+    *,
+    clock: Clock = utcnow,
+) -> web.Application:
+    """The receiver as an aiohttp application that answers POST on every path."""
+    if secret is not None:
+        secret_key(secret)
+    if not 0.0 <= fail_rate <= 1.0:
+        raise KeyfobError(
+            ErrorCode.BAD_REQUEST, f"--fail-rate must be between 0 and 1, got {fail_rate}"
+        )
+    # Simulated failures only need to be repeatable, not unpredictable.
+    chance = random.Random(seed)  # noqa: S311
+
+    def say(text: str) -> None:
+        out.write(text + "\n")
+        out.flush()
+
+    async def receive(request: web.Request) -> web.Response:
+        body = await request.read()
+        stamp = clock().astimezone().strftime("%H:%M:%S")
+        if secret is not None:
+            try:
+                verify(secret, request.headers, body, now=clock())
+            except InvalidSignature as problem:
+                say(f"{stamp}  !! {request.path}: signature rejected ({problem}); answered 401")
+                return web.Response(status=401, text="invalid signature\n")
+        if raw:
+            say(body.decode("utf-8", errors="replace"))
+        else:
+            for line in describe(body):
+                say(f"{stamp}  {line}")
+        if fail_rate > 0 and chance.random() < fail_rate:
+            say(f"{stamp}  -> answered 500 on purpose (--fail-rate {fail_rate:g})")
+            return web.Response(status=500, text="simulated failure\n")
+        return web.Response(status=200, text="ok\n")
+
+    app = web.Application()
+    app.router.add_route("POST", "/{tail:.*}", receive)
+    return app
+
+
+def describe(body: bytes) -> list[str]:
+    """One readable line per event in a notification body, or a warning line."""
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return [f"?? body is not JSON ({len(body)} bytes)"]
+    lines = list(_lines(document))
+    return lines or [f"?? not a notification: {body[:200].decode('utf-8', errors='replace')}"]
+
+
+def _lines(document: Any) -> Iterator[str]:
+    if isinstance(document, list):
+        for item in document:
+            yield from _lines(item)
+        return
+    if not isinstance(document, dict):
+        return
+    events = document.get("events")
+    if isinstance(events, list):
+        for event in events:
+            if isinstance(event, dict):
+                yield _event_line(event, vin=event.get("vin"))
+    remote_event = document.get("remoteEvent")
+    if isinstance(remote_event, dict):
+        yield _event_line(remote_event, vin=None)
+    monitor_event = document.get("monitorEvent")
+    if isinstance(monitor_event, dict):
+        yield f"monitor {monitor_event.get('monitorId', '?')}"
+
+
+def _event_line(event: dict[str, Any], *, vin: object) -> str:
+    status = event.get("eventStatus")
+    status = status if isinstance(status, dict) else {}
+    text = f"{status.get('type', '?')}/{status.get('status', '?')}"
+    if "failureCause" in status:
+        text += f" ({status['failureCause']})"
+    if "feedbackDetail" in status:
+        text += f" [{status['feedbackDetail']}]"
+    if "sequence" in event:
+        text += f"  #{event['sequence']}"
+    parts = [event.get("remoteActionId", "?"), vin or "-", event.get("remoteType", "?"), text]
+    return "  ".join(str(part) for part in parts)
+
+
+def run(
+    port: int = DEFAULT_PORT,
+    host: str = "127.0.0.1",
+    *,
+    secret: str | None = None,
+    fail_rate: float = 0.0,
+    raw: bool = False,
+    seed: int | None = None,
+    out: TextIO | None = None,
+) -> None:
+    """Serve until interrupted (Ctrl-C), printing to ``out`` (standard output by default)."""
+    stream = out or sys.stdout
+    app = build_app(secret, fail_rate, raw, stream, seed)
+    checks = "signatures checked" if secret else "signatures not checked"
+    stream.write(f"listening on http://{host}:{port}/ ({checks}, fail rate {fail_rate:g})\n")
+    stream.flush()
+    web.run_app(app, host=host, port=port, print=None, access_log=None)

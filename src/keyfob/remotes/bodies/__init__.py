@@ -1,0 +1,1 @@
+"""The typed models of each remote action, one module per family of actions."""

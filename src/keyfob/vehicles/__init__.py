@@ -1,0 +1,1 @@
+"""Vehicles: the registry, what each one can do, and its last known status."""
