@@ -19,6 +19,7 @@ from keyfob.api import (
     errors,
     routes_admin,
     routes_callbacks,
+    routes_deliveries,
     routes_fleets,
     routes_ops,
     routes_remotes,
@@ -105,6 +106,7 @@ def create_app(
         routes_callbacks.router,
         routes_remotes.router,
         routes_fleets.router,
+        routes_deliveries.router,
         routes_admin.router,
         routes_ops.router,
     ):
