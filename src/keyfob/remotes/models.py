@@ -1,7 +1,8 @@
 """Remote actions, their ordered events, and idempotency keys.
 
 The ``remotes`` row is also the dispatcher's queue entry: ``phase`` says where the lifecycle
-stands, ``due_at`` when it must be looked at next, and ``lease_*`` which dispatcher holds it.
+stands and ``due_at`` when it must be looked at next; a dispatcher holds a row only for the
+transaction that advances it (``FOR UPDATE SKIP LOCKED``), so a crash holds nothing.
 """
 
 from __future__ import annotations
@@ -24,13 +25,11 @@ remotes = Table(
     Column("failure_cause", String(60), nullable=True),
     Column("feedback_detail", String(40), nullable=True),
     Column("last_seq", Integer, nullable=False),
-    # Dispatcher state: queued -> waking -> sent -> done (see dispatch.runner).
+    # Dispatcher state: queued -> waking -> sent -> done (see remotes.lifecycle).
     Column("phase", String(16), nullable=False),
     Column("due_at", UtcDateTime, nullable=True),
     Column("deadline_at", UtcDateTime, nullable=True),
     Column("command_id", String(64), nullable=True),
-    Column("lease_owner", String(64), nullable=True),
-    Column("lease_until", UtcDateTime, nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     Index("ix_remotes_listing", "callback_id", "vehicle_id", "created_at"),

@@ -149,11 +149,10 @@ async def post_remote(
 ) -> Posted:
     vehicle = await get_vehicle(conn, fleet_id=fleet_id, vehicle_id=vehicle_id)
     callback = await get_callback(conn, fleet_id=fleet_id, callback_id=callback_id)
-    body = parse_remote_body(data)
-    _check_callback(callback, body)
-    ensure_vehicle_can(vehicle.capabilities, body, motorization=vehicle.motorization)
     digest = ""
     if idempotency_key is not None:
+        # A retry gets the first answer even if the callback was paused since: look it up
+        # before judging the request again.
         digest = request_hash({"v": vehicle_id, "c": callback_id, "b": data})
         replay = await _idempotent_replay(
             conn,
@@ -165,6 +164,9 @@ async def post_remote(
         )
         if replay is not None:
             return replay
+    body = parse_remote_body(data)
+    _check_callback(callback, body)
+    ensure_vehicle_can(vehicle.capabilities, body, motorization=vehicle.motorization)
     remote_id = await _insert(conn, vehicle=vehicle, callback=callback, body=body, now=now)
     if idempotency_key is not None:
         await conn.execute(

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 10:22:23.698130
+Create Date: 2026-11-26
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ depends_on = None
 
 
 def upgrade() -> None:
-
     op.create_table(
         "partners",
         sa.Column("id", sa.String(length=32), nullable=False),
@@ -134,8 +133,6 @@ def upgrade() -> None:
         sa.Column("due_at", keyfob.db.UtcDateTime(timezone=True), nullable=True),
         sa.Column("deadline_at", keyfob.db.UtcDateTime(timezone=True), nullable=True),
         sa.Column("command_id", sa.String(length=64), nullable=True),
-        sa.Column("lease_owner", sa.String(length=64), nullable=True),
-        sa.Column("lease_until", keyfob.db.UtcDateTime(timezone=True), nullable=True),
         sa.Column("created_at", keyfob.db.UtcDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", keyfob.db.UtcDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
@@ -250,9 +247,7 @@ def upgrade() -> None:
 
 
 
-
 def downgrade() -> None:
-
     with op.batch_alter_table("notifications", schema=None) as batch_op:
         batch_op.drop_index("ix_notifications_state_due")
         batch_op.drop_index("ix_notifications_remote_seq")
@@ -289,4 +284,3 @@ def downgrade() -> None:
 
     op.drop_table("fleets")
     op.drop_table("partners")
-

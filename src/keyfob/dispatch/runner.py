@@ -1,0 +1,297 @@
+"""The dispatcher: moves accepted remotes through their lifecycle against real vehicles.
+
+Two loops, both stateless between batches (everything lives in the database, so a dispatcher
+can crash, restart, or run beside others on PostgreSQL):
+
+* the advancer claims due remotes (``FOR UPDATE SKIP LOCKED``), decides each one's next step
+  with the pure ``remotes.lifecycle.advance``, writes every event in one transaction, and only
+  then sends the wake-ups and commands;
+* the uplink consumer takes what vehicles publish (presence, status, acks, results) in
+  batches: presence and status update what the platform knows, a vehicle coming online makes
+  its waking remotes due at once, and a result ends its remote with a Done event.
+
+A command is never published before the transaction that records SentToVehicle commits; a
+publication that fails is retried under the same command id until the command deadline.
+This is the only module of ``dispatch`` that touches domain services.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from keyfob.db import Database
+from keyfob.dispatch.protocol import (
+    Ack,
+    Command,
+    Presence,
+    ProtocolError,
+    Result,
+    Telemetry,
+    action_for,
+    encode,
+)
+from keyfob.dispatch.topics import (
+    PLATFORM_SUBSCRIPTIONS,
+    Channel,
+    Uplink,
+    decode_uplink,
+    shared,
+    vehicle_topic,
+)
+from keyfob.dispatch.transport import Transport, TransportError
+from keyfob.dispatch.wakeup import WakeUpChannel, WakeUpError
+from keyfob.kit.clock import Clock
+from keyfob.remotes import progress
+from keyfob.remotes.lifecycle import Limits, Step, advance
+from keyfob.vehicles import state as vehicle_state
+from keyfob.vocabulary import EventType, RemoteType
+
+log = logging.getLogger("keyfob.dispatch")
+
+
+@dataclass
+class DispatcherOptions:
+    batch: int = 200
+    poll_s: float = 0.2
+    short_window: timedelta = timedelta(minutes=20)
+    republish_after: timedelta = timedelta(seconds=2)
+    share_group: str | None = None  # MQTT shared subscription when several dispatchers run
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        database: Database,
+        link: Transport,
+        wakeup: WakeUpChannel,
+        *,
+        clock: Clock,
+        limits: Limits,
+        options: DispatcherOptions | None = None,
+    ) -> None:
+        self.database = database
+        self.link = link
+        self.wakeup = wakeup
+        self.clock = clock
+        self.limits = limits
+        self.options = options or DispatcherOptions()
+        self._inbox: list[Uplink] = []
+        self._uplinks = asyncio.Event()
+        self._due = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._vehicle_ids: dict[str, str] = {}
+        self.published = 0
+
+    # -- the link --------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.link.set_handler(self._on_uplink)
+        await self.link.start()
+        for pattern in PLATFORM_SUBSCRIPTIONS:
+            group = self.options.share_group
+            await self.link.subscribe(shared(group, pattern) if group else pattern)
+
+    async def _on_uplink(self, topic: str, payload: bytes) -> None:
+        try:
+            self._inbox.append(decode_uplink(topic, payload))
+        except ProtocolError as exc:
+            log.warning("dropped a malformed message on %s: %s", topic, exc.message)
+            return
+        self._uplinks.set()
+
+    # -- advancing due remotes ---------------------------------------------------------
+
+    async def advance_due(self) -> int:
+        """One batch of due remotes: decide, record, then wake and send. Returns its size."""
+        now = self.clock()
+        async with self.database.transaction() as conn:
+            due = await progress.claim_due(conn, now=now, limit=self.options.batch)
+            if not due:
+                return 0
+            facts, taken = await progress.facts_for(
+                conn, due, now=now, short_window=self.options.short_window
+            )
+            planned = []
+            for remote in sorted(due, key=lambda d: (d.created_at, d.id)):
+                found = facts[remote.id]
+                key = (remote.vehicle_id, remote.type)
+                if remote.phase == "queued" and key in taken:
+                    found = replace(found, same_action_in_progress=True)
+                step = advance(found, now, self.limits)
+                if remote.phase == "queued" and step.phase in ("waking", "sent"):
+                    taken.add(key)
+                planned.append(progress.plan(remote, step))
+            await progress.apply(conn, planned, now=now)
+        await self._carry_out(planned, now)
+        return len(due)
+
+    async def _carry_out(self, planned: list[progress.Planned], now: datetime) -> None:
+        wake_vins = {p.due.vin for p in planned if p.step.send_wake_up}
+        sends = [p for p in planned if p.step.send_command and p.command_id]
+        outcomes = await asyncio.gather(
+            *(self._wake(vin) for vin in wake_vins), *(self._publish(p) for p in sends)
+        )
+        failed = [
+            p.due.id for p, ok in zip(sends, outcomes[len(wake_vins) :], strict=True) if not ok
+        ]
+        if failed:
+            async with self.database.transaction() as conn:
+                await progress.retry_publish_soon(
+                    conn, remote_ids=failed, at=now + self.options.republish_after
+                )
+
+    async def _wake(self, vin: str) -> bool:
+        try:
+            await self.wakeup.wake(vin)
+        except WakeUpError as exc:
+            # The vehicle will not come online: its remotes end at their wake-up deadline.
+            log.warning("wake-up of %s refused: %s", vin, exc.message)
+            return False
+        return True
+
+    async def _publish(self, planned: progress.Planned) -> bool:
+        remote = planned.due
+        action = action_for(RemoteType(remote.type))
+        deadline = planned.step.deadline_at or self.clock()
+        command = Command(
+            id=planned.command_id or "",
+            action=action,
+            params=remote.body.get(action.value, {}),
+            issued_at=self.clock(),
+            expires_at=deadline,
+        )
+        try:
+            await self.link.publish(vehicle_topic(remote.vin, Channel.CMD), encode(command))
+        except TransportError as exc:
+            log.warning("command for %s not published (%s); will retry", remote.vin, exc.message)
+            return False
+        self.published += 1
+        return True
+
+    # -- what vehicles say -----------------------------------------------------------
+
+    async def _vehicle_ids_for(self, vins: set[str]) -> dict[str, str]:
+        missing = vins - self._vehicle_ids.keys()
+        if missing:
+            async with self.database.read() as conn:
+                self._vehicle_ids.update(await vehicle_state.vehicle_ids_by_vin(conn, missing))
+        return {vin: self._vehicle_ids[vin] for vin in vins if vin in self._vehicle_ids}
+
+    async def process_uplinks(self) -> int:
+        """Everything vehicles said since the last call, in one transaction."""
+        batch, self._inbox = self._inbox, []
+        if not batch:
+            return 0
+        ids = await self._vehicle_ids_for({u.vin for u in batch})
+        presence: dict[str, Presence] = {}
+        status: dict[str, Telemetry] = {}
+        results: dict[str, tuple[str, Result]] = {}
+        for uplink in batch:
+            if uplink.vin not in ids:
+                continue
+            match uplink.message:
+                case Presence():
+                    presence[uplink.vin] = uplink.message
+                case Telemetry():
+                    status[uplink.vin] = uplink.message
+                case Result():
+                    results[uplink.message.id] = (uplink.vin, uplink.message)
+                case Ack():
+                    pass
+        now = self.clock()
+        async with self.database.transaction() as conn:
+            online = await self._record_presence(conn, presence, ids)
+            for vin, telemetry in status.items():
+                await vehicle_state.set_status(
+                    conn, vehicle_id=ids[vin], status=dict(telemetry.status), at=telemetry.at
+                )
+            if online:
+                await progress.hurry_waking(conn, vehicle_ids=online, now=now)
+            await self._record_results(conn, results, now)
+        if online:
+            self._due.set()
+        return len(batch)
+
+    async def _record_presence(
+        self, conn: Any, presence: dict[str, Presence], ids: dict[str, str]
+    ) -> set[str]:
+        online = set()
+        for vin, message in presence.items():
+            applied = await vehicle_state.set_presence(
+                conn, vehicle_id=ids[vin], presence=message.state.value, at=message.at
+            )
+            if applied and message.state.value == "online":
+                online.add(ids[vin])
+        return online
+
+    async def _record_results(
+        self, conn: Any, results: dict[str, tuple[str, Result]], now: datetime
+    ) -> None:
+        if not results:
+            return
+        planned = []
+        for remote in await progress.sent_by_command(conn, list(results)):
+            vin, result = results[remote.command_id or ""]
+            if vin != remote.vin:
+                log.warning("%s answered a command sent to %s; ignored", vin, remote.vin)
+                continue
+            cause = result.failure_cause
+            feedback = result.feedback_detail
+            done = (
+                EventType.DONE,
+                result.done_status.value,
+                cause.value if cause else None,
+                feedback.value if feedback else None,
+            )
+            planned.append(progress.Planned(remote, Step(events=[done]), None))
+        await progress.apply(conn, planned, now=now)
+
+    # -- loops -----------------------------------------------------------------------
+
+    def wake(self) -> None:
+        self._due.set()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._due.set()
+        self._uplinks.set()
+
+    async def run_once(self) -> int:
+        """Process pending uplinks, then advance one batch; for tests that drive the clock."""
+        await self.process_uplinks()
+        return await self.advance_due()
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._advancer(), name="dispatch-advancer")
+            group.create_task(self._consumer(), name="dispatch-uplinks")
+
+    async def _advancer(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                handled = await self.advance_due()
+            except Exception:
+                log.exception("advancing remotes failed; retrying shortly")
+                handled = 0
+            if handled < self.options.batch:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._due.wait(), self.options.poll_s)
+                self._due.clear()
+
+    async def _consumer(self) -> None:
+        while not self._stopping.is_set():
+            await self._uplinks.wait()
+            self._uplinks.clear()
+            try:
+                await self.process_uplinks()
+            except Exception:
+                log.exception("recording vehicle messages failed")
+
+    async def close(self) -> None:
+        self.stop()
+        await self.link.stop()

@@ -1,0 +1,127 @@
+"""The remote lifecycle (§1.2) as a pure function: facts in, the next step out.
+
+    queued ──rights / same action / pre-checks fail──────────────────► Done Failed <cause>
+      │ vehicle online                          │ asleep or unknown
+      │                                         ├─ wake budget spent ─► Done Failed TooMany…
+      │                                         ▼
+      │                                   waking (WakingUpVehicle; SMS sent)
+      │                                         │ online         │ wake-up deadline
+      ▼                                         ▼                ▼
+    sent (CheckingVehicle, SentToVehicle) ◄─────┘   Done Failed VehicleConnectionTimeout
+      │ result                      │ command deadline
+      ▼                             ▼
+    Done Success | AlreadyDone | Failed <cause>    Done Failed VehicleConnectionTimeout
+
+Navigation announces neither Accepted nor WakingUpVehicle (its first event, CheckingVehicle,
+is written when it is accepted). A ``sent`` remote that becomes due before its deadline is a
+command whose publication failed (the runner then set it due again soon): it is published
+again under the same id, and the vehicle answers a repeated id without acting twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from keyfob.remotes.checks import Refusal, precheck, wake_refusal
+from keyfob.vocabulary import DoneStatus, EventType, FailureCause, PendingStatus, RemoteType
+
+EventSpec = tuple[EventType, str, str | None, str | None]
+
+
+@dataclass(frozen=True)
+class Limits:
+    wake_up_timeout: timedelta
+    command_timeout: timedelta
+    month_quota: int
+    short_limit: int
+    low_battery_percent: float
+
+
+@dataclass(frozen=True)
+class Facts:
+    type: RemoteType
+    body: dict[str, Any]
+    phase: str
+    deadline_at: datetime | None
+    presence: str
+    status: dict[str, Any] | None
+    in_fleet: bool
+    same_action_in_progress: bool
+    wake_ups_this_month: int
+    wake_ups_recent: int
+
+
+@dataclass(frozen=True)
+class Step:
+    events: list[EventSpec] = field(default_factory=list)
+    phase: str = "done"
+    due_at: datetime | None = None
+    deadline_at: datetime | None = None
+    send_command: bool = False
+    send_wake_up: bool = False
+
+
+def failed(cause: FailureCause, pending: PendingStatus | None = None) -> Step:
+    events: list[EventSpec] = []
+    if pending is not None:
+        events.append((EventType.PENDING, pending.value, None, None))
+    events.append((EventType.DONE, DoneStatus.FAILED.value, cause.value, None))
+    return Step(events=events)
+
+
+def _refused(refusal: Refusal) -> Step:
+    return failed(refusal.cause, refusal.pending)
+
+
+def _send(facts: Facts, now: datetime, limits: Limits) -> Step:
+    events: list[EventSpec] = []
+    if facts.type is not RemoteType.NAVIGATION:
+        events.append((EventType.PENDING, PendingStatus.CHECKING_VEHICLE.value, None, None))
+    events.append((EventType.PENDING, PendingStatus.SENT_TO_VEHICLE.value, None, None))
+    deadline = now + limits.command_timeout
+    return Step(events, "sent", deadline, deadline, send_command=True)
+
+
+def _start(facts: Facts, now: datetime, limits: Limits) -> Step:
+    if not facts.in_fleet:
+        return failed(FailureCause.MISSING_RIGHTS)
+    if facts.same_action_in_progress:
+        return failed(FailureCause.SAME_ACTION_IN_PROGRESS)
+    refusal = precheck(
+        facts.type, facts.body, facts.status, low_battery_percent=limits.low_battery_percent
+    )
+    if refusal is not None:
+        return _refused(refusal)
+    if facts.presence == "online":
+        return _send(facts, now, limits)
+    refusal = wake_refusal(
+        this_month=facts.wake_ups_this_month,
+        recent=facts.wake_ups_recent,
+        month_quota=limits.month_quota,
+        short_limit=limits.short_limit,
+    )
+    if refusal is not None:
+        return _refused(refusal)
+    events: list[EventSpec] = []
+    if facts.type is not RemoteType.NAVIGATION:
+        events.append((EventType.PENDING, PendingStatus.WAKING_UP_VEHICLE.value, None, None))
+    deadline = now + limits.wake_up_timeout
+    return Step(events, "waking", deadline, deadline, send_wake_up=True)
+
+
+def advance(facts: Facts, now: datetime, limits: Limits) -> Step:
+    """The next step of a remote that is due."""
+    if facts.phase == "queued":
+        return _start(facts, now, limits)
+    deadline = facts.deadline_at or now
+    if facts.phase == "waking":
+        if facts.presence == "online":
+            return _send(facts, now, limits)
+        if now >= deadline:
+            return failed(FailureCause.VEHICLE_CONNECTION_TIMEOUT)
+        return Step(phase="waking", due_at=deadline, deadline_at=deadline)
+    if now >= deadline:
+        return failed(FailureCause.VEHICLE_CONNECTION_TIMEOUT)
+    return Step(phase="sent", due_at=deadline, deadline_at=deadline, send_command=True)

@@ -1,0 +1,275 @@
+"""The dispatcher's database side: due remotes, the facts about them, and their steps.
+
+Everything works on batches, so a busy dispatcher spends a handful of statements per batch of
+remotes instead of a handful per remote. Claiming uses ``FOR UPDATE SKIP LOCKED`` on
+PostgreSQL inside the transaction that applies the steps, so two dispatchers never advance the
+same remote; the commands are published only after that transaction commits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, bindparam, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from keyfob.kit.ids import new_id
+from keyfob.notifications.models import notifications
+from keyfob.notifications.outbox import notification_row
+from keyfob.remotes.events import RemoteRef, event_values
+from keyfob.remotes.lifecycle import Facts, Step
+from keyfob.remotes.models import remote_events, remotes
+from keyfob.vehicles.models import vehicle_states, vehicles, wake_ups
+from keyfob.vehicles.state import month_start
+from keyfob.vocabulary import RemoteType
+
+ACTIVE = ("queued", "waking", "sent")
+
+
+@dataclass(frozen=True)
+class Due:
+    id: str
+    fleet_id: str
+    vehicle_id: str
+    callback_id: str
+    type: str
+    body: dict[str, Any]
+    status: str
+    failure_cause: str | None
+    feedback_detail: str | None
+    phase: str
+    last_seq: int
+    deadline_at: datetime | None
+    command_id: str | None
+    created_at: datetime
+    vin: str
+    vehicle_fleet_id: str
+
+    @property
+    def ref(self) -> RemoteRef:
+        return RemoteRef(self.id, self.callback_id, self.vin, self.type, self.last_seq)
+
+
+_DUE_COLUMNS = (
+    remotes.c.id,
+    remotes.c.fleet_id,
+    remotes.c.vehicle_id,
+    remotes.c.callback_id,
+    remotes.c.type,
+    remotes.c.body,
+    remotes.c.status,
+    remotes.c.failure_cause,
+    remotes.c.feedback_detail,
+    remotes.c.phase,
+    remotes.c.last_seq,
+    remotes.c.deadline_at,
+    remotes.c.command_id,
+    remotes.c.created_at,
+    vehicles.c.vin,
+    vehicles.c.fleet_id.label("vehicle_fleet_id"),
+)
+
+
+async def _select_due(conn: AsyncConnection, query: Any) -> list[Due]:
+    return [Due(*row) for row in (await conn.execute(query)).all()]
+
+
+async def claim_due(conn: AsyncConnection, *, now: datetime, limit: int) -> list[Due]:
+    """Active remotes whose time has come, locked for this transaction."""
+    query = (
+        select(*_DUE_COLUMNS)
+        .join(vehicles, vehicles.c.id == remotes.c.vehicle_id)
+        .where(remotes.c.phase.in_(ACTIVE), remotes.c.due_at <= now)
+        .order_by(remotes.c.due_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=remotes)
+    )
+    return await _select_due(conn, query)
+
+
+async def sent_by_command(conn: AsyncConnection, command_ids: list[str]) -> list[Due]:
+    """Remotes waiting for the answers to these commands, locked for this transaction."""
+    query = (
+        select(*_DUE_COLUMNS)
+        .join(vehicles, vehicles.c.id == remotes.c.vehicle_id)
+        .where(remotes.c.command_id.in_(command_ids), remotes.c.phase == "sent")
+        .with_for_update(of=remotes)
+    )
+    return await _select_due(conn, query)
+
+
+async def _states(conn: AsyncConnection, vehicle_ids: set[str]) -> dict[str, Any]:
+    rows = (
+        await conn.execute(
+            select(
+                vehicle_states.c.vehicle_id, vehicle_states.c.presence, vehicle_states.c.status
+            ).where(vehicle_states.c.vehicle_id.in_(vehicle_ids))
+        )
+    ).all()
+    return {r.vehicle_id: r for r in rows}
+
+
+async def _in_progress(conn: AsyncConnection, vehicle_ids: set[str]) -> list[Any]:
+    return list(
+        (
+            await conn.execute(
+                select(
+                    remotes.c.id, remotes.c.vehicle_id, remotes.c.type, remotes.c.created_at
+                ).where(
+                    remotes.c.vehicle_id.in_(vehicle_ids), remotes.c.phase.in_(("waking", "sent"))
+                )
+            )
+        ).all()
+    )
+
+
+async def _wake_counts(
+    conn: AsyncConnection, vehicle_ids: set[str], since: datetime
+) -> dict[str, int]:
+    if not vehicle_ids:
+        return {}
+    rows = (
+        await conn.execute(
+            select(wake_ups.c.vehicle_id, func.count())
+            .where(wake_ups.c.vehicle_id.in_(vehicle_ids), wake_ups.c.at >= since)
+            .group_by(wake_ups.c.vehicle_id)
+        )
+    ).all()
+    return {r[0]: int(r[1]) for r in rows}
+
+
+async def facts_for(
+    conn: AsyncConnection, due: list[Due], *, now: datetime, short_window: timedelta
+) -> tuple[dict[str, Facts], set[tuple[str, str]]]:
+    """The facts of each due remote, and the (vehicle, type) pairs already in progress."""
+    vehicle_ids = {d.vehicle_id for d in due}
+    states = await _states(conn, vehicle_ids)
+    busy = await _in_progress(conn, {d.vehicle_id for d in due if d.phase == "queued"})
+    sleepy = {
+        d.vehicle_id
+        for d in due
+        if d.phase == "queued"
+        and (states.get(d.vehicle_id) is None or states[d.vehicle_id].presence != "online")
+    }
+    month = await _wake_counts(conn, sleepy, month_start(now))
+    recent = await _wake_counts(conn, sleepy, now - short_window)
+    taken = {(other.vehicle_id, other.type) for other in busy}
+    facts = {}
+    for d in due:
+        state = states.get(d.vehicle_id)
+        facts[d.id] = Facts(
+            type=RemoteType(d.type),
+            body=d.body,
+            phase=d.phase,
+            deadline_at=d.deadline_at,
+            presence=state.presence if state is not None else "unknown",
+            status=state.status if state is not None else None,
+            in_fleet=d.vehicle_fleet_id == d.fleet_id,
+            same_action_in_progress=(d.vehicle_id, d.type) in taken,
+            wake_ups_this_month=month.get(d.vehicle_id, 0),
+            wake_ups_recent=recent.get(d.vehicle_id, 0),
+        )
+    return facts, taken
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A step to write for a remote, and the command id it goes out with, if any."""
+
+    due: Due
+    step: Step
+    command_id: str | None
+
+
+def plan(due: Due, step: Step) -> Planned:
+    command_id = None
+    if step.send_command:
+        command_id = due.command_id if due.phase == "sent" and due.command_id else new_id()
+    return Planned(due, step, command_id)
+
+
+def _event_rows(
+    planned: Planned, now: datetime
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+    due, events = planned.due, planned.step.events
+    ref = due.ref
+    event_rows, notification_rows = [], []
+    status, cause, feedback = due.status, due.failure_cause, due.feedback_detail
+    seq = due.last_seq
+    for event_type, event_status, event_cause, event_feedback in events:
+        seq += 1
+        row, outbox = event_values(
+            ref, seq, event_type, event_status, now, event_cause, event_feedback
+        )
+        event_rows.append(row)
+        notification_rows.append(notification_row(due.callback_id, outbox, now))
+        status, cause, feedback = event_status, event_cause, event_feedback
+    change = {
+        "b_id": due.id,
+        "b_status": status,
+        "b_failure_cause": cause,
+        "b_feedback_detail": feedback,
+        "b_last_seq": seq,
+        "b_phase": planned.step.phase,
+        "b_due_at": planned.step.due_at,
+        "b_deadline_at": planned.step.deadline_at,
+        "b_command_id": planned.command_id or due.command_id,
+    }
+    return event_rows, notification_rows, change
+
+
+async def apply(conn: AsyncConnection, planned: list[Planned], *, now: datetime) -> None:
+    """Write the events, their notifications and the remotes' new state, all at once."""
+    if not planned:
+        return
+    event_rows: list[dict[str, Any]] = []
+    notification_rows: list[dict[str, Any]] = []
+    changes: list[dict[str, Any]] = []
+    for item in planned:
+        events, notes, change = _event_rows(item, now)
+        event_rows.extend(events)
+        notification_rows.extend(notes)
+        changes.append(change)
+    if event_rows:
+        await conn.execute(remote_events.insert(), event_rows)
+        await conn.execute(notifications.insert(), notification_rows)
+    await conn.execute(
+        update(remotes)
+        .where(remotes.c.id == bindparam("b_id"))
+        .values(
+            status=bindparam("b_status"),
+            failure_cause=bindparam("b_failure_cause"),
+            feedback_detail=bindparam("b_feedback_detail"),
+            last_seq=bindparam("b_last_seq"),
+            phase=bindparam("b_phase"),
+            due_at=bindparam("b_due_at"),
+            deadline_at=bindparam("b_deadline_at"),
+            command_id=bindparam("b_command_id"),
+            updated_at=now,
+        ),
+        changes,
+    )
+    wakes = [{"vehicle_id": p.due.vehicle_id, "at": now} for p in planned if p.step.send_wake_up]
+    if wakes:
+        await conn.execute(wake_ups.insert(), wakes)
+
+
+async def hurry_waking(conn: AsyncConnection, *, vehicle_ids: set[str], now: datetime) -> int:
+    """Vehicles came online: their waking remotes are due now."""
+    result = await conn.execute(
+        update(remotes)
+        .where(and_(remotes.c.vehicle_id.in_(vehicle_ids), remotes.c.phase == "waking"))
+        .values(due_at=now)
+    )
+    return int(result.rowcount or 0)
+
+
+async def retry_publish_soon(conn: AsyncConnection, *, remote_ids: list[str], at: datetime) -> None:
+    """Commands that could not be handed to the broker: try again at ``at`` (same id)."""
+    await conn.execute(
+        update(remotes)
+        .where(remotes.c.id.in_(remote_ids), remotes.c.phase == "sent")
+        .values(due_at=at)
+    )
