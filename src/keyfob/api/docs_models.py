@@ -84,6 +84,12 @@ class Vehicle(_Open):
     motorization: str
 
 
+class VehicleStatus(_Open):
+    links: dict[str, Link] = Field(alias="_links")
+    vin: str
+    createdAt: str
+
+
 class VehicleCapabilities(_Open):
     vin: str
     motorization: str

@@ -8,13 +8,24 @@ from fastapi import APIRouter, Query, Request, Response
 
 from keyfob.api import views
 from keyfob.api.deps import Ctx, CurrentPartner, base_url
-from keyfob.api.docs_models import Collection, Fleet, Vehicle, VehicleCapabilities, errors, hal
+from keyfob.api.docs_models import (
+    Collection,
+    Fleet,
+    Vehicle,
+    VehicleCapabilities,
+    VehicleStatus,
+    errors,
+    hal,
+)
 from keyfob.api.http import HalResponse
 from keyfob.api.paging import IndexRange, PageSize, PageToken, page_request
 from keyfob.errors import ErrorCode as E
+from keyfob.errors import KeyfobError
 from keyfob.kit.hal import collection
 from keyfob.kit.paging import page_info
 from keyfob.vehicles import service
+from keyfob.vehicles import state as vehicle_state
+from keyfob.vehicles.status import Profile, status_document
 
 router = APIRouter(prefix="/connectedcar/v3", tags=["Fleets and vehicles"])
 Extension = Literal["onboardCapabilities", "branding", "pictures"]
@@ -110,6 +121,43 @@ async def get_vehicle(
         await service.get_fleet(conn, partner_id=partner.id, fleet_id=fid)
         vehicle = await service.get_vehicle(conn, fleet_id=fid, vehicle_id=vid)
     return HalResponse(views.vehicle_view(base_url(request, ctx), vehicle))
+
+
+@router.get(
+    "/fleets/{fid}/vehicles/{vid}/status",
+    operation_id="getFleetVehicleStatus",
+    response_class=HalResponse,
+    responses={
+        200: hal(VehicleStatus, "Status"),
+        **errors(E.FLEET_NOT_FOUND, E.VEHICLE_NOT_FOUND, E.NO_DATA, E.INVALID_QUERY),
+    },
+)
+async def get_status(
+    request: Request,
+    ctx: Ctx,
+    partner: CurrentPartner,
+    fid: str,
+    vid: str,
+    profile: Profile = "fleet",
+) -> Response:
+    """The vehicle's latest reported status; a WakeUp remote makes it fresh."""
+    async with ctx.database.read() as conn:
+        await service.get_fleet(conn, partner_id=partner.id, fleet_id=fid)
+        vehicle = await service.get_vehicle(conn, fleet_id=fid, vehicle_id=vid)
+        known = await vehicle_state.get_state(conn, vehicle.id)
+    if known.status is None or known.status_at is None:
+        raise KeyfobError(E.NO_DATA, "this vehicle has not reported its status yet; send a WakeUp")
+    href = f"{base_url(request, ctx)}/fleets/{fid}/vehicles/{vid}"
+    return HalResponse(
+        status_document(
+            vin=vehicle.vin,
+            reported=known.status,
+            reported_at=known.status_at,
+            profile=profile,
+            self_href=f"{href}/status?profile={profile}",
+            vehicle_href=href,
+        )
+    )
 
 
 @router.get(

@@ -60,7 +60,11 @@ async def delivery_role(ctx: AppContext) -> AsyncIterator[DeliveryWorker]:
 
 
 def embedded_roles(settings: Settings) -> Sequence[Role]:
+    from keyfob.cli.vehicle_role import vehicle_role
+
     roles: list[Role] = []
+    if settings.run_dispatcher:
+        roles.append(vehicle_role)
     if settings.run_worker:
         roles.append(delivery_role)
     return roles
