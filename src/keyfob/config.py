@@ -9,7 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import BaseModel, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 
 class RateLimitSettings(BaseModel):
@@ -65,3 +70,25 @@ class Settings(BaseSettings):
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
     vehicle: VehicleSettings = Field(default_factory=VehicleSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+
+
+def load_settings(config_file: Path | None = None, **given: object) -> Settings:
+    """Settings from, in rising priority: the TOML file, ``KEYFOB_*`` variables, ``given``."""
+    if config_file is None:
+        return Settings(**given)  # type: ignore[arg-type]
+
+    class FileSettings(Settings):
+        model_config = SettingsConfigDict(**{**Settings.model_config, "toml_file": config_file})
+
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    return FileSettings(**given)  # type: ignore[arg-type]

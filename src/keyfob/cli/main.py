@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from keyfob.cli import admin, db
+from keyfob.cli import admin, db, roles_cli
 from keyfob.cli.settings import build_settings
 
 app = typer.Typer(
@@ -20,6 +20,10 @@ app = typer.Typer(
 )
 app.add_typer(db.app, name="db")
 app.add_typer(admin.app, name="admin")
+app.command()(roles_cli.worker)
+app.command()(roles_cli.dispatcher)
+app.command()(roles_cli.sim)
+app.command()(roles_cli.listen)
 
 
 @app.command()
@@ -39,6 +43,9 @@ def serve(
     mqtt: Annotated[
         str | None, typer.Option(help="mqtt://host:port of a broker (default: in-memory link).")
     ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="A TOML settings file (see settings.example.toml).")
+    ] = None,
     allow_private_webhooks: Annotated[
         bool | None,
         typer.Option(
@@ -52,6 +59,7 @@ def serve(
     from keyfob.cli.roles import embedded_roles
 
     settings = build_settings(
+        config,
         host=host,
         port=port,
         db=db_url,
@@ -65,6 +73,38 @@ def serve(
     application = create_app(settings, roles=embedded_roles(settings))
     config = uvicorn.Config(application, host=settings.host, port=settings.port, log_level="info")
     asyncio.run(uvicorn.Server(config).serve())
+
+
+@app.command("env")
+def demo_env(
+    credentials_file: Annotated[
+        Path, typer.Option(help="The credentials file `keyfob serve` wrote.")
+    ] = Path("keyfob-demo.json"),
+    vehicle: Annotated[
+        int, typer.Option(help="Which demo vehicle KF_VEHICLE names (0-based).")
+    ] = 0,
+) -> None:
+    """Print shell exports of the demo credentials: eval "$(keyfob env)"."""
+    import json
+    import shlex
+
+    try:
+        demo = json.loads(credentials_file.read_text(encoding="utf-8"))
+        chosen = demo["vehicles"][vehicle]
+    except (OSError, ValueError, KeyError, IndexError) as exc:
+        typer.echo(f"cannot read demo credentials from {credentials_file}: {exc}", err=True)
+        raise typer.Exit(1) from None
+    partner = demo["partner"]
+    exports = {
+        "KF_API": demo["baseUrl"],
+        "KF_AUTH": f"{partner['login']}:{partner['password']}",
+        "KF_CLIENT": partner["clientId"],
+        "KF_FLEET": demo["fleetId"],
+        "KF_VEHICLE": chosen["vid"],
+        "KF_VIN": chosen["vin"],
+    }
+    for name, value in exports.items():
+        typer.echo(f"export {name}={shlex.quote(value)}")
 
 
 if __name__ == "__main__":  # pragma: no cover

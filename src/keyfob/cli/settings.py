@@ -1,19 +1,27 @@
-"""Turning command-line options into ``Settings``: options win over ``KEYFOB_*`` variables."""
+"""Turning command-line options into ``Settings``.
+
+Options win over ``KEYFOB_*`` variables, which win over the TOML file named by ``--config`` or
+``KEYFOB_CONFIG`` (see ``settings.example.toml``).
+"""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import typer
 from pydantic import ValidationError
 
-from keyfob.config import Settings
+from keyfob.config import Settings, load_settings
 
 
-def build_settings(**options: Any) -> Settings:
+def build_settings(config_file: Path | None = None, **options: Any) -> Settings:
     given = {k: v for k, v in options.items() if v is not None}
+    if config_file is None and os.environ.get("KEYFOB_CONFIG"):
+        config_file = Path(os.environ["KEYFOB_CONFIG"])
     try:
-        return Settings(**given)
+        return load_settings(config_file, **given)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()

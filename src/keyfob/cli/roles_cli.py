@@ -1,0 +1,118 @@
+"""``keyfob worker``, ``keyfob dispatcher``, ``keyfob sim`` and ``keyfob listen``."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+from typing import Annotated
+
+import typer
+
+from keyfob.cli.settings import build_settings
+from keyfob.sim.fleet import VehicleSpec
+
+DbOption = Annotated[str | None, typer.Option("--db", help="Database URL (KEYFOB_DB).")]
+MqttOption = Annotated[
+    str | None, typer.Option("--mqtt", help="Broker URL, mqtt://user:pass@host:port (KEYFOB_MQTT).")
+]
+
+
+def worker(
+    db_url: DbOption = None,
+    allow_private_webhooks: Annotated[
+        bool, typer.Option("--allow-private-webhooks", help="Allow loopback/private targets.")
+    ] = False,
+) -> None:
+    """Deliver webhook notifications (alone; run several against PostgreSQL)."""
+    from keyfob.cli.roles import delivery_role
+    from keyfob.cli.standalone import run_roles
+
+    settings = build_settings(db=db_url)
+    if allow_private_webhooks:
+        settings.delivery.allow_private_webhooks = True
+    asyncio.run(run_roles(settings, [delivery_role]))
+
+
+def dispatcher(db_url: DbOption = None, mqtt: MqttOption = None) -> None:
+    """Run remotes against vehicles over MQTT (alone; run several against PostgreSQL)."""
+    from keyfob.cli.standalone import run_roles
+    from keyfob.cli.vehicle_role import vehicle_role
+
+    settings = build_settings(db=db_url, mqtt=mqtt, run_simulator=False)
+    if not settings.mqtt:
+        typer.echo(
+            "keyfob dispatcher needs --mqtt (the in-memory link lives inside serve)", err=True
+        )
+        raise typer.Exit(2)
+    asyncio.run(run_roles(settings, [vehicle_role]))
+
+
+def sim(
+    mqtt: Annotated[str, typer.Option("--mqtt", help="Broker URL, mqtt://user:pass@host:port.")],
+    vehicles: Annotated[
+        int | None, typer.Option(help="Simulate N new vehicles with generated VINs.")
+    ] = None,
+    db_url: Annotated[
+        str | None,
+        typer.Option("--db", help="Simulate the registry's simulated vehicles instead."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of behaviours and faults.")] = 7,
+    speed: Annotated[float, typer.Option(help="1 = realistic timings, 0 = instant.")] = 1.0,
+) -> None:
+    """Simulated vehicles that speak only the wire protocol, on an MQTT broker."""
+    from keyfob.sim.mqtt_fleet import run_standalone
+    from keyfob.vehicles.vins import random_vin
+    from keyfob.vocabulary import Motorization
+
+    mix = (Motorization.ELECTRIC, Motorization.HYBRID, Motorization.THERMIC)
+    if (vehicles is None) == (db_url is None):
+        typer.echo("give either --vehicles N or --db URL", err=True)
+        raise typer.Exit(2)
+    if db_url is not None:
+        specs = asyncio.run(_registry_specs(db_url))
+    else:
+        rng = random.Random(seed)  # noqa: S311 - simulation, not secrets
+        specs = [VehicleSpec(random_vin(rng), mix[i % 3]) for i in range(vehicles or 0)]
+    typer.echo(f"simulating {len(specs)} vehicles on {mqtt.split('@')[-1]} (Ctrl-C to stop)")
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await run_standalone(mqtt, specs, seed, speed, stop)
+
+    asyncio.run(main())
+
+
+async def _registry_specs(db_url: str) -> list[VehicleSpec]:
+    from keyfob.db import Database
+    from keyfob.vehicles.service import all_vehicles
+    from keyfob.vocabulary import Motorization
+
+    database = Database(build_settings(db=db_url).db)
+    try:
+        async with database.read() as conn:
+            found = await all_vehicles(conn)
+    finally:
+        await database.dispose()
+    return [VehicleSpec(v.vin, Motorization(v.motorization)) for v in found if v.simulated]
+
+
+def listen(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8787,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    secret: Annotated[
+        str | None, typer.Option(help="The callback's signing secret: verify every signature.")
+    ] = None,
+    fail_rate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Answer 500 to this fraction of requests.")
+    ] = 0.0,
+    raw: Annotated[bool, typer.Option("--raw", help="Print the JSON bodies as received.")] = False,
+    seed: Annotated[int | None, typer.Option(help="Seed of the failures.")] = None,
+) -> None:
+    """A local webhook receiver that prints each notification as it arrives."""
+    from keyfob.listen.receiver import run
+
+    run(port, host, secret=secret, fail_rate=fail_rate, raw=raw, seed=seed)
