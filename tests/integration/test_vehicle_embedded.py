@@ -1,0 +1,52 @@
+"""Every remote type travels API → dispatcher → in-memory link → simulated vehicle → Done."""
+
+from __future__ import annotations
+
+import pytest
+
+from keyfob.db import Database
+from vehicle_support import callback_for_all, embedded, until_done
+
+BODIES = {
+    "ThermalPreconditioning": {"preconditioning": {"airConditioning": {"immediate": True}}},
+    "ElectricBatteryChargingRequest": {"charging": {"preferences": {"level": "Level3"}}},
+    "Horn": {"horn": {"state": "Activated"}},
+    "Doors": {"door": {"state": "Unlocked"}},
+    "Lights": {"lights": {"on": True}},
+    "Immobilization": {"immobilization": {"activate": False}},
+    "Stolen": {"stolen": {"trackingPeriod": {"running": 30, "shutdown": 120}}},
+    "WakeUp": {"wakeUp": {"action": "WakeUp"}},
+    "Navigation": {"navigation": {"positions": [{"type": "Point", "coordinates": [2.35, 48.85]}]}},
+}
+
+
+@pytest.mark.parametrize("remote_type", sorted(BODIES))
+async def test_remote_reaches_a_final_state(db: Database, remote_type: str) -> None:
+    async with embedded(db) as (_, tenant):
+        cbid = await callback_for_all(tenant)
+        vid = tenant.vehicles["Electric"].id
+        path = f"{tenant.fleet}/vehicles/{vid}/callbacks/{cbid}/remotes"
+        posted = await tenant.http.post(path, json=BODIES[remote_type])
+        assert posted.status_code == 202, posted.text
+        done = await until_done(tenant, f"{path}/{posted.json()['remoteActionId']}")
+    statuses = [e["status"] for e in done["events"]]
+    assert done["status"] in ("Success", "AlreadyDone"), done
+    assert "SentToVehicle" in statuses
+    if remote_type == "Navigation":
+        assert "Accepted" not in statuses and "WakingUpVehicle" not in statuses
+    else:
+        assert statuses[0] == "Accepted"
+
+
+async def test_lock_changes_the_reported_status(db: Database) -> None:
+    async with embedded(db) as (_, tenant):
+        cbid = await callback_for_all(tenant)
+        vid = tenant.vehicles["Thermic"].id
+        path = f"{tenant.fleet}/vehicles/{vid}/callbacks/{cbid}/remotes"
+        for state in ("Unlocked", "Locked"):
+            posted = await tenant.http.post(path, json={"door": {"state": state}})
+            done = await until_done(tenant, f"{path}/{posted.json()['remoteActionId']}")
+            assert done["status"] in ("Success", "AlreadyDone")
+            seen = await tenant.http.get(f"{tenant.fleet}/vehicles/{vid}/status")
+            assert seen.status_code == 200
+            assert seen.json()["doorsState"]["lockedStates"] == [state]
