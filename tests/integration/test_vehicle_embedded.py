@@ -33,7 +33,8 @@ async def test_remote_reaches_a_final_state(db: Database, remote_type: str) -> N
     assert done["status"] in ("Success", "AlreadyDone"), done
     assert "SentToVehicle" in statuses
     if remote_type == "Navigation":
-        assert "Accepted" not in statuses and "WakingUpVehicle" not in statuses
+        assert "Accepted" not in statuses
+        assert "WakingUpVehicle" not in statuses
     else:
         assert statuses[0] == "Accepted"
 

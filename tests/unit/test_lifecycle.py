@@ -64,14 +64,18 @@ def test_awake_vehicle_gets_the_command_at_once() -> None:
         ("Pending", "CheckingVehicle", None),
         ("Pending", "SentToVehicle", None),
     ]
-    assert step.phase == "sent" and step.send_command and not step.send_wake_up
+    assert step.phase == "sent"
+    assert step.send_command
+    assert not step.send_wake_up
     assert step.deadline_at == NOW + LIMITS.command_timeout
 
 
 def test_sleeping_vehicle_is_woken_first() -> None:
     step = advance(facts(presence="asleep"), NOW, LIMITS)
     assert statuses(step) == [("Pending", "WakingUpVehicle", None)]
-    assert step.phase == "waking" and step.send_wake_up and not step.send_command
+    assert step.phase == "waking"
+    assert step.send_wake_up
+    assert not step.send_command
     assert step.due_at == NOW + LIMITS.wake_up_timeout
 
 
@@ -96,7 +100,9 @@ def test_vehicle_that_does_not_wake_in_time_times_out() -> None:
 def test_waking_vehicle_before_its_deadline_keeps_waiting() -> None:
     deadline = NOW + timedelta(seconds=10)
     step = advance(facts(phase="waking", presence="asleep", deadline_at=deadline), NOW, LIMITS)
-    assert step.events == [] and step.phase == "waking" and step.due_at == deadline
+    assert step.events == []
+    assert step.phase == "waking"
+    assert step.due_at == deadline
 
 
 def test_command_without_an_answer_times_out() -> None:
@@ -107,7 +113,9 @@ def test_command_without_an_answer_times_out() -> None:
 def test_unpublished_command_is_published_again_under_its_id() -> None:
     deadline = NOW + timedelta(seconds=25)
     step = advance(facts(phase="sent", deadline_at=deadline), NOW, LIMITS)
-    assert step.events == [] and step.send_command and step.deadline_at == deadline
+    assert step.events == []
+    assert step.send_command
+    assert step.deadline_at == deadline
 
 
 @pytest.mark.parametrize(
@@ -137,7 +145,9 @@ def test_refusals_before_anything_is_sent(
 ) -> None:
     step = advance(facts(**changes), NOW, LIMITS)
     assert statuses(step) == expected
-    assert step.phase == "done" and not step.send_command and not step.send_wake_up
+    assert step.phase == "done"
+    assert not step.send_command
+    assert not step.send_wake_up
 
 
 def test_awake_vehicle_spends_no_wake_up_budget() -> None:
@@ -175,7 +185,8 @@ def test_navigation_announces_neither_checking_again_nor_waking() -> None:
     body = {"navigation": {"positions": [{"type": "Point", "coordinates": [2.35, 48.85]}]}}
     asleep = facts(RemoteType.NAVIGATION, body=body, presence="asleep")
     step = advance(asleep, NOW, LIMITS)
-    assert step.events == [] and step.send_wake_up
+    assert step.events == []
+    assert step.send_wake_up
     woken = replace(
         asleep, phase="waking", presence="online", deadline_at=NOW + LIMITS.wake_up_timeout
     )
