@@ -17,6 +17,25 @@ client_id_query = APIKeyQuery(
 )
 
 
+NUL = "\x00"
+
+
+def refuse_nul(request: Request) -> None:
+    """Refuse U+0000 in path and query parameters.
+
+    No identifier or parameter of this API holds one and PostgreSQL cannot compare one, so it
+    is invalid input (400) rather than a failed query (500).
+    """
+    for name, value in request.path_params.items():
+        if NUL in str(value):
+            raise KeyfobError(ErrorCode.INVALID_PATH_ID, f"path {name}: must not contain U+0000")
+    for name, value in request.query_params.multi_items():
+        if NUL in name or NUL in value:
+            raise KeyfobError(
+                ErrorCode.INVALID_QUERY, f"query {name.replace(NUL, '')}: must not contain U+0000"
+            )
+
+
 def context(request: Request) -> AppContext:
     ctx: AppContext = request.app.state.ctx
     return ctx
@@ -39,6 +58,9 @@ async def partner(
         )
     if not client_id:
         raise KeyfobError(ErrorCode.UNAUTHENTICATED, "the client_id query parameter is required")
+    if NUL in credentials.username + credentials.password + client_id:
+        raise KeyfobError(ErrorCode.BAD_CREDENTIALS)
+    refuse_nul(request)
     found = ctx.credentials.get(credentials.username, credentials.password, client_id)
     if found is None:
         async with ctx.database.read() as conn:

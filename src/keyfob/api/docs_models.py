@@ -103,22 +103,31 @@ def hal(model: type[BaseModel], description: str) -> dict[str, Any]:
 def errors(*codes: ErrorCode) -> dict[int | str, dict[str, Any]]:
     """Document each status the route can answer with, always in the xError shape."""
     by_status: dict[int, list[ErrorCode]] = {}
-    for code in (
+    every_route = (
+        ErrorCode.INVALID_QUERY,  # a query parameter holding U+0000 (api.deps.refuse_nul)
+        ErrorCode.INVALID_PATH_ID,  # a path segment holding U+0000
         ErrorCode.UNAUTHENTICATED,
         ErrorCode.BAD_CREDENTIALS,
         ErrorCode.RATE_LIMITED,
         ErrorCode.INTERNAL,
-        *codes,
-    ):
+    )
+    for code in dict.fromkeys((*every_route, *codes)):
         by_status.setdefault(code.status, []).append(code)
     documented: dict[int | str, dict[str, Any]] = {
-        status: {
-            "model": XError,
-            "description": "; ".join(f"{c.code}: {c.meaning}" for c in found),
-        }
+        status: _xerror("; ".join(f"{c.code}: {c.meaning}" for c in found))
         for status, found in sorted(by_status.items())
     }
     # As in the official contract: any other answer is an xError too. It also keeps FastAPI
     # from documenting its own 422 body, which keyfob never sends (invalid input is a 400).
-    documented["default"] = {"model": XError, "description": "Any other error (docs/errors.md)."}
+    documented["default"] = _xerror("Any other error (docs/errors.md).")
     return documented
+
+
+def _xerror(description: str) -> dict[str, Any]:
+    """One documented error answer: an xError in plain ``application/json``.
+
+    The schema is given inline: with a ``model`` FastAPI would file it under the route's own
+    media type, ``application/hal+json``, which error answers never use.
+    """
+    schema = XError.model_json_schema()
+    return {"description": description, "content": {"application/json": {"schema": schema}}}

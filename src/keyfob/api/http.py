@@ -11,6 +11,9 @@ from fastapi.responses import JSONResponse
 from keyfob.errors import ErrorCode, KeyfobError
 
 MAX_BODY = 256 * 1024
+MAX_DEPTH = 32
+TOO_DEEP = f"the body is nested deeper than {MAX_DEPTH} levels"
+BAD_TEXT = "must be Unicode text without U+0000 or unpaired surrogates"
 
 
 class HalResponse(JSONResponse):
@@ -35,6 +38,43 @@ async def json_body(request: Request) -> object:
     if not raw.strip():
         raise KeyfobError(ErrorCode.INVALID_BODY, "the body is empty; send a JSON object")
     try:
-        return json.loads(raw, parse_constant=_no_constants)
+        data = json.loads(raw, parse_constant=_no_constants)
+    except RecursionError:
+        raise KeyfobError(ErrorCode.INVALID_BODY, TOO_DEEP) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise KeyfobError(ErrorCode.MALFORMED_JSON, f"the body is not valid JSON: {exc}") from None
+    _check_text(data)
+    return data
+
+
+def _storable(text: str) -> bool:
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _check_text(data: object) -> None:
+    """Refuse strings no database stores and nesting no contract body has.
+
+    JSON admits ``\\u0000`` and unpaired surrogates such as ``\\ud800``; PostgreSQL and
+    UTF-8 do not, so they are a 400 naming the field rather than a failed insert.
+    """
+    stack: list[tuple[str, int, object]] = [("", 0, data)]
+    while stack:
+        path, depth, value = stack.pop()
+        if depth > MAX_DEPTH:
+            raise KeyfobError(ErrorCode.INVALID_BODY, TOO_DEEP)
+        if isinstance(value, str) and not _storable(value):
+            raise KeyfobError(ErrorCode.INVALID_BODY, f"{path or 'body'}: {BAD_TEXT}")
+        if isinstance(value, list):
+            stack.extend((f"{path}[{i}]", depth + 1, v) for i, v in enumerate(value))
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                where = f"{path}.{key}" if path else key
+                if not _storable(key):
+                    raise KeyfobError(ErrorCode.INVALID_BODY, f"{where!r}: {BAD_TEXT}")
+                stack.append((where, depth + 1, item))

@@ -11,9 +11,9 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
 
-from keyfob.api.deps import Ctx, base_url
+from keyfob.api.deps import Ctx, base_url, refuse_nul
 from keyfob.api.docs_models import errors
 from keyfob.api.http import json_body
 from keyfob.api.views import fleet_view, vehicle_view
@@ -28,13 +28,16 @@ from keyfob.vehicles.vins import check_digit
 from keyfob.vocabulary import Motorization
 
 
-def admin(ctx: Ctx, authorization: Annotated[str | None, Header()] = None) -> None:
+def admin(
+    request: Request, ctx: Ctx, authorization: Annotated[str | None, Header()] = None
+) -> None:
     token = ctx.settings.admin_token
     if not token:
         raise KeyfobError(E.FORBIDDEN, "the admin API is disabled; set KEYFOB_ADMIN_TOKEN")
     given = (authorization or "").removeprefix("Bearer ").strip()
     if not hmac.compare_digest(given.encode(), token.encode()):
         raise KeyfobError(E.UNAUTHENTICATED, "send Authorization: Bearer <admin token>")
+    refuse_nul(request)
 
 
 router = APIRouter(prefix="/admin", tags=["Admin"], dependencies=[Depends(admin)])
@@ -57,7 +60,8 @@ class NewFleet(BaseModel):
 class NewVehicle(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     vin: str = Field(pattern=r"^[A-HJ-NPR-Z0-9]{17}$")
-    motorization: Motorization
+    # JSON carries the enum as text; strict mode alone would demand a Motorization instance.
+    motorization: Annotated[Motorization, Strict(False)]
     id: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
 
 

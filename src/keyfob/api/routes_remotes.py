@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, Response
+from sqlalchemy.exc import IntegrityError
 
 from keyfob.api import views
 from keyfob.api.deps import Ctx, CurrentPartner, base_url
@@ -66,19 +67,30 @@ async def post_remote(
 ) -> Response:
     key = _idempotency_key(idempotency_key)
     data = await json_body(request)
-    async with ctx.database.transaction() as conn:
-        await get_fleet(conn, partner_id=partner.id, fleet_id=fid)
-        posted = await service.post_remote(
-            conn,
-            partner_id=partner.id,
-            fleet_id=fid,
-            vehicle_id=vid,
-            callback_id=cbid,
-            data=data,
-            idempotency_key=key,
-            now=ctx.clock(),
-            idempotency_ttl=timedelta(seconds=ctx.settings.idempotency_ttl_s),
-        )
+
+    async def post() -> service.Posted:
+        async with ctx.database.transaction() as conn:
+            await get_fleet(conn, partner_id=partner.id, fleet_id=fid)
+            return await service.post_remote(
+                conn,
+                partner_id=partner.id,
+                fleet_id=fid,
+                vehicle_id=vid,
+                callback_id=cbid,
+                data=data,
+                idempotency_key=key,
+                now=ctx.clock(),
+                idempotency_ttl=timedelta(seconds=ctx.settings.idempotency_ttl_s),
+            )
+
+    try:
+        posted = await post()
+    except IntegrityError:
+        if key is None:
+            raise
+        # A concurrent request with the same key committed first and this one was rolled
+        # back whole; run it again so it replays (or refuses) against the stored key.
+        posted = await post()
     for wake in ctx.extras.get("wakers", ()):
         wake()
     body = views.remote_post_response(

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 INDEX_RANGE = re.compile(r"^(\d+)-(\d*)$")
 MAX_PAGE_SIZE = 60
+# Far beyond any collection, and small enough that every offset fits a 64-bit SQL integer.
+MAX_INDEX = 999_999_999
 
 
 class PagingError(ValueError):
@@ -63,6 +65,8 @@ def parse_page_request(
     match = INDEX_RANGE.fullmatch(range_text)
     if not match:
         raise PagingError(f"indexRange must look like '0-9' or '5-' (got {range_text!r})")
+    if max(len(match.group(1)), len(match.group(2))) > len(str(MAX_INDEX)):
+        raise PagingError(f"indexRange bounds must be at most {MAX_INDEX} (got {range_text!r})")
     start = int(match.group(1))
     end = int(match.group(2)) if match.group(2) else None
     if end is not None and end < start:
@@ -82,9 +86,11 @@ def _read_token(token: str, range_text: str, size: int, scope: str) -> int:
         data = json.loads(base64.urlsafe_b64decode(padded.encode()))
         page = int(data["p"])
         same_query = (data["r"], data["s"], data["q"]) == (range_text, size, _digest(scope))
-    except (ValueError, KeyError, TypeError, binascii.Error):
+    except (ValueError, KeyError, TypeError, OverflowError, binascii.Error):
         raise PagingError("pageToken is not one this server issued") from None
-    if not same_query or page < 1:
+    if not 1 <= page <= MAX_INDEX:
+        raise PagingError("pageToken is not one this server issued")
+    if not same_query:
         raise PagingError(
             "pageToken belongs to another query (indexRange, pageSize or filters differ)"
         )
