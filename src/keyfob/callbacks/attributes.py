@@ -13,8 +13,9 @@ Grammar (the one of Python's ``string.Template``):
 * any other ``$`` is refused (UNKNOWN_VARIABLE), as is an unknown name.
 
 Names match case-insensitively (``$VIN`` is ``$vin``). The B2B variables are ``vin``,
-``callbackID``, ``remoteType`` and ``fleetID``; the first two differ between events of one
-callback, the last two do not, which is what decides whether events may share one request.
+``callbackID``, ``remoteType`` and ``fleetID``; ``vin`` and ``remoteType`` differ between events
+of one callback, ``callbackID`` and ``fleetID`` do not, which is what decides whether events
+may share one request. In a batch, every attribute is rendered from the batch's first event.
 """
 
 from __future__ import annotations

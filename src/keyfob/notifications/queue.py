@@ -8,7 +8,8 @@ A row is claimable when it is pending, due, not leased (or its lease expired: a 
 worker's rows come back), its callback is Running, and no earlier event of the same remote is
 still pending on that callback — so events of one remote are delivered in order, while other
 remotes go on. A batching callback's rows are claimed together, once ``size`` are ready or the
-oldest has waited ``timeWindow`` seconds.
+oldest has waited ``timeWindow`` seconds; a batch may carry consecutive events of one remote,
+in their order.
 
     pending ──claim──► leased ──2XX──► delivered
        ▲                 │ failure
@@ -27,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keyfob.callbacks.models import callbacks
 from keyfob.callbacks.service import mark_failed
+from keyfob.db import UtcDateTime
 from keyfob.notifications.models import delivery_attempts, notifications
 from keyfob.notifications.outcome import Outcome
 from keyfob.notifications.policy import Abandon, Decision, Delivered, Expire, Retry
@@ -65,20 +67,36 @@ class Delivery:
     rows: list[Claimed]
 
 
-def _claimable(now: datetime) -> Any:
+def _claimable(now: datetime, *, batched: bool = False) -> Any:
+    """Due, free rows of Running callbacks whose remote has no earlier event in the way.
+
+    One event per POST: any earlier pending event of the remote is in the way. In a batch an
+    earlier event that is itself ready travels in the same POST, ahead of this one (batches are
+    ordered by ``raised_at, seq``), so only an earlier event that is not ready (retry not due,
+    leased) or that would be ordered after this one (replayed later) is in the way.
+    """
     earlier = notifications.alias("earlier")
+    in_the_way = [
+        earlier.c.remote_id == notifications.c.remote_id,
+        earlier.c.callback_id == notifications.c.callback_id,
+        earlier.c.seq < notifications.c.seq,
+        earlier.c.state == "pending",
+    ]
+    if batched:
+        in_the_way.append(
+            or_(
+                earlier.c.due_at > now,
+                earlier.c.lease_until >= now,
+                earlier.c.raised_at > notifications.c.raised_at,
+            )
+        )
     return and_(
         notifications.c.state == "pending",
         notifications.c.due_at <= now,
         or_(notifications.c.lease_until.is_(None), notifications.c.lease_until < now),
         callbacks.c.status == CallbackStatus.RUNNING.value,
         callbacks.c.deleted_at.is_(None),
-        ~exists().where(
-            earlier.c.remote_id == notifications.c.remote_id,
-            earlier.c.callback_id == notifications.c.callback_id,
-            earlier.c.seq < notifications.c.seq,
-            earlier.c.state == "pending",
-        ),
+        ~exists().where(*in_the_way),
     )
 
 
@@ -120,7 +138,7 @@ async def _claim_batches(conn: AsyncConnection, now: datetime, limit: int) -> li
             func.min(notifications.c.raised_at).label("oldest"),
         )
         .join(notifications, notifications.c.callback_id == callbacks.c.id)
-        .where(_claimable(now), callbacks.c.batch_size.is_not(None))
+        .where(_claimable(now, batched=True), callbacks.c.batch_size.is_not(None))
         .group_by(callbacks.c.id, callbacks.c.batch_size, callbacks.c.batch_window_s)
     )
     claimed: list[Claimed] = []
@@ -131,16 +149,29 @@ async def _claim_batches(conn: AsyncConnection, now: datetime, limit: int) -> li
         room = limit - len(claimed)
         if room <= 0:
             break
+        if not await _lock_callback(conn, row.id):
+            continue
         query = (
             select(*_COLUMNS)
             .join(callbacks, callbacks.c.id == notifications.c.callback_id)
-            .where(_claimable(now), notifications.c.callback_id == row.id)
+            .where(_claimable(now, batched=True), notifications.c.callback_id == row.id)
             .order_by(notifications.c.raised_at, notifications.c.seq)
             .limit(min(room, row.batch_size))
             .with_for_update(skip_locked=True, of=notifications)
         )
         claimed.extend(await _select_rows(conn, query))
     return claimed
+
+
+async def _lock_callback(conn: AsyncConnection, callback_id: str) -> bool:
+    """One worker at a time claims a callback's batch (PostgreSQL; SQLite has one writer).
+
+    A batch may hold several events of one remote, so a second worker must not see an earlier
+    event that the first one is still claiming as free and take the later ones alone.
+    """
+    query = select(callbacks.c.id).where(callbacks.c.id == callback_id)
+    locked = await conn.execute(query.with_for_update(skip_locked=True))
+    return locked.first() is not None
 
 
 async def _targets(conn: AsyncConnection, ids: set[str]) -> dict[str, Target]:
@@ -245,7 +276,12 @@ async def record(
         .where(notifications.c.id == bindparam("b_id"), notifications.c.lease_owner == owner)
         .values(
             state=bindparam("b_state"),
-            due_at=func.coalesce(bindparam("b_due_at"), notifications.c.due_at),
+            # Typed: inside coalesce() the parameter does not take the column's type, and an
+            # untyped datetime reaches SQLite as text with a "+00:00" suffix, which sorts after
+            # the same instant stored normally: a retry would not be due on time.
+            due_at=func.coalesce(
+                bindparam("b_due_at", type_=UtcDateTime()), notifications.c.due_at
+            ),
             finished_at=bindparam("b_finished_at"),
             attempts=notifications.c.attempts + 1,
             last_attempt_at=now,

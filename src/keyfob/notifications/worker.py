@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import logging
 import socket
 from dataclasses import dataclass, field
@@ -93,12 +94,14 @@ class DeliveryWorker:
         self._in_flight = 0
         self._drained = asyncio.Event()
         self._drained.set()
-        self._subscriptions: dict[tuple[str, Any], CallbackSubscribe] = {}
+        self._subscriptions: dict[tuple[str, str], CallbackSubscribe] = {}
 
     # -- preparing one POST -------------------------------------------------------------
 
     def _subscription(self, target: queue.Target) -> CallbackSubscribe:
-        key = (target.id, target.updated_at)
+        # Keyed by the stored body itself: a PUT in the same clock tick as the previous write
+        # (a frozen clock, or two processes) must still be seen.
+        key = (target.id, json.dumps(target.subscribe, sort_keys=True))
         found = self._subscriptions.get(key)
         if found is None:
             if len(self._subscriptions) > 10_000:
@@ -163,14 +166,18 @@ class DeliveryWorker:
     async def claim(self, limit: int) -> list[queue.Delivery]:
         now = self.clock()
         async with self.database.transaction() as conn:
-            await queue.expire_overdue(conn, now=now)
-            return await queue.claim(
+            expired = await queue.expire_overdue(conn, now=now)
+            deliveries = await queue.claim(
                 conn,
                 owner=self.options.owner,
                 now=now,
                 lease=timedelta(seconds=self.options.lease_s),
                 limit=limit,
             )
+        if expired and self.metrics is not None:
+            # Rows that reached the horizon unsent (held, or due too late) are give-ups too.
+            self.metrics.deliveries.labels(outcome="expired").inc(expired)
+        return deliveries
 
     async def record(self, results: list[queue.Result]) -> None:
         async with self.database.transaction() as conn:
@@ -211,7 +218,9 @@ class DeliveryWorker:
                 self._in_flight += 1
                 self._drained.clear()
                 group.create_task(self._send_one(delivery), name=f"deliver-{delivery.rows[0].id}")
-            if len(deliveries) < min(room, self.options.claim_limit):
+            # Also wait when full: a loop that never awaits would starve the very sends
+            # whose completion frees room.
+            if room <= 0 or len(deliveries) < min(room, self.options.claim_limit):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.options.poll_s)
                 self._wake.clear()
