@@ -35,7 +35,7 @@ def test_every_setting_is_listed_with_its_default() -> None:
 
 def test_the_file_loads_and_environment_wins(tmp_path: Path, monkeypatch: Any) -> None:
     config = tmp_path / "keyfob.toml"
-    config.write_text('port = 9999\n[delivery]\ntimeout_s = 3.5\n')
+    config.write_text("port = 9999\n[delivery]\ntimeout_s = 3.5\n")
     monkeypatch.setenv("KEYFOB_PORT", "7777")
     settings = load_settings(config)
     assert settings.port == 7777

@@ -246,7 +246,6 @@ def upgrade() -> None:
         batch_op.create_index("ix_notifications_state_due", ["state", "due_at"], unique=False)
 
 
-
 def downgrade() -> None:
     with op.batch_alter_table("notifications", schema=None) as batch_op:
         batch_op.drop_index("ix_notifications_state_due")
