@@ -71,8 +71,8 @@ def serve(
         settings.delivery.allow_private_webhooks = True
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     application = create_app(settings, roles=embedded_roles(settings))
-    config = uvicorn.Config(application, host=settings.host, port=settings.port, log_level="info")
-    asyncio.run(uvicorn.Server(config).serve())
+    server = uvicorn.Config(application, host=settings.host, port=settings.port, log_level="info")
+    asyncio.run(uvicorn.Server(server).serve())
 
 
 @app.command("env")
