@@ -65,9 +65,9 @@ from keyfob.notifications.payload import EventRecord, build_remote_events, encod
 from keyfob.notifications.sender import WebhookSender
 from keyfob.notifications.signing import sign
 from keyfob.notifications.worker import DeliveryWorker
+from keyfob.remotes.accept import first_status
 from keyfob.remotes.events import RemoteRef, event_values
 from keyfob.remotes.schemas import parse_remote_body
-from keyfob.remotes.service import first_status
 from keyfob.vehicles.capabilities import capabilities_for
 from keyfob.vehicles.service import Vehicle, create_fleet, create_vehicle
 from keyfob.vocabulary import EventType, Motorization

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI
 
@@ -30,6 +31,7 @@ from keyfob.callbacks.targets import TargetPolicy
 from keyfob.config import Settings
 from keyfob.db import Database
 from keyfob.kit.clock import Clock, utcnow
+from keyfob.remotes.accept import Acceptor
 
 log = logging.getLogger("keyfob")
 
@@ -76,20 +78,28 @@ def create_app(
     roles: Sequence[Role] = (),
     announce: Callable[[str], None] = print,
 ) -> FastAPI:
+    db = database or Database(settings.db, pool_size=settings.db_pool_size)
     ctx = AppContext(
         settings=settings,
-        database=database or Database(settings.db, pool_size=settings.db_pool_size),
+        database=db,
         clock=clock,
         target_policy=target_policy(settings),
+        acceptor=Acceptor(
+            db, clock=clock, idempotency_ttl=timedelta(seconds=settings.idempotency_ttl_s)
+        ),
     )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await prepare_database(ctx, announce=announce)
-        async with AsyncExitStack() as stack:
-            for role in roles:
-                await stack.enter_async_context(role(ctx))
-            yield
+        ctx.acceptor.start()
+        try:
+            async with AsyncExitStack() as stack:
+                for role in roles:
+                    await stack.enter_async_context(role(ctx))
+                yield
+        finally:
+            await ctx.acceptor.stop()
         if database is None:
             await ctx.database.dispose()
 

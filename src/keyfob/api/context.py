@@ -11,6 +11,7 @@ from keyfob.callbacks.targets import TargetPolicy
 from keyfob.config import Settings
 from keyfob.db import Database
 from keyfob.kit.clock import Clock
+from keyfob.remotes.accept import Acceptor
 
 
 @dataclass
@@ -19,6 +20,7 @@ class AppContext:
     database: Database
     clock: Clock
     target_policy: TargetPolicy
+    acceptor: Acceptor
     credentials: CredentialCache = field(default_factory=CredentialCache)
     limiter: RateLimiter = field(default_factory=RateLimiter)
     extras: dict[str, Any] = field(default_factory=dict)

@@ -36,7 +36,7 @@ def refuse_nul(request: Request) -> None:
             )
 
 
-def context(request: Request) -> AppContext:
+async def context(request: Request) -> AppContext:
     ctx: AppContext = request.app.state.ctx
     return ctx
 

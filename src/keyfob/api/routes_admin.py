@@ -28,7 +28,7 @@ from keyfob.vehicles.vins import check_digit
 from keyfob.vocabulary import Motorization
 
 
-def admin(
+async def admin(
     request: Request, ctx: Ctx, authorization: Annotated[str | None, Header()] = None
 ) -> None:
     token = ctx.settings.admin_token

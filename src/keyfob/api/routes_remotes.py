@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, Response
-from sqlalchemy.exc import IntegrityError
 
 from keyfob.api import views
 from keyfob.api.deps import Ctx, CurrentPartner, base_url
@@ -20,6 +18,7 @@ from keyfob.errors import KeyfobError
 from keyfob.kit.hal import collection
 from keyfob.kit.paging import page_info
 from keyfob.remotes import service
+from keyfob.remotes.accept import AcceptRequest
 from keyfob.vehicles.service import get_fleet, get_vehicle
 
 router = APIRouter(prefix="/connectedcar/v3", tags=["Remote"])
@@ -67,30 +66,16 @@ async def post_remote(
 ) -> Response:
     key = _idempotency_key(idempotency_key)
     data = await json_body(request)
-
-    async def post() -> service.Posted:
-        async with ctx.database.transaction() as conn:
-            await get_fleet(conn, partner_id=partner.id, fleet_id=fid)
-            return await service.post_remote(
-                conn,
-                partner_id=partner.id,
-                fleet_id=fid,
-                vehicle_id=vid,
-                callback_id=cbid,
-                data=data,
-                idempotency_key=key,
-                now=ctx.clock(),
-                idempotency_ttl=timedelta(seconds=ctx.settings.idempotency_ttl_s),
-            )
-
-    try:
-        posted = await post()
-    except IntegrityError:
-        if key is None:
-            raise
-        # A concurrent request with the same key committed first and this one was rolled
-        # back whole; run it again so it replays (or refuses) against the stored key.
-        posted = await post()
+    posted = await ctx.acceptor.accept(
+        AcceptRequest(
+            partner_id=partner.id,
+            fleet_id=fid,
+            vehicle_id=vid,
+            callback_id=cbid,
+            data=data,
+            idempotency_key=key,
+        )
+    )
     for wake in ctx.extras.get("wakers", ()):
         wake()
     body = views.remote_post_response(

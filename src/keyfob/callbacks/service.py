@@ -38,7 +38,7 @@ class Callback:
         return list(self.subscribe.get("remoteTypes", []))
 
 
-def _callback(row: Row[Any]) -> Callback:
+def callback_from_row(row: Row[Any]) -> Callback:
     return Callback(
         row.id,
         row.fleet_id,
@@ -94,11 +94,19 @@ async def create_callback(
     )
 
 
-async def get_callback(conn: AsyncConnection, *, fleet_id: str, callback_id: str) -> Callback:
+def check_callback_id(callback_id: str) -> None:
     if not is_valid_id(callback_id):
         raise KeyfobError(
             ErrorCode.INVALID_PATH_ID, f"callback id {callback_id!r} must match ([0-9a-fA-F]|-|_)*"
         )
+
+
+def callback_not_found(callback_id: str) -> KeyfobError:
+    return KeyfobError(ErrorCode.CALLBACK_NOT_FOUND, f"no callback {callback_id!r} in this fleet")
+
+
+async def get_callback(conn: AsyncConnection, *, fleet_id: str, callback_id: str) -> Callback:
+    check_callback_id(callback_id)
     row = (
         await conn.execute(
             select(callbacks).where(
@@ -109,15 +117,13 @@ async def get_callback(conn: AsyncConnection, *, fleet_id: str, callback_id: str
         )
     ).first()
     if row is None:
-        raise KeyfobError(
-            ErrorCode.CALLBACK_NOT_FOUND, f"no callback {callback_id!r} in this fleet"
-        )
-    return _callback(row)
+        raise callback_not_found(callback_id)
+    return callback_from_row(row)
 
 
 async def get_callback_by_id(conn: AsyncConnection, callback_id: str) -> Callback | None:
     row = (await conn.execute(select(callbacks).where(callbacks.c.id == callback_id))).first()
-    return None if row is None else _callback(row)
+    return None if row is None else callback_from_row(row)
 
 
 async def list_callbacks(
@@ -142,7 +148,7 @@ async def list_callbacks(
             .limit(page.limit())
         )
     ).all()
-    return total, [_callback(r) for r in rows]
+    return total, [callback_from_row(r) for r in rows]
 
 
 async def replace_callback(

@@ -18,6 +18,7 @@ from keyfob.api.context import AppContext
 from keyfob.config import Settings
 from keyfob.db import Database
 from keyfob.kit.clock import utcnow
+from keyfob.remotes.accept import Acceptor
 
 RoleFactory = Callable[[AppContext], AbstractAsyncContextManager[object]]
 
@@ -25,7 +26,11 @@ RoleFactory = Callable[[AppContext], AbstractAsyncContextManager[object]]
 async def run_roles(settings: Settings, roles: list[RoleFactory]) -> None:
     database = Database(settings.db, pool_size=settings.db_pool_size)
     ctx = AppContext(
-        settings=settings, database=database, clock=utcnow, target_policy=target_policy(settings)
+        settings=settings,
+        database=database,
+        clock=utcnow,
+        target_policy=target_policy(settings),
+        acceptor=Acceptor(database, clock=utcnow),  # not started: no API in this process
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

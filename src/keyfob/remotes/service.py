@@ -1,33 +1,23 @@
-"""Posting and reading remote actions.
+"""Reading remote actions, and deleting the callbacks they go through.
 
-``post_remote`` is the hot path of the API: it validates everything before writing anything,
-then stores the remote, its first event and that event's notification in the caller's
-transaction. A refused request stores nothing.
+Accepting remotes is ``remotes.accept``: it stores them in group-committed batches.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, delete, func, select, update
+from sqlalchemy import Row, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from keyfob.callbacks.service import Callback, get_callback, mark_deleted
+from keyfob.callbacks.service import get_callback, mark_deleted
 from keyfob.errors import ErrorCode, KeyfobError
-from keyfob.kit.ids import is_valid_id, new_id
+from keyfob.kit.ids import is_valid_id
 from keyfob.kit.paging import PageRequest
 from keyfob.notifications.models import notifications
-from keyfob.notifications.outbox import notification_row
-from keyfob.remotes.eligibility import ensure_vehicle_can
-from keyfob.remotes.events import RemoteRef, event_values
-from keyfob.remotes.models import idempotency_keys, remote_events, remotes
-from keyfob.remotes.schemas import RemoteBody, parse_remote_body
-from keyfob.vehicles.service import Vehicle, get_vehicle
-from keyfob.vocabulary import CallbackStatus, EventType, PendingStatus, RemoteType
+from keyfob.remotes.models import remote_events, remotes
 
 ACTIVE_PHASES = ("queued", "waking", "sent")
 
@@ -58,13 +48,6 @@ class Event:
     created_at: datetime
 
 
-@dataclass(frozen=True)
-class Posted:
-    remote_id: str
-    type: str
-    replayed: bool
-
-
 def _remote(row: Row[Any]) -> Remote:
     return Remote(
         row.id,
@@ -79,135 +62,6 @@ def _remote(row: Row[Any]) -> Remote:
         row.phase,
         row.created_at,
     )
-
-
-def request_hash(data: object) -> str:
-    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def first_status(remote_type: RemoteType) -> PendingStatus:
-    """Navigation never reports Accepted (§1.2): its history starts at CheckingVehicle."""
-    if remote_type is RemoteType.NAVIGATION:
-        return PendingStatus.CHECKING_VEHICLE
-    return PendingStatus.ACCEPTED
-
-
-async def _idempotent_replay(
-    conn: AsyncConnection, *, partner_id: str, key: str, digest: str, now: datetime, ttl: timedelta
-) -> Posted | None:
-    row = (
-        await conn.execute(
-            select(idempotency_keys, remotes.c.type)
-            .join(remotes, remotes.c.id == idempotency_keys.c.remote_id)
-            .where(idempotency_keys.c.partner_id == partner_id, idempotency_keys.c.key == key)
-        )
-    ).first()
-    if row is None:
-        return None
-    if row.created_at <= now - ttl:
-        await conn.execute(
-            delete(idempotency_keys).where(
-                idempotency_keys.c.partner_id == partner_id, idempotency_keys.c.key == key
-            )
-        )
-        return None
-    if row.request_hash != digest:
-        raise KeyfobError(
-            ErrorCode.IDEMPOTENCY_KEY_REUSED,
-            "this Idempotency-Key was first used with a different request; use a new key",
-        )
-    return Posted(row.remote_id, row.type, replayed=True)
-
-
-def _check_callback(callback: Callback, body: RemoteBody) -> None:
-    if callback.status is not CallbackStatus.RUNNING:
-        raise KeyfobError(
-            ErrorCode.CALLBACK_NOT_RUNNING,
-            f"callback {callback.id} is {callback.status.value}; "
-            "PUT its status to Running before posting remotes through it",
-        )
-    if body.type.value not in callback.remote_types:
-        raise KeyfobError(
-            ErrorCode.REMOTE_TYPE_NOT_IN_CALLBACK,
-            f"remote type {body.type.value} is not in this callback's remoteTypes "
-            f"({', '.join(callback.remote_types)})",
-        )
-
-
-async def post_remote(
-    conn: AsyncConnection,
-    *,
-    partner_id: str,
-    fleet_id: str,
-    vehicle_id: str,
-    callback_id: str,
-    data: object,
-    idempotency_key: str | None,
-    now: datetime,
-    idempotency_ttl: timedelta = timedelta(hours=24),
-) -> Posted:
-    vehicle = await get_vehicle(conn, fleet_id=fleet_id, vehicle_id=vehicle_id)
-    callback = await get_callback(conn, fleet_id=fleet_id, callback_id=callback_id)
-    digest = ""
-    if idempotency_key is not None:
-        # A retry gets the first answer even if the callback was paused since: look it up
-        # before judging the request again.
-        digest = request_hash({"v": vehicle_id, "c": callback_id, "b": data})
-        replay = await _idempotent_replay(
-            conn,
-            partner_id=partner_id,
-            key=idempotency_key,
-            digest=digest,
-            now=now,
-            ttl=idempotency_ttl,
-        )
-        if replay is not None:
-            return replay
-    body = parse_remote_body(data)
-    _check_callback(callback, body)
-    ensure_vehicle_can(vehicle.capabilities, body, motorization=vehicle.motorization)
-    remote_id = await _insert(conn, vehicle=vehicle, callback=callback, body=body, now=now)
-    if idempotency_key is not None:
-        await conn.execute(
-            idempotency_keys.insert().values(
-                partner_id=partner_id,
-                key=idempotency_key,
-                request_hash=digest,
-                remote_id=remote_id,
-                created_at=now,
-            )
-        )
-    return Posted(remote_id, body.type.value, replayed=False)
-
-
-async def _insert(
-    conn: AsyncConnection, *, vehicle: Vehicle, callback: Callback, body: RemoteBody, now: datetime
-) -> str:
-    remote_id = new_id()
-    status = first_status(body.type)
-    ref = RemoteRef(remote_id, callback.id, vehicle.vin, body.type.value, 0)
-    event_row, outbox = event_values(ref, 1, EventType.PENDING, status.value, now, None, None)
-    await conn.execute(
-        remotes.insert().values(
-            id=remote_id,
-            fleet_id=vehicle.fleet_id,
-            vehicle_id=vehicle.id,
-            callback_id=callback.id,
-            type=body.type.value,
-            label=body.label,
-            body=body.to_stored(),
-            status=status.value,
-            last_seq=1,
-            phase="queued",
-            due_at=now,
-            created_at=now,
-            updated_at=now,
-        )
-    )
-    await conn.execute(remote_events.insert().values(**event_row))
-    await conn.execute(notifications.insert().values(**notification_row(callback.id, outbox, now)))
-    return remote_id
 
 
 def _check_remote_id(remote_id: str) -> None:

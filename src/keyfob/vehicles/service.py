@@ -40,11 +40,19 @@ class Vehicle:
     updated_at: datetime
 
 
+def fleet_not_found(fleet_id: str) -> KeyfobError:
+    return KeyfobError(ErrorCode.FLEET_NOT_FOUND, f"no fleet {fleet_id!r} for this partner")
+
+
+def vehicle_not_found(vehicle_id: str) -> KeyfobError:
+    return KeyfobError(ErrorCode.VEHICLE_NOT_FOUND, f"no vehicle {vehicle_id!r} in this fleet")
+
+
 def _fleet(row: Row[Any]) -> Fleet:
     return Fleet(row.id, row.partner_id, row.name, row.created_at, row.updated_at)
 
 
-def _vehicle(row: Row[Any]) -> Vehicle:
+def vehicle_from_row(row: Row[Any]) -> Vehicle:
     return Vehicle(
         row.id,
         row.fleet_id,
@@ -64,7 +72,7 @@ async def get_fleet(conn: AsyncConnection, *, partner_id: str, fleet_id: str) ->
         )
     ).first()
     if row is None:
-        raise KeyfobError(ErrorCode.FLEET_NOT_FOUND, f"no fleet {fleet_id!r} for this partner")
+        raise fleet_not_found(fleet_id)
     return _fleet(row)
 
 
@@ -92,8 +100,8 @@ async def get_vehicle(conn: AsyncConnection, *, fleet_id: str, vehicle_id: str) 
         )
     ).first()
     if row is None:
-        raise KeyfobError(ErrorCode.VEHICLE_NOT_FOUND, f"no vehicle {vehicle_id!r} in this fleet")
-    return _vehicle(row)
+        raise vehicle_not_found(vehicle_id)
+    return vehicle_from_row(row)
 
 
 async def get_vehicle_by_vin(conn: AsyncConnection, *, partner_id: str, vin: str) -> Vehicle:
@@ -108,7 +116,7 @@ async def get_vehicle_by_vin(conn: AsyncConnection, *, partner_id: str, vin: str
         raise KeyfobError(
             ErrorCode.VEHICLE_NOT_FOUND, f"no vehicle with VIN {vin!r} in your fleets"
         )
-    return _vehicle(row)
+    return vehicle_from_row(row)
 
 
 async def list_vehicles(
@@ -127,12 +135,12 @@ async def list_vehicles(
             .limit(page.limit())
         )
     ).all()
-    return total, [_vehicle(r) for r in rows]
+    return total, [vehicle_from_row(r) for r in rows]
 
 
 async def all_vehicles(conn: AsyncConnection) -> list[Vehicle]:
     rows = (await conn.execute(select(vehicles).order_by(vehicles.c.created_at))).all()
-    return [_vehicle(r) for r in rows]
+    return [vehicle_from_row(r) for r in rows]
 
 
 async def create_fleet(

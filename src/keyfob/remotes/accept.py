@@ -1,0 +1,364 @@
+"""Accepting remotes with group commit: many POSTs, one transaction.
+
+Every accepted remote must be stored with its first event and that event's notification
+before the 202 leaves. Doing that in one transaction per request makes the database round
+trips, not the work, the limit. The ``Acceptor`` queues requests; one writer task takes all
+that are waiting, checks them against a handful of bulk look-ups, writes every accepted one
+with a few multi-row inserts and commits once, then answers each request on its own: a 202,
+or the same error, in the same order of checks, as if it had been alone:
+
+    fleet ─► vehicle ─► callback ─► Idempotency-Key replay ─► body ─► callback Running and
+    remoteTypes ─► vehicle capabilities ─► stored
+
+A database failure of the whole batch (e.g. another process stored the same Idempotency-Key
+first) is retried request by request, so one request never fails another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select, tuple_
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from keyfob.callbacks.models import callbacks
+from keyfob.callbacks.service import (
+    Callback,
+    callback_from_row,
+    callback_not_found,
+    check_callback_id,
+)
+from keyfob.db import Database
+from keyfob.errors import ErrorCode, KeyfobError
+from keyfob.kit.clock import Clock
+from keyfob.kit.ids import new_id
+from keyfob.notifications.models import notifications
+from keyfob.notifications.outbox import notification_row
+from keyfob.remotes.eligibility import ensure_vehicle_can
+from keyfob.remotes.events import RemoteRef, event_values
+from keyfob.remotes.models import idempotency_keys, remote_events, remotes
+from keyfob.remotes.schemas import RemoteBody, parse_remote_body
+from keyfob.vehicles.models import fleets, vehicles
+from keyfob.vehicles.service import (
+    Vehicle,
+    fleet_not_found,
+    vehicle_from_row,
+    vehicle_not_found,
+)
+from keyfob.vocabulary import CallbackStatus, EventType, PendingStatus, RemoteType
+
+log = logging.getLogger("keyfob.accept")
+
+
+@dataclass(frozen=True)
+class AcceptRequest:
+    partner_id: str
+    fleet_id: str
+    vehicle_id: str
+    callback_id: str
+    data: object
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Posted:
+    remote_id: str
+    type: str
+    replayed: bool
+
+
+def request_hash(data: object) -> str:
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def first_status(remote_type: RemoteType) -> PendingStatus:
+    """Navigation never reports Accepted (§1.2): its history starts at CheckingVehicle."""
+    if remote_type is RemoteType.NAVIGATION:
+        return PendingStatus.CHECKING_VEHICLE
+    return PendingStatus.ACCEPTED
+
+
+def check_callback(callback: Callback, body: RemoteBody) -> None:
+    if callback.status is not CallbackStatus.RUNNING:
+        raise KeyfobError(
+            ErrorCode.CALLBACK_NOT_RUNNING,
+            f"callback {callback.id} is {callback.status.value}; "
+            "PUT its status to Running before posting remotes through it",
+        )
+    if body.type.value not in callback.remote_types:
+        raise KeyfobError(
+            ErrorCode.REMOTE_TYPE_NOT_IN_CALLBACK,
+            f"remote type {body.type.value} is not in this callback's remoteTypes "
+            f"({', '.join(callback.remote_types)})",
+        )
+
+
+@dataclass
+class _Lookups:
+    fleet_owner: dict[str, str]
+    vehicles: dict[str, Vehicle]
+    callbacks: dict[str, Callback]
+    keys: dict[tuple[str, str], Any]
+
+
+async def _lookups(conn: AsyncConnection, batch: list[AcceptRequest]) -> _Lookups:
+    fleet_rows = await conn.execute(
+        select(fleets.c.id, fleets.c.partner_id).where(fleets.c.id.in_({r.fleet_id for r in batch}))
+    )
+    vehicle_rows = await conn.execute(
+        select(vehicles).where(vehicles.c.id.in_({r.vehicle_id for r in batch}))
+    )
+    callback_rows = await conn.execute(
+        select(callbacks).where(
+            callbacks.c.id.in_({r.callback_id for r in batch}), callbacks.c.deleted_at.is_(None)
+        )
+    )
+    pairs = {(r.partner_id, r.idempotency_key) for r in batch if r.idempotency_key is not None}
+    keys: dict[tuple[str, str], Any] = {}
+    if pairs:
+        key_rows = await conn.execute(
+            select(idempotency_keys, remotes.c.type)
+            .join(remotes, remotes.c.id == idempotency_keys.c.remote_id)
+            .where(tuple_(idempotency_keys.c.partner_id, idempotency_keys.c.key).in_(pairs))
+        )
+        keys = {(k.partner_id, k.key): k for k in key_rows}
+    return _Lookups(
+        fleet_owner={f.id: f.partner_id for f in fleet_rows},
+        vehicles={v.id: vehicle_from_row(v) for v in vehicle_rows},
+        callbacks={c.id: callback_from_row(c) for c in callback_rows},
+        keys=keys,
+    )
+
+
+@dataclass
+class _Batch:
+    """What one transaction will write, and what each request will be answered."""
+
+    now: datetime
+    ttl: timedelta
+    remotes: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    notifications: list[dict[str, Any]] = field(default_factory=list)
+    keys: list[dict[str, Any]] = field(default_factory=list)
+    expired_keys: list[tuple[str, str]] = field(default_factory=list)
+    fresh_keys: dict[tuple[str, str], tuple[str, Posted]] = field(default_factory=dict)
+
+
+def _replay(request: AcceptRequest, digest: str, found: _Lookups, batch: _Batch) -> Posted | None:
+    pair = (request.partner_id, request.idempotency_key or "")
+    if pair in batch.fresh_keys:
+        first_digest, posted = batch.fresh_keys[pair]
+        stored: tuple[str, str, str] | None = (first_digest, posted.remote_id, posted.type)
+    elif pair in found.keys and found.keys[pair].created_at > batch.now - batch.ttl:
+        row = found.keys[pair]
+        stored = (row.request_hash, row.remote_id, row.type)
+    else:
+        if pair in found.keys and pair not in batch.expired_keys:
+            batch.expired_keys.append(pair)
+        stored = None
+    if stored is None:
+        return None
+    if stored[0] != digest:
+        raise KeyfobError(
+            ErrorCode.IDEMPOTENCY_KEY_REUSED,
+            "this Idempotency-Key was first used with a different request; use a new key",
+        )
+    return Posted(stored[1], stored[2], replayed=True)
+
+
+def _judge(request: AcceptRequest, found: _Lookups, batch: _Batch) -> Posted:
+    if found.fleet_owner.get(request.fleet_id) != request.partner_id:
+        raise fleet_not_found(request.fleet_id)
+    vehicle = found.vehicles.get(request.vehicle_id)
+    if vehicle is None or vehicle.fleet_id != request.fleet_id:
+        raise vehicle_not_found(request.vehicle_id)
+    check_callback_id(request.callback_id)
+    callback = found.callbacks.get(request.callback_id)
+    if callback is None or callback.fleet_id != request.fleet_id:
+        raise callback_not_found(request.callback_id)
+    digest = ""
+    if request.idempotency_key is not None:
+        digest = request_hash(
+            {"v": request.vehicle_id, "c": request.callback_id, "b": request.data}
+        )
+        replay = _replay(request, digest, found, batch)
+        if replay is not None:
+            return replay
+    body = parse_remote_body(request.data)
+    check_callback(callback, body)
+    ensure_vehicle_can(vehicle.capabilities, body, motorization=vehicle.motorization)
+    posted = Posted(new_id(), body.type.value, replayed=False)
+    _stage(batch, vehicle, callback, body, posted.remote_id)
+    if request.idempotency_key is not None:
+        pair = (request.partner_id, request.idempotency_key)
+        batch.fresh_keys[pair] = (digest, posted)
+        batch.keys.append(
+            {
+                "partner_id": request.partner_id,
+                "key": request.idempotency_key,
+                "request_hash": digest,
+                "remote_id": posted.remote_id,
+                "created_at": batch.now,
+            }
+        )
+    return posted
+
+
+def _stage(batch: _Batch, vehicle: Vehicle, callback: Callback, body: RemoteBody, rid: str) -> None:
+    now = batch.now
+    status = first_status(body.type)
+    ref = RemoteRef(rid, callback.id, vehicle.vin, body.type.value, 0)
+    event_row, outbox = event_values(ref, 1, EventType.PENDING, status.value, now, None, None)
+    batch.remotes.append(
+        {
+            "id": rid,
+            "fleet_id": vehicle.fleet_id,
+            "vehicle_id": vehicle.id,
+            "callback_id": callback.id,
+            "type": body.type.value,
+            "label": body.label,
+            "body": body.to_stored(),
+            "status": status.value,
+            "failure_cause": None,
+            "feedback_detail": None,
+            "last_seq": 1,
+            "phase": "queued",
+            "due_at": now,
+            "deadline_at": None,
+            "command_id": None,
+            "created_at": now,
+            "updated_at": now,
+        }
+    )
+    batch.events.append(event_row)
+    batch.notifications.append(notification_row(callback.id, outbox, now))
+
+
+async def accept_batch(
+    conn: AsyncConnection, requests: list[AcceptRequest], *, now: datetime, ttl: timedelta
+) -> list[Posted | KeyfobError]:
+    """Judge and store a batch in the caller's transaction; one answer per request, in order."""
+    found = await _lookups(conn, requests)
+    batch = _Batch(now=now, ttl=ttl)
+    answers: list[Posted | KeyfobError] = []
+    for request in requests:
+        try:
+            answers.append(_judge(request, found, batch))
+        except KeyfobError as refusal:
+            answers.append(refusal)
+    for partner_id, key in batch.expired_keys:
+        await conn.execute(
+            delete(idempotency_keys).where(
+                idempotency_keys.c.partner_id == partner_id, idempotency_keys.c.key == key
+            )
+        )
+    if batch.remotes:
+        await conn.execute(remotes.insert(), batch.remotes)
+        await conn.execute(remote_events.insert(), batch.events)
+        await conn.execute(notifications.insert(), batch.notifications)
+    if batch.keys:
+        await conn.execute(idempotency_keys.insert(), batch.keys)
+    return answers
+
+
+_Waiting = tuple[AcceptRequest, "asyncio.Future[Posted]"]
+
+
+class Acceptor:
+    """Queues accept requests and stores them in group-committed batches."""
+
+    def __init__(
+        self,
+        database: Database,
+        *,
+        clock: Clock,
+        idempotency_ttl: timedelta = timedelta(hours=24),
+        max_batch: int = 256,
+    ) -> None:
+        self.database = database
+        self.clock = clock
+        self.ttl = idempotency_ttl
+        self.max_batch = max_batch
+        self._waiting: list[_Waiting] = []
+        self._ready = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    async def accept(self, request: AcceptRequest) -> Posted:
+        """Stored and committed when this returns; a refusal raises its ``KeyfobError``."""
+        if self._task is None or self._task.done():
+            raise KeyfobError(ErrorCode.UNAVAILABLE, "the server is starting or stopping")
+        future: asyncio.Future[Posted] = asyncio.get_running_loop().create_future()
+        self._waiting.append((request, future))
+        self._ready.set()
+        return await future
+
+    def start(self) -> None:
+        """Start (or restart, after ``stop``) the writer task in the running loop."""
+        self._stopping = False
+        self._ready = asyncio.Event()
+        self._task = asyncio.create_task(self._run(), name="remote-acceptor")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._ready.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            await self._ready.wait()
+            self._ready.clear()
+            while self._waiting:
+                batch, self._waiting = (
+                    self._waiting[: self.max_batch],
+                    self._waiting[self.max_batch :],
+                )
+                await self._store(batch)
+            if self._stopping:
+                return
+
+    async def _store(self, batch: list[_Waiting], *, retried: bool = False) -> None:
+        try:
+            async with self.database.transaction() as conn:
+                answers = await accept_batch(
+                    conn, [request for request, _ in batch], now=self.clock(), ttl=self.ttl
+                )
+        except (IntegrityError, DBAPIError) as exc:
+            if len(batch) > 1:
+                for one in batch:
+                    await self._store([one])
+            elif not retried:
+                # Another process committed the same Idempotency-Key first: judged again
+                # alone, this request now replays (or refuses) against the stored key.
+                await self._store(batch, retried=True)
+            else:
+                log.exception("storing a remote failed")
+                _settle(batch[0][1], exc)
+            return
+        except Exception as exc:  # a bug: answer 500 rather than leave requests waiting
+            log.exception("accepting %d remotes failed", len(batch))
+            for _, future in batch:
+                _settle(future, exc)
+            return
+        for (_, future), answer in zip(batch, answers, strict=True):
+            _settle(future, answer)
+
+
+def _settle(future: asyncio.Future[Posted], outcome: Posted | BaseException) -> None:
+    if future.done():
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
