@@ -31,7 +31,7 @@ from keyfob.dispatch.topics import (
     decode_uplink,
     vehicle_topic,
 )
-from keyfob.dispatch.transport import Backoff, TransportError, parse_broker_url
+from keyfob.dispatch.transport import Backoff, MessageHandler, TransportError, parse_broker_url
 from keyfob.dispatch.wakeup import MqttWakeUpChannel
 from keyfob.kit.clock import utcnow
 from keyfob.sim.config import SimConfig
@@ -83,6 +83,11 @@ class Platform:
 
 def presence(vin: str, state: PresenceState) -> Callable[[Uplink], bool]:
     return lambda u: u.vin == vin and isinstance(u.message, Presence) and u.message.state is state
+
+
+def outcome(uplink: Uplink) -> Outcome:
+    assert isinstance(uplink.message, Result)
+    return uplink.message.outcome
 
 
 def result_for(command_id: str) -> Callable[[Uplink], bool]:
@@ -144,8 +149,11 @@ async def test_a_command_round_trip_through_the_broker(
     kinds = [type(m) for m in mine]
     mine = mine[kinds.index(Ack) :]  # what came before is the vehicle's hello
     assert [type(m) for m in mine] == [Ack, Ack, Telemetry, Result]
-    assert mine[-1].outcome is Outcome.SUCCESS  # type: ignore[union-attr]
-    assert mine[2].status["doorsState"]["lockedStates"] == ["Unlocked"]  # type: ignore[union-attr]
+    result, telemetry = mine[-1], mine[2]
+    assert isinstance(result, Result)
+    assert isinstance(telemetry, Telemetry)
+    assert result.outcome is Outcome.SUCCESS
+    assert telemetry.status["doorsState"]["lockedStates"] == ["Unlocked"]
 
 
 async def test_a_sleeping_vehicle_wakes_on_the_mqtt_wake_up_channel(
@@ -157,7 +165,7 @@ async def test_a_sleeping_vehicle_wakes_on_the_mqtt_wake_up_channel(
     await platform.until(presence(VIN_B, PresenceState.ONLINE))
     command_id = await platform.send(VIN_B, Action.HORN, {"state": "Activated"})
     seen = await platform.until(result_for(command_id))
-    assert seen[-1].message.outcome is Outcome.SUCCESS  # type: ignore[union-attr]
+    assert outcome(seen[-1]) is Outcome.SUCCESS
 
 
 async def test_going_offline_makes_the_broker_publish_the_last_will(
@@ -191,7 +199,7 @@ async def test_a_vehicle_cannot_read_another_vehicles_commands(
     address = parse_broker_url(broker.url())
     received: dict[str, list[str]] = {VIN_A: [], VIN_B: []}
 
-    def recorder(vin: str) -> Callable[[str, bytes], object]:
+    def recorder(vin: str) -> MessageHandler:
         async def record(topic: str, payload: bytes) -> None:
             received[vin].append(topic)
 
@@ -199,8 +207,8 @@ async def test_a_vehicle_cannot_read_another_vehicles_commands(
 
     owner = GmqttLink(address, client_id=VIN_A, username=VIN_A, password="a-secret")
     snoop = GmqttLink(address, client_id=VIN_B, username=VIN_B, password="b-secret")
-    owner.set_handler(recorder(VIN_A))  # type: ignore[arg-type]
-    snoop.set_handler(recorder(VIN_B))  # type: ignore[arg-type]
+    owner.set_handler(recorder(VIN_A))
+    snoop.set_handler(recorder(VIN_B))
     await owner.start()
     await snoop.start()
     await owner.subscribe(vehicle_topic(VIN_A, Channel.CMD))
@@ -251,7 +259,7 @@ async def test_both_ends_reconnect_after_a_broker_restart(
         VIN_A, Action.NAVIGATION, {"positions": [{"type": "Point", "coordinates": [2.35, 48.85]}]}
     )
     seen = await platform.until(result_for(command_id))
-    assert seen[-1].message.outcome is Outcome.SUCCESS  # type: ignore[union-attr]
+    assert outcome(seen[-1]) is Outcome.SUCCESS
 
 
 async def test_a_vehicle_started_before_its_broker_connects_when_it_comes_up(

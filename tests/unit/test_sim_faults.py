@@ -13,6 +13,7 @@ from keyfob.errors import KeyfobError
 from keyfob.kit.clock import FakeClock
 from keyfob.sim.config import SimConfig
 from keyfob.sim.faults import FaultPlan, roll
+from keyfob.sim.fleet import mixed_specs
 from keyfob.sim.outputs import Disconnect, Output, Send
 from keyfob.sim.rng import Rng
 from keyfob.sim.vehicle import SimVehicle
@@ -27,6 +28,13 @@ def car(plan: FaultPlan, seed: int = 1, vin: str = VIN) -> SimVehicle:
     vehicle = SimVehicle(vin, Motorization.ELECTRIC, seed=seed, clock=clock, config=config)
     vehicle.connected(clock())
     return vehicle
+
+
+def later(vehicle: SimVehicle, seconds: float) -> None:
+    """Move the vehicle's fake clock forward."""
+    clock = vehicle.clock
+    assert isinstance(clock, FakeClock)
+    clock.advance(seconds)
 
 
 def unlock(vehicle: SimVehicle, state: str = "Unlocked") -> list[Output]:
@@ -57,9 +65,9 @@ def test_a_dropped_result_still_changes_the_car() -> None:
 def test_a_delayed_answer_arrives_after_the_delay() -> None:
     vehicle = car(FaultPlan(delay=1.0, delay_seconds=(7.0, 7.0)))
     assert sends(unlock(vehicle), Channel.RESULT) == []
-    vehicle.clock.advance(6.9)  # type: ignore[attr-defined]
+    later(vehicle, 6.9)
     assert sends(vehicle.tick(vehicle.clock()), Channel.RESULT) == []
-    vehicle.clock.advance(0.1)  # type: ignore[attr-defined]
+    later(vehicle, 0.1)
     assert sends(vehicle.tick(vehicle.clock()), Channel.RESULT)[0].outcome is Outcome.SUCCESS
 
 
@@ -88,7 +96,7 @@ def outcomes(vehicle: SimVehicle, count: int) -> list[object]:
         results = sends(outputs, Channel.RESULT)
         if Disconnect(graceful=False) in outputs:
             answers.append("offline")
-            vehicle.clock.advance(1000)  # type: ignore[attr-defined]
+            later(vehicle, 1000)
             vehicle.tick(vehicle.clock())
             vehicle.connected(vehicle.clock())
         elif not results:
@@ -148,3 +156,15 @@ def test_the_generator_is_reproducible_and_spread() -> None:
     assert all(3 <= rng.randrange(3, 6) < 6 for _ in range(200))
     assert Rng(1).hex_id() != Rng(2).hex_id()
     assert len(Rng(1).hex_id()) == 32
+
+
+def test_generated_fleets_mix_motorizations_reproducibly() -> None:
+    vins = [f"VF3MIXED{n:09d}" for n in range(400)]
+    first = mixed_specs(vins, seed=3)
+    assert first == mixed_specs(vins, seed=3)
+    counts = {m: sum(1 for s in first if s.motorization is m) for m in Motorization}
+    assert (
+        counts[Motorization.ELECTRIC] > counts[Motorization.HYBRID] > counts[Motorization.HYDROGEN]
+    )
+    assert all(count > 0 for count in counts.values())
+    assert [s.vin for s in first] == vins

@@ -45,6 +45,13 @@ def car(motorization: Motorization = Motorization.ELECTRIC, **config: Any) -> Si
     return vehicle
 
 
+def later(vehicle: SimVehicle, seconds: float) -> None:
+    """Move the vehicle's fake clock forward."""
+    clock = vehicle.clock
+    assert isinstance(clock, FakeClock)
+    clock.advance(seconds)
+
+
 def issue(vehicle: SimVehicle, action: Action, params: dict[str, Any]) -> list[Output]:
     now = vehicle.clock()
     return vehicle.handle_command(
@@ -112,7 +119,7 @@ def test_1_more_than_the_allowed_commands_per_window_are_refused() -> None:
     vehicle = car(max_commands=3, command_window=60)
     assert [verdict(vehicle, HORN) for _ in range(3)] == [Outcome.SUCCESS] * 3
     assert verdict(vehicle, HORN) is WireCause.TOO_MANY_REQUESTS
-    vehicle.clock.advance(61)  # type: ignore[attr-defined]
+    later(vehicle, 61)
     assert verdict(vehicle, HORN) is Outcome.SUCCESS
 
 
@@ -386,7 +393,7 @@ def test_preconditioning_runs_then_finishes_by_itself() -> None:
     answer(vehicle, CLIMATE_ON)
     air = vehicle.status()["preconditioning"]["airConditioning"]
     assert (air["status"], air["startingCause"]) == ("Enabled", "Immediate")
-    vehicle.clock.advance(601)  # type: ignore[attr-defined]
+    later(vehicle, 601)
     telemetry = sends(vehicle.tick(vehicle.clock()), Channel.STATUS)
     assert telemetry[-1].status["preconditioning"]["airConditioning"]["status"] == "Finished"
 

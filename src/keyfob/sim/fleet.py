@@ -30,6 +30,7 @@ from keyfob.errors import ErrorCode, KeyfobError
 from keyfob.kit.clock import Clock, utcnow
 from keyfob.sim.config import SimConfig
 from keyfob.sim.outputs import Connect, Disconnect, Output, Send, Timer
+from keyfob.sim.rng import Rng
 from keyfob.sim.state import Mode
 from keyfob.sim.vehicle import SimVehicle
 from keyfob.vocabulary import Motorization
@@ -45,6 +46,24 @@ class VehicleSpec:
     motorization: Motorization = Motorization.ELECTRIC
     username: str | None = None
     password: str | None = None
+
+
+# Roughly the group's fleet mix; used when no registry says what each vehicle is.
+_MIX: tuple[Motorization, ...] = (
+    (Motorization.ELECTRIC,) * 10
+    + (Motorization.HYBRID,) * 5
+    + (Motorization.THERMIC,) * 4
+    + (Motorization.HYDROGEN,)
+)
+
+
+def mixed_specs(vins: Iterable[str], *, seed: int = 0) -> list[VehicleSpec]:
+    """Specs for ``vins`` with a reproducible mix of motorizations (no credentials)."""
+    specs = []
+    for vin in vins:
+        draw = Rng(f"{seed}:{vin}:motorization").randrange(0, len(_MIX))
+        specs.append(VehicleSpec(vin, _MIX[draw]))
+    return specs
 
 
 LinkFactory = Callable[[VehicleSpec, Will], AbortableTransport]
@@ -315,7 +334,10 @@ def memory_fleet(
     config: SimConfig | None = None,
     clock: Clock = utcnow,
 ) -> Fleet:
-    """A fleet on the in-process broker, woken through the in-process SMS gateway."""
+    """A fleet on the in-process broker, woken through the in-process SMS gateway.
+
+    ``config`` wins over ``speed`` when both are given.
+    """
 
     def link(spec: VehicleSpec, will: Will) -> AbortableTransport:
         return broker.connect(spec.vin, will=will)

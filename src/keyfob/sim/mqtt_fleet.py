@@ -52,13 +52,17 @@ _BACKGROUND: set[asyncio.Task[None]] = set()  # handler and hook runs, kept unti
 
 
 class _Client(gmqtt.Client):  # type: ignore[misc]
-    """gmqtt's client, minus one race: a reconnect sleeping its delay when the link is closed
-    would otherwise open a fresh connection afterwards and leak it."""
+    """gmqtt's client minus a race: a reconnect still in progress when the link is closed
+    would open a fresh connection afterwards and leak it."""
 
     async def _create_connection(self, *args: Any, **kwargs: Any) -> Any:
         if not self._is_active:
             raise OSError("the link was closed during a reconnect delay")
-        return await super()._create_connection(*args, **kwargs)
+        connection = await super()._create_connection(*args, **kwargs)
+        if not self._is_active:  # closed while the socket was opening
+            await connection.close()
+            raise OSError("the link was closed during a reconnect")
+        return connection
 
 
 class GmqttLink:
@@ -162,7 +166,10 @@ class GmqttLink:
         check_topic(topic)
         if not self.connected:
             raise TransportError(f"publish to {topic}: {self.client_id} is not connected")
-        self._client.publish(topic, payload, qos=qos, retain=retain)
+        try:
+            self._client.publish(topic, payload, qos=qos, retain=retain)
+        except Exception as exc:  # gmqtt raises whatever its connection hits; translate here
+            raise TransportError(f"publish to {topic}: {exc}") from None
 
     async def subscribe(self, pattern: str) -> None:
         check_pattern(pattern)
