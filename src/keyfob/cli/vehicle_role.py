@@ -54,7 +54,10 @@ async def simulated_specs(ctx: AppContext) -> list[VehicleSpec]:
 
 
 def mqtt_link(url: str, role: str) -> tuple[Transport, WakeUpChannel]:
-    link = MqttTransport(url, client_id=f"keyfob-{role}-{new_id()[:12]}", clean_session=False)
+    # A clean session: the client id is new in every process, so a persistent session would
+    # never be resumed, and the broker would go on handing it its share of the dispatchers'
+    # shared subscription after the process died: half of all results lost for good.
+    link = MqttTransport(url, client_id=f"keyfob-{role}-{new_id()[:12]}", clean_session=True)
     return link, MqttWakeUpChannel(link)
 
 

@@ -29,6 +29,7 @@ from keyfob.dispatch.protocol import (
     Ack,
     Command,
     Presence,
+    PresenceState,
     ProtocolError,
     Result,
     Telemetry,
@@ -205,7 +206,7 @@ class Dispatcher:
                     pass
         now = self.clock()
         async with self.database.transaction() as conn:
-            online = await self._record_presence(conn, presence, ids)
+            online = await self._record_presence(conn, presence, ids, now)
             for vin, telemetry in status.items():
                 await vehicle_state.set_status(
                     conn, vehicle_id=ids[vin], status=dict(telemetry.status), at=telemetry.at
@@ -218,12 +219,15 @@ class Dispatcher:
         return len(batch)
 
     async def _record_presence(
-        self, conn: Any, presence: dict[str, Presence], ids: dict[str, str]
+        self, conn: Any, presence: dict[str, Presence], ids: dict[str, str], now: datetime
     ) -> set[str]:
         online = set()
         for vin, message in presence.items():
+            # An ``offline`` is usually the broker's last will, stamped when the connection
+            # opened: it is older than the ``online`` that followed, so take our receive time.
+            at = now if message.state is PresenceState.OFFLINE else message.at
             applied = await vehicle_state.set_presence(
-                conn, vehicle_id=ids[vin], presence=message.state.value, at=message.at
+                conn, vehicle_id=ids[vin], presence=message.state.value, at=at
             )
             if applied and message.state.value == "online":
                 online.add(ids[vin])
