@@ -90,6 +90,13 @@ class VehicleStatus(_Open):
     createdAt: str
 
 
+class StolenContext(_Open):
+    links: dict[str, Link] = Field(alias="_links")
+    id: str
+    state: bool
+    startedAt: str
+
+
 class VehicleCapabilities(_Open):
     vin: str
     motorization: str

@@ -11,6 +11,7 @@ from keyfob.api.deps import Ctx, CurrentPartner, base_url
 from keyfob.api.docs_models import (
     Collection,
     Fleet,
+    StolenContext,
     Vehicle,
     VehicleCapabilities,
     VehicleStatus,
@@ -25,7 +26,7 @@ from keyfob.kit.hal import collection
 from keyfob.kit.paging import page_info
 from keyfob.vehicles import service
 from keyfob.vehicles import state as vehicle_state
-from keyfob.vehicles.status import Profile, status_document
+from keyfob.vehicles.status import Profile, status_document, stolen_context
 
 router = APIRouter(prefix="/connectedcar/v3", tags=["Fleets and vehicles"])
 Extension = Literal["onboardCapabilities", "branding", "pictures"]
@@ -158,6 +159,36 @@ async def get_status(
             vehicle_href=href,
         )
     )
+
+
+@router.get(
+    "/fleets/{fid}/vehicles/{vid}/stolen/{sid}",
+    operation_id="getFleetVehicleStolenById",
+    response_class=HalResponse,
+    responses={
+        200: hal(StolenContext, "Stolen"),
+        **errors(E.FLEET_NOT_FOUND, E.VEHICLE_NOT_FOUND, E.NO_DATA),
+    },
+)
+async def get_stolen(
+    request: Request, ctx: Ctx, partner: CurrentPartner, fid: str, vid: str, sid: str
+) -> Response:
+    """The stolen context a Stolen remote opened, as the vehicle last reported it."""
+    async with ctx.database.read() as conn:
+        await service.get_fleet(conn, partner_id=partner.id, fleet_id=fid)
+        vehicle = await service.get_vehicle(conn, fleet_id=fid, vehicle_id=vid)
+        known = await vehicle_state.get_state(conn, vehicle.id)
+    found = None
+    if known.status is not None and known.status_at is not None:
+        found = stolen_context(
+            reported=known.status,
+            reported_at=known.status_at,
+            stolen_id=sid,
+            vehicle_href=f"{base_url(request, ctx)}/fleets/{fid}/vehicles/{vid}",
+        )
+    if found is None:
+        raise KeyfobError(E.NO_DATA, f"no stolen context {sid!r} reported by this vehicle")
+    return HalResponse(found)
 
 
 @router.get(

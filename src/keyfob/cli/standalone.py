@@ -8,6 +8,7 @@ gracefully on SIGINT/SIGTERM.
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
@@ -24,6 +25,7 @@ RoleFactory = Callable[[AppContext], AbstractAsyncContextManager[object]]
 
 
 async def run_roles(settings: Settings, roles: list[RoleFactory]) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     database = Database(settings.db, pool_size=settings.db_pool_size)
     ctx = AppContext(
         settings=settings,

@@ -5,7 +5,7 @@ Accepting remotes is ``remotes.accept``: it stores them in group-committed batch
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -94,10 +94,22 @@ async def get_remote(
             .order_by(remote_events.c.seq)
         )
     ).all()
-    return _remote(row), [
+    history = [
         Event(e.id, e.seq, e.type, e.status, e.failure_cause, e.feedback_detail, e.created_at)
         for e in events
     ]
+    remote = _remote(row)
+    if history:
+        # The row and the events are two reads: on PostgreSQL an event committed between them
+        # would contradict the row. The status is the last event's, by construction.
+        last = history[-1]
+        remote = replace(
+            remote,
+            status=last.status,
+            failure_cause=last.failure_cause,
+            feedback_detail=last.feedback_detail,
+        )
+    return remote, history
 
 
 async def list_remotes(

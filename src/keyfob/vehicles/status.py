@@ -33,6 +33,15 @@ def status_document(
         "updatedAt": isoformat(reported_at),
         "_links": {"self": {"href": self_href}, "vehicle": {"href": vehicle_href}},
     }
+    stolen = reported.get("stolen")
+    if isinstance(stolen, dict) and stolen.get("id"):
+        document["stolen"] = {
+            **stolen,
+            "_links": {
+                "self": {"href": f"{vehicle_href}/stolen/{stolen['id']}"},
+                "vehicle": {"href": vehicle_href},
+            },
+        }
     if profile == "endUser":
         privacy = (reported.get("privacy") or {}).get("state", "None")
         if privacy == "Full":
@@ -40,3 +49,21 @@ def status_document(
         elif privacy == "Geolocation":
             document = {k: v for k, v in document.items() if k not in POSITION}
     return document
+
+
+def stolen_context(
+    *, reported: dict[str, Any], reported_at: datetime, stolen_id: str, vehicle_href: str
+) -> dict[str, Any] | None:
+    """The stolen object the vehicle last reported, if it has this id."""
+    stolen = reported.get("stolen")
+    if not isinstance(stolen, dict) or stolen.get("id") != stolen_id:
+        return None
+    return {
+        "createdAt": isoformat(reported_at),
+        "updatedAt": isoformat(reported_at),
+        **stolen,
+        "_links": {
+            "self": {"href": f"{vehicle_href}/stolen/{stolen_id}"},
+            "vehicle": {"href": vehicle_href},
+        },
+    }
