@@ -1,15 +1,18 @@
-"""The outbox as a queue: claim due notifications with a lease, record what happened.
+"""The outbox as a queue: lease due notifications, grouped into the POSTs that will carry them.
 
 Claiming happens in one short transaction (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several
 workers never take the same row; SQLite has a single writer). The POST happens outside any
-transaction. Recording happens in a second short transaction, for many results at once.
+transaction. Recording (``ledger``) happens in a second short transaction, for many results.
 
-A row is claimable when it is pending, due, not leased (or its lease expired: a crashed
-worker's rows come back), its callback is Running, and no earlier event of the same remote is
-still pending on that callback — so events of one remote are delivered in order, while other
-remotes go on. A batching callback's rows are claimed together, once ``size`` are ready or the
-oldest has waited ``timeWindow`` seconds; a batch may carry consecutive events of one remote,
-in their order.
+A row is claimable when it is pending, due, inside the 72 h horizon, not leased (or its lease
+expired: a crashed worker's rows come back), its callback is Running, and no earlier event of
+the same remote is still pending on that callback — so events of one remote are delivered in
+order, while other remotes go on. A batching callback's rows are claimed together, once
+``size`` are ready or the oldest has waited ``timeWindow`` seconds; a batch may carry
+consecutive events of one remote, in their order, and one claim takes every batch that is ready.
+
+A claim costs what it takes, not what waits: it reads pending rows off partial indexes in the
+order it wants them and stops at its limit, and the statements are built once, here.
 
     pending ──claim──► leased ──2XX──► delivered
        ▲                 │ failure
@@ -19,47 +22,68 @@ in their order.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import and_, bindparam, exists, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Text,
+    and_,
+    bindparam,
+    cast,
+    exists,
+    func,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keyfob.callbacks.models import callbacks
-from keyfob.callbacks.service import mark_failed
 from keyfob.db import UtcDateTime
-from keyfob.notifications.models import delivery_attempts, notifications
-from keyfob.notifications.outcome import Outcome
-from keyfob.notifications.policy import Abandon, Decision, Delivered, Expire, Retry
+from keyfob.notifications.models import notifications
+from keyfob.notifications.policy import HORIZON
 from keyfob.vocabulary import CallbackStatus
 
-HORIZON = timedelta(hours=72)
+_IDS_PER_STATEMENT = 500
+"""Rows named in one ``IN (...)``: far below every driver's parameter limit."""
 
 
-@dataclass(frozen=True)
-class Claimed:
+class Claimed(NamedTuple):
+    """A leased row (a tuple: built by the thousand, straight from result rows).
+
+    ``event`` is the stored record's JSON text: it is parsed when the POST is prepared, after
+    the claim's transaction, which on SQLite holds the one connection everyone shares.
+    """
+
     id: str
     callback_id: str
     remote_id: str
     seq: int
-    event: dict[str, Any]
+    event: str
     attempts: int
     raised_at: datetime
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Target:
-    """A callback as delivery needs it."""
+    """A callback as delivery needs it; ``subscribe`` is the stored body's JSON text.
+
+    The text doubles as the body's version: a worker that parsed it once reuses the result
+    until the text changes, however quickly a PUT follows the previous write.
+    """
 
     id: str
     fleet_id: str
-    subscribe: dict[str, Any]
+    subscribe: str
     secrets: list[dict[str, Any]]
     updated_at: datetime
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Delivery:
     """One POST: a callback and the notifications it carries, in order."""
 
@@ -67,35 +91,56 @@ class Delivery:
     rows: list[Claimed]
 
 
-def _claimable(now: datetime, *, batched: bool = False) -> Any:
-    """Due, free rows of Running callbacks whose remote has no earlier event in the way.
+def pending(table: Any = notifications) -> ColumnElement[bool]:
+    """``state = 'pending'`` spelled with the literal, so the partial indexes apply.
+
+    A bound parameter would hide the value from SQLite's planner (and from PostgreSQL's generic
+    plans), and both would then fall back to reading every row.
+    """
+    clause: ColumnElement[bool] = table.c.state == literal_column("'pending'")
+    return clause
+
+
+_NOW = bindparam("now", type_=UtcDateTime())
+_OLDEST = bindparam("oldest", type_=UtcDateTime())  # now - HORIZON
+_RUNNING = and_(
+    callbacks.c.status == CallbackStatus.RUNNING.value, callbacks.c.deleted_at.is_(None)
+)
+
+
+def _claimable(*, batched: bool = False) -> ColumnElement[bool]:
+    """Due, free rows inside the horizon whose remote has no earlier event in the way.
 
     One event per POST: any earlier pending event of the remote is in the way. In a batch an
     earlier event that is itself ready travels in the same POST, ahead of this one (batches are
     ordered by ``raised_at, seq``), so only an earlier event that is not ready (retry not due,
-    leased) or that would be ordered after this one (replayed later) is in the way.
+    leased) or that would be ordered after this one (replayed later) is in the way. Rows past
+    the horizon are left to ``expire_overdue``.
     """
     earlier = notifications.alias("earlier")
     in_the_way = [
         earlier.c.remote_id == notifications.c.remote_id,
-        earlier.c.callback_id == notifications.c.callback_id,
+        # Compared to an expression, not to the column: PostgreSQL would otherwise carry a
+        # batch claim's constant callback over to ``earlier`` and answer by scanning all the
+        # callback's pending rows for each candidate (seconds on a table without statistics)
+        # instead of probing ix_notifications_pending_remote.
+        earlier.c.callback_id == notifications.c.callback_id.concat(literal_column("''")),
         earlier.c.seq < notifications.c.seq,
-        earlier.c.state == "pending",
+        pending(earlier),
     ]
     if batched:
         in_the_way.append(
             or_(
-                earlier.c.due_at > now,
-                earlier.c.lease_until >= now,
+                earlier.c.due_at > _NOW,
+                earlier.c.lease_until >= _NOW,
                 earlier.c.raised_at > notifications.c.raised_at,
             )
         )
     return and_(
-        notifications.c.state == "pending",
-        notifications.c.due_at <= now,
-        or_(notifications.c.lease_until.is_(None), notifications.c.lease_until < now),
-        callbacks.c.status == CallbackStatus.RUNNING.value,
-        callbacks.c.deleted_at.is_(None),
+        pending(),
+        notifications.c.due_at <= _NOW,
+        notifications.c.raised_at >= _OLDEST,
+        or_(notifications.c.lease_until.is_(None), notifications.c.lease_until < _NOW),
         ~exists().where(*in_the_way),
     )
 
@@ -105,237 +150,212 @@ _COLUMNS = (
     notifications.c.callback_id,
     notifications.c.remote_id,
     notifications.c.seq,
-    notifications.c.event,
+    cast(notifications.c.event, Text).label("event"),
     notifications.c.attempts,
     notifications.c.raised_at,
 )
 
+_ACTIVE = select(
+    callbacks.c.id,
+    callbacks.c.fleet_id,
+    cast(callbacks.c.subscribe, Text),
+    callbacks.c.secrets,
+    callbacks.c.updated_at,
+    callbacks.c.batch_size,
+    callbacks.c.batch_window_s,
+    select(func.min(notifications.c.raised_at))
+    .where(notifications.c.callback_id == callbacks.c.id, pending())
+    .scalar_subquery(),
+).where(
+    _RUNNING,
+    exists().where(notifications.c.callback_id == callbacks.c.id, pending()),
+)
+"""Running callbacks with anything pending, all delivery needs of them, and their oldest row."""
 
-async def _select_rows(conn: AsyncConnection, query: Any) -> list[Claimed]:
-    rows = (await conn.execute(query)).all()
-    return [Claimed(*row) for row in rows]
-
-
-async def _claim_single(conn: AsyncConnection, now: datetime, limit: int) -> list[Claimed]:
-    query = (
-        select(*_COLUMNS)
-        .join(callbacks, callbacks.c.id == notifications.c.callback_id)
-        .where(_claimable(now), callbacks.c.batch_size.is_(None))
-        .order_by(notifications.c.due_at, notifications.c.raised_at, notifications.c.seq)
-        .limit(limit)
-        .with_for_update(skip_locked=True, of=notifications)
-    )
-    return await _select_rows(conn, query)
-
-
-async def _claim_batches(conn: AsyncConnection, now: datetime, limit: int) -> list[Claimed]:
-    ready = (
-        select(
-            callbacks.c.id,
-            callbacks.c.batch_size,
-            callbacks.c.batch_window_s,
-            func.count().label("waiting"),
-            func.min(notifications.c.raised_at).label("oldest"),
-        )
-        .join(notifications, notifications.c.callback_id == callbacks.c.id)
-        .where(_claimable(now, batched=True), callbacks.c.batch_size.is_not(None))
-        .group_by(callbacks.c.id, callbacks.c.batch_size, callbacks.c.batch_window_s)
-    )
-    claimed: list[Claimed] = []
-    for row in (await conn.execute(ready)).all():
-        full = row.waiting >= row.batch_size
-        if not full and row.oldest + timedelta(seconds=row.batch_window_s) > now:
-            continue
-        room = limit - len(claimed)
-        if room <= 0:
-            break
-        if not await _lock_callback(conn, row.id):
-            continue
-        query = (
-            select(*_COLUMNS)
+_SINGLES = (
+    update(notifications)
+    .where(
+        notifications.c.id.in_(
+            select(notifications.c.id)
             .join(callbacks, callbacks.c.id == notifications.c.callback_id)
-            .where(_claimable(now, batched=True), notifications.c.callback_id == row.id)
-            .order_by(notifications.c.raised_at, notifications.c.seq)
-            .limit(min(room, row.batch_size))
+            .where(_claimable(), _RUNNING, callbacks.c.batch_size.is_(None))
+            .order_by(notifications.c.due_at, notifications.c.raised_at, notifications.c.seq)
+            .limit(bindparam("limit"))
             .with_for_update(skip_locked=True, of=notifications)
+            .correlate(None)
         )
-        claimed.extend(await _select_rows(conn, query))
-    return claimed
+    )
+    .values(lease_owner=bindparam("owner"), lease_until=bindparam("until"))
+    .returning(*_COLUMNS, notifications.c.due_at)
+)
+"""Lease the first due rows of callbacks that post one event each, in one statement."""
+
+_BATCH_ROWS = (
+    select(*_COLUMNS)
+    .where(_claimable(batched=True), notifications.c.callback_id == bindparam("callback_id"))
+    .order_by(notifications.c.raised_at, notifications.c.seq)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True, of=notifications)
+)
+
+_LEASE = (
+    update(notifications)
+    .where(notifications.c.id.in_(bindparam("ids", expanding=True)))
+    .values(lease_owner=bindparam("owner"), lease_until=bindparam("until"))
+)
+
+_LOCK = (
+    select(callbacks.c.id)
+    .where(callbacks.c.id == bindparam("callback_id"), _RUNNING)
+    # NO KEY UPDATE: claimers exclude each other, while the key-share locks that inserts
+    # referencing the callback take (a recorded attempt, an accepted remote) do not get
+    # in the way; FOR UPDATE would make a claim skip the callback whenever one is under way.
+    .with_for_update(skip_locked=True, key_share=True)
+)
+
+
+_TARGETS = select(*_ACTIVE.selected_columns[:5]).where(
+    callbacks.c.id.in_(bindparam("ids", expanding=True))
+)
+
+
+def chunks(ids: Sequence[str]) -> Iterator[list[str]]:
+    """``ids`` in slices small enough for one ``IN (...)``."""
+    for start in range(0, len(ids), _IDS_PER_STATEMENT):
+        yield list(ids[start : start + _IDS_PER_STATEMENT])
+
+
+@dataclass(frozen=True, slots=True)
+class _Active:
+    """A Running callback with pending rows, and how it batches (``size`` None: it does not)."""
+
+    target: Target
+    size: int | None
+    window: timedelta
+    oldest: datetime
+
+
+async def _active_callbacks(conn: AsyncConnection) -> list[_Active]:
+    """Running callbacks that have anything pending, oldest waiting first."""
+    found = [
+        _Active(Target(*r[:5]), r[5], timedelta(seconds=r[6] or 0), r[7])
+        for r in (await conn.execute(_ACTIVE)).all()
+    ]
+    return sorted(found, key=lambda c: c.oldest)
+
+
+async def _claim_singles(
+    conn: AsyncConnection, params: dict[str, Any], limit: int
+) -> list[Claimed]:
+    """Lease due rows of callbacks that post one event each, in due order."""
+    found = (await conn.execute(_SINGLES, {**params, "limit": limit})).all()
+    ordered = sorted(found, key=lambda r: (r[7], r[6], r[3]))  # RETURNING keeps no order
+    return [Claimed(*row[:7]) for row in ordered]
+
+
+async def _claim_batches(
+    conn: AsyncConnection, callback: _Active, params: dict[str, Any], room: int, size: int
+) -> list[list[Claimed]]:
+    """Every batch of one callback that is ready, up to ``room`` rows in all (not leased yet)."""
+    if conn.dialect.name == "postgresql" and not await _lock_callback(conn, callback.target.id):
+        return []
+    query = {**params, "callback_id": callback.target.id, "limit": room}
+    rows = [Claimed(*row) for row in (await conn.execute(_BATCH_ROWS, query)).all()]
+    return ready_batches(rows, size=size, window=callback.window, now=params["now"])
+
+
+def ready_batches(
+    rows: list[Claimed], *, size: int, window: timedelta, now: datetime
+) -> list[list[Claimed]]:
+    """Cut a callback's claimable rows (in raised order) into the batches that may leave now.
+
+    Full batches leave at once; the last, partial one once its oldest row has waited
+    ``window``. Batches of one claim are posted side by side, so a remote with an event in one
+    batch has its later events held back for a later claim rather than put in the next batch,
+    which could arrive first.
+    """
+    batches: list[list[Claimed]] = []
+    current: list[Claimed] = []
+    taken: set[str] = set()
+    for row in rows:
+        if row.remote_id in taken:
+            continue
+        current.append(row)
+        if len(current) == size:
+            batches.append(current)
+            taken.update(r.remote_id for r in current)
+            current = []
+    if current and current[0].raised_at + window <= now:
+        batches.append(current)
+    return batches
 
 
 async def _lock_callback(conn: AsyncConnection, callback_id: str) -> bool:
-    """One worker at a time claims a callback's batch (PostgreSQL; SQLite has one writer).
+    """One worker at a time claims a callback's batches (PostgreSQL; SQLite has one writer).
 
     A batch may hold several events of one remote, so a second worker must not see an earlier
-    event that the first one is still claiming as free and take the later ones alone.
+    event that the first one is still claiming as free and take the later ones alone. The
+    status is checked again under the lock: the callback may have been paused meanwhile.
     """
-    query = select(callbacks.c.id).where(callbacks.c.id == callback_id)
-    locked = await conn.execute(query.with_for_update(skip_locked=True))
+    locked = await conn.execute(_LOCK, {"callback_id": callback_id})
     return locked.first() is not None
 
 
 async def _targets(conn: AsyncConnection, ids: set[str]) -> dict[str, Target]:
-    rows = (
-        await conn.execute(
-            select(
-                callbacks.c.id,
-                callbacks.c.fleet_id,
-                callbacks.c.subscribe,
-                callbacks.c.secrets,
-                callbacks.c.updated_at,
-                callbacks.c.batch_size,
-            ).where(callbacks.c.id.in_(ids))
-        )
-    ).all()
-    return {r.id: Target(r.id, r.fleet_id, r.subscribe, r.secrets, r.updated_at) for r in rows}
+    rows = (await conn.execute(_TARGETS, {"ids": sorted(ids)})).all()
+    return {r[0]: Target(*r) for r in rows}
 
 
 async def claim(
-    conn: AsyncConnection, *, owner: str, now: datetime, lease: timedelta, limit: int
+    conn: AsyncConnection,
+    *,
+    owner: str,
+    now: datetime,
+    lease: timedelta,
+    limit: int,
+    batch_limit: int | None = None,
+    max_deliveries: int | None = None,
 ) -> list[Delivery]:
-    """Lease up to ``limit`` due notifications, grouped into the POSTs that will carry them."""
-    singles = await _claim_single(conn, now, limit)
-    batched = await _claim_batches(conn, now, limit - len(singles))
-    rows = singles + batched
-    if not rows:
-        return []
-    await conn.execute(
-        update(notifications)
-        .where(notifications.c.id.in_([r.id for r in rows]))
-        .values(lease_owner=owner, lease_until=now + lease)
-    )
-    targets = await _targets(conn, {r.callback_id for r in rows})
-    deliveries = [Delivery(targets[r.callback_id], [r]) for r in singles]
-    groups: dict[str, list[Claimed]] = {}
-    for row in batched:
-        groups.setdefault(row.callback_id, []).append(row)
-    deliveries.extend(Delivery(targets[cid], group) for cid, group in groups.items())
-    return deliveries
+    """Lease up to ``limit`` due notifications, grouped into the POSTs that will carry them.
 
-
-@dataclass(frozen=True)
-class Result:
-    delivery: Delivery
-    message_id: str
-    started_at: datetime
-    outcome: Outcome
-    decisions: list[Decision]  # one per row of the delivery, same order
-
-
-def _row_change(decision: Decision, now: datetime) -> dict[str, Any]:
-    base: dict[str, Any] = {"last_attempt_at": now, "lease_owner": None, "lease_until": None}
-    if isinstance(decision, Delivered):
-        return {**base, "state": "delivered", "finished_at": now}
-    if isinstance(decision, Retry):
-        return {**base, "state": "pending", "due_at": decision.at}
-    if isinstance(decision, Abandon):
-        return {**base, "state": "abandoned", "finished_at": now}
-    return {**base, "state": "expired", "finished_at": now}
-
-
-async def record(
-    conn: AsyncConnection, *, owner: str, results: list[Result], now: datetime
-) -> None:
-    """Write every attempt and move every row on, in the caller's transaction."""
-    if not results:
-        return
-    await conn.execute(
-        delivery_attempts.insert(),
-        [
-            {
-                "callback_id": r.delivery.target.id,
-                "message_id": r.message_id,
-                "notification_ids": [row.id for row in r.delivery.rows],
-                "started_at": r.started_at,
-                "latency_ms": r.outcome.latency_ms,
-                "status_code": r.outcome.status_code,
-                "error_class": r.outcome.error_class,
-                "response_excerpt": r.outcome.response_excerpt,
-                "outcome": "delivered" if r.outcome.delivered else "failed",
-            }
-            for r in results
-        ],
-    )
-    changes: list[dict[str, Any]] = []
-    failed_callbacks: set[str] = set()
-    for result in results:
-        for row, decision in zip(result.delivery.rows, result.decisions, strict=True):
-            change = _row_change(decision, now)
-            changes.append(
-                {
-                    "b_id": row.id,
-                    "b_state": change["state"],
-                    "b_due_at": change.get("due_at"),
-                    "b_finished_at": change.get("finished_at"),
-                }
-            )
-            if isinstance(decision, Expire):
-                failed_callbacks.add(result.delivery.target.id)
-    await conn.execute(
-        update(notifications)
-        .where(notifications.c.id == bindparam("b_id"), notifications.c.lease_owner == owner)
-        .values(
-            state=bindparam("b_state"),
-            # Typed: inside coalesce() the parameter does not take the column's type, and an
-            # untyped datetime reaches SQLite as text with a "+00:00" suffix, which sorts after
-            # the same instant stored normally: a retry would not be due on time.
-            due_at=func.coalesce(
-                bindparam("b_due_at", type_=UtcDateTime()), notifications.c.due_at
-            ),
-            finished_at=bindparam("b_finished_at"),
-            attempts=notifications.c.attempts + 1,
-            last_attempt_at=now,
-            lease_owner=None,
-            lease_until=None,
-        )
-        .execution_options(synchronize_session=False),
-        changes,
-    )
-    for callback_id in failed_callbacks:
-        await mark_failed(conn, callback_id=callback_id, now=now)
-
-
-async def expire_overdue(conn: AsyncConnection, *, now: datetime) -> int:
-    """Pending rows past the 72 h horizon that no attempt will reach in time.
-
-    A Running callback whose notification expires undelivered becomes Failed (decision 12);
-    rows held by a Paused callback simply expire.
+    ``batch_limit`` caps one batch (default ``limit``): a ``size`` larger than any claim can
+    take is sent in batches of that many rows. ``max_deliveries`` caps the POSTs.
     """
-    overdue = and_(
-        notifications.c.state == "pending",
-        notifications.c.raised_at < now - HORIZON,
-        or_(notifications.c.lease_until.is_(None), notifications.c.lease_until < now),
-    )
-    running = (
-        (
-            await conn.execute(
-                select(notifications.c.callback_id)
-                .join(callbacks, callbacks.c.id == notifications.c.callback_id)
-                .where(overdue, callbacks.c.status == CallbackStatus.RUNNING.value)
-                .distinct()
-            )
-        )
-        .scalars()
-        .all()
-    )
-    result = await conn.execute(
-        update(notifications)
-        .where(overdue)
-        .values(state="expired", finished_at=now, lease_owner=None, lease_until=None)
-    )
-    for callback_id in running:
-        await mark_failed(conn, callback_id=callback_id, now=now)
-    return int(result.rowcount or 0)
+    params = {"now": now, "oldest": now - HORIZON, "owner": owner, "until": now + lease}
+    posts = limit if max_deliveries is None else min(limit, max_deliveries)
+    active = await _active_callbacks(conn)
+    singles: list[Claimed] = []
+    if posts > 0 and any(c.size is None for c in active):
+        singles = await _claim_singles(conn, params, posts)
+    room, posts = limit - len(singles), posts - len(singles)
+    batches: list[list[Claimed]] = []
+    for callback in active:
+        if callback.size is None:
+            continue
+        if room <= 0 or posts <= 0:
+            break
+        size = min(callback.size, batch_limit or limit)
+        found = (await _claim_batches(conn, callback, params, room, size))[:posts]
+        batches.extend(found)
+        room, posts = room - sum(len(batch) for batch in found), posts - len(found)
+    leased = [row.id for batch in batches for row in batch]
+    for ids in chunks(leased):
+        await conn.execute(_LEASE, {**params, "ids": ids})
+    if not singles and not batches:
+        return []
+    targets = {c.target.id: c.target for c in active}
+    missing = {r.callback_id for r in singles} - targets.keys()
+    if missing:  # resumed between the two reads (PostgreSQL reads each statement afresh)
+        targets.update(await _targets(conn, missing))
+    deliveries = [Delivery(targets[r.callback_id], [r]) for r in singles]
+    deliveries.extend(Delivery(targets[batch[0].callback_id], batch) for batch in batches)
+    return deliveries
 
 
 async def queue_stats(conn: AsyncConnection, *, now: datetime) -> tuple[int, float]:
     """Pending rows and the age in seconds of the oldest one that is due."""
     row = (
-        await conn.execute(
-            select(func.count(), func.min(notifications.c.due_at)).where(
-                notifications.c.state == "pending"
-            )
-        )
+        await conn.execute(select(func.count(), func.min(notifications.c.due_at)).where(pending()))
     ).one()
     oldest = row[1]
     age = max(0.0, (now - oldest).total_seconds()) if oldest is not None and oldest <= now else 0.0

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 
 import aiohttp
 from yarl import URL
@@ -32,6 +31,8 @@ SessionFactory = Callable[[SafeResolver], aiohttp.ClientSession]
 
 USER_AGENT = f"keyfob/{__version__}"
 _SCHEMES = frozenset({"http", "https"})
+_KNOWN_TARGETS = 1024
+"""Checked target URLs kept per sender: a callback posts to one URL thousands of times."""
 _NETWORK_ERRORS = (aiohttp.ClientError, OSError, asyncio.TimeoutError, RefusedAddress, ValueError)
 
 
@@ -66,6 +67,7 @@ class WebhookSender:
         self._metrics = metrics
         self._session: aiohttp.ClientSession | None = None
         self._slots = _Slots(limit, limit_per_host)
+        self._checked: dict[str, tuple[URL, str]] = {}
 
     def _default_session(self, resolver: SafeResolver) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
@@ -88,10 +90,10 @@ class WebhookSender:
     ) -> Outcome:
         """One attempt. Never raises for network trouble: that comes back as a failed Outcome."""
         try:
-            target = self._target(url, query)
+            target, origin = self._target(url, query)
         except _NETWORK_ERRORS as error:
             return self._observed(classify(error=error, latency_ms=0))
-        async with self._slots.hold(f"{target.scheme}://{target.host_port_subcomponent}"):
+        async with self._slots.hold(origin):
             return self._observed(await self._attempt(target, headers, body))
 
     async def _attempt(self, target: URL, headers: dict[str, str], body: bytes) -> Outcome:
@@ -110,12 +112,22 @@ class WebhookSender:
             self._metrics.observe_attempt(outcome)
         return outcome
 
-    def _target(self, url: str, query: list[tuple[str, str]]) -> URL:
-        target = URL(url)
-        if target.scheme not in _SCHEMES or not target.raw_host:
-            raise aiohttp.InvalidURL(url, "must be an absolute http or https URL")
-        check_host(target.raw_host, self._policy)
-        return target.extend_query(query) if query else target
+    def _target(self, url: str, query: list[tuple[str, str]]) -> tuple[URL, str]:
+        """The URL to post to and its origin (the key of the per-host places)."""
+        found = self._checked.get(url)
+        if found is None:
+            target = URL(url)
+            if target.scheme not in _SCHEMES or not target.raw_host:
+                raise aiohttp.InvalidURL(url, "must be an absolute http or https URL")
+            # The policy is fixed for the sender's life, so a URL once allowed stays allowed
+            # (names are still vetted by the resolver on every new connection).
+            check_host(target.raw_host, self._policy)
+            if len(self._checked) >= _KNOWN_TARGETS:
+                self._checked.clear()
+            origin = f"{target.scheme}://{target.host_port_subcomponent}"
+            found = self._checked[url] = (target, origin)
+        target, origin = found
+        return (target.extend_query(query) if query else target), origin
 
     async def close(self) -> None:
         """Close the session and its connections."""
@@ -131,23 +143,60 @@ class _Slots:
     def __init__(self, limit: int, per_host: int) -> None:
         self._all = asyncio.Semaphore(limit)
         self._per_host = per_host
-        self._hosts: dict[str, tuple[asyncio.Semaphore, int]] = {}
+        self._hosts: dict[str, _Host] = {}
 
-    @asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
-        semaphore, users = self._hosts.get(key, (asyncio.Semaphore(self._per_host), 0))
-        self._hosts[key] = (semaphore, users + 1)
+    def hold(self, key: str) -> _Held:
+        host = self._hosts.get(key)
+        if host is None:
+            host = self._hosts[key] = _Host(asyncio.Semaphore(self._per_host))
+        host.users += 1
+        return _Held(self, key, host, self._all)
+
+    def _left(self, key: str, host: _Host) -> None:
+        host.users -= 1
+        if host.users == 0:
+            del self._hosts[key]
+
+
+class _Host:
+    __slots__ = ("semaphore", "users")
+
+    def __init__(self, semaphore: asyncio.Semaphore) -> None:
+        self.semaphore = semaphore
+        self.users = 0
+
+
+class _Held:
+    """One request's places, taken on entry and given back on exit (a plain class: per POST)."""
+
+    __slots__ = ("_all", "_host", "_key", "_slots", "_taken")
+
+    def __init__(self, slots: _Slots, key: str, host: _Host, all_places: asyncio.Semaphore) -> None:
+        self._slots, self._key, self._host, self._all = slots, key, host, all_places
+        self._taken = 0
+
+    async def __aenter__(self) -> None:
         try:
             # The host's place first: a request queued behind its own busy host holds no
             # place that requests to other hosts could use.
-            async with semaphore, self._all:
-                yield
-        finally:
-            semaphore, users = self._hosts[key]
-            if users == 1:
-                del self._hosts[key]
-            else:
-                self._hosts[key] = (semaphore, users - 1)
+            await self._host.semaphore.acquire()
+            self._taken = 1
+            await self._all.acquire()
+            self._taken = 2
+        except BaseException:
+            self._release()
+            raise
+
+    async def __aexit__(self, *_exc: object) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        if self._taken == 2:
+            self._all.release()
+        if self._taken >= 1:
+            self._host.semaphore.release()
+        self._taken = 0
+        self._slots._left(self._key, self._host)
 
 
 def _request_headers(headers: dict[str, str]) -> dict[str, str]:

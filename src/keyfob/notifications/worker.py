@@ -1,14 +1,18 @@
 """The delivery worker: claim due notifications, POST them, record the outcome.
 
-Three cooperating loops keep the database off the hot path of the network:
+Cooperating loops keep the database off the hot path of the network:
 
 * the claimer leases up to ``claim_limit`` rows at a time while fewer than ``max_in_flight``
-  requests are under way, and sleeps until woken (a new event in this process) or ``poll_s``;
+  requests are under way; a batch is one request, so a claim may carry several side by side.
+  It sleeps, until woken (a new event in this process, a finished attempt) or ``poll_s``,
+  once a claim brings less than it had room for;
 * each POST runs as its own named task, outside any transaction;
-* the recorder writes finished attempts in groups, one short transaction per group.
+* the recorder writes finished attempts in groups, one short transaction per group;
+* the expirer moves rows past the 72 h horizon on every ``expire_every_s``: that sweep reads
+  every overdue row, so it stays out of the claim, which must cost what it takes.
 
-``run_once`` does one claim → send → record cycle and waits for it, for tests driving an
-injected clock and for the crash test's restarts.
+``run_once`` does one expire → claim → send → record cycle and waits for it, for tests driving
+an injected clock and for the crash test's restarts.
 """
 
 from __future__ import annotations
@@ -20,19 +24,24 @@ import json
 import logging
 import socket
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from keyfob.callbacks.attributes import render_request_parts
+from keyfob.callbacks.attributes import (
+    RenderedAttributes,
+    render_request_parts,
+    varies_per_event,
+)
 from keyfob.callbacks.schemas import CallbackSubscribe, load_stored
 from keyfob.callbacks.secrets import active_secrets
 from keyfob.db import Database
-from keyfob.kit.clock import Clock, as_utc
+from keyfob.kit.clock import Clock
 from keyfob.kit.ids import new_id
-from keyfob.notifications import queue
+from keyfob.notifications import ledger, queue
 from keyfob.notifications.metrics import DeliveryMetrics
-from keyfob.notifications.payload import EventRecord, build_remote_events, encode
-from keyfob.notifications.policy import Decision, RetryPolicy, decide
+from keyfob.notifications.outcome import Outcome
+from keyfob.notifications.payload import encode, remote_events_body, stored_remote_event
+from keyfob.notifications.policy import Decision, Delivered, RetryPolicy, decide
 from keyfob.notifications.sender import WebhookSender
 from keyfob.notifications.signing import sign
 
@@ -41,11 +50,20 @@ log = logging.getLogger("keyfob.delivery")
 
 @dataclass
 class WorkerOptions:
+    """How the loops pace themselves.
+
+    ``claim_limit`` rows at most per claim (one short transaction); ``max_in_flight`` POSTs
+    under way at once, which bounds how long the last of them may wait behind a slow receiver
+    while its lease runs; ``max_rows_in_flight`` the notifications they carry, for memory.
+    """
+
     lease_s: float = 30.0
     claim_limit: int = 200
     max_in_flight: int = 400
+    max_rows_in_flight: int = 10_000
     poll_s: float = 0.25
     record_every_s: float = 0.01
+    expire_every_s: float = 5.0
     owner: str = field(default_factory=lambda: f"{socket.gethostname()}-{new_id()[:8]}")
 
 
@@ -58,19 +76,26 @@ class Request:
     message_id: str
 
 
-def _event(stored: dict[str, Any]) -> EventRecord:
-    return EventRecord(
-        event_id=stored["event_id"],
-        remote_id=stored["remote_id"],
-        seq=stored["seq"],
-        vin=stored["vin"],
-        event_date=as_utc(datetime.fromisoformat(stored["event_date"].replace("Z", "+00:00"))),
-        remote_type=stored["remote_type"],
-        event_type=stored["event_type"],
-        status=stored["status"],
-        failure_cause=stored.get("failure_cause"),
-        feedback_detail=stored.get("feedback_detail"),
-    )
+@dataclass(frozen=True, slots=True)
+class _Callback:
+    """What delivery needs of a callback's stored body, parsed once per version of it."""
+
+    subscribe: CallbackSubscribe
+    policy: RetryPolicy
+    parts: RenderedAttributes | None
+    """The attributes rendered once and for all, when none of them depends on the event."""
+
+
+_DELIVERED = Delivered()
+
+
+def _variables(target: queue.Target, vin: str, remote_type: str) -> dict[str, str]:
+    return {
+        "vin": vin,
+        "remoteType": remote_type,
+        "callbackID": target.id,
+        "fleetID": target.fleet_id,
+    }
 
 
 class DeliveryWorker:
@@ -90,38 +115,42 @@ class DeliveryWorker:
         self.metrics = metrics
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
-        self._results: asyncio.Queue[queue.Result] = asyncio.Queue()
-        self._in_flight = 0
+        self._results: asyncio.Queue[ledger.Result] = asyncio.Queue()
+        self._posts = 0  # POSTs under way, claimed and not yet recorded
+        self._rows = 0  # the notifications they carry
         self._drained = asyncio.Event()
         self._drained.set()
-        self._subscriptions: dict[tuple[str, str], CallbackSubscribe] = {}
+        self._callbacks: dict[tuple[str, str], _Callback] = {}
 
     # -- preparing one POST -------------------------------------------------------------
 
-    def _subscription(self, target: queue.Target) -> CallbackSubscribe:
-        # Keyed by the stored body itself: a PUT in the same clock tick as the previous write
+    def _callback(self, target: queue.Target) -> _Callback:
+        # Keyed by the stored body's text: a PUT in the same clock tick as the previous write
         # (a frozen clock, or two processes) must still be seen.
-        key = (target.id, json.dumps(target.subscribe, sort_keys=True))
-        found = self._subscriptions.get(key)
+        key = (target.id, target.subscribe)
+        found = self._callbacks.get(key)
         if found is None:
-            if len(self._subscriptions) > 10_000:
-                self._subscriptions.clear()
-            found = self._subscriptions[key] = load_stored(target.subscribe)
+            if len(self._callbacks) > 10_000:
+                self._callbacks.clear()
+            subscribe = load_stored(json.loads(target.subscribe))
+            retry = subscribe.retry
+            policy = RetryPolicy(retry.policy.value, retry.retry_number, retry.retry_delay)
+            parts = None
+            if not any(varies_per_event(a.value) for a in subscribe.attributes):
+                parts = render_request_parts(subscribe.attributes, _variables(target, "", ""))
+            found = self._callbacks[key] = _Callback(subscribe, policy, parts)
         return found
 
     def prepare(self, delivery: queue.Delivery) -> Request:
         target = delivery.target
-        subscribe = self._subscription(target)
-        events = [_event(row.event) for row in delivery.rows]
-        first = events[0]
-        variables = {
-            "vin": first.vin,
-            "remoteType": first.remote_type,
-            "callbackID": target.id,
-            "fleetID": target.fleet_id,
-        }
-        parts = render_request_parts(subscribe.attributes, variables)
-        body = encode(build_remote_events(target.id, parts.body, events))
+        callback = self._callback(target)
+        subscribe = callback.subscribe
+        events = [stored_remote_event(json.loads(row.event)) for row in delivery.rows]
+        parts = callback.parts
+        if parts is None:  # rendered from the first event, batch or not
+            variables = _variables(target, events[0]["vin"], events[0]["remoteType"])
+            parts = render_request_parts(subscribe.attributes, variables)
+        body = encode(remote_events_body(target.id, parts.body, events))
         ids = [row.id for row in delivery.rows]
         message_id = (
             ids[0] if len(ids) == 1 else hashlib.sha256("|".join(ids).encode()).hexdigest()[:32]
@@ -134,9 +163,10 @@ class DeliveryWorker:
             headers.update(sign(secrets, f"msg_{message_id}", int(now.timestamp()), body))
         return Request(subscribe.target, parts.query, headers, body, f"msg_{message_id}")
 
-    def decisions(self, delivery: queue.Delivery, outcome: Any) -> list[Decision]:
-        retry = self._subscription(delivery.target).retry
-        policy = RetryPolicy(retry.policy.value, retry.retry_number, retry.retry_delay)
+    def decisions(self, delivery: queue.Delivery, outcome: Outcome) -> list[Decision]:
+        if outcome.delivered:
+            return [_DELIVERED] * len(delivery.rows)
+        policy = self._callback(delivery.target).policy
         now = self.clock()
         return [
             decide(
@@ -149,7 +179,7 @@ class DeliveryWorker:
             for row in delivery.rows
         ]
 
-    async def send(self, delivery: queue.Delivery) -> queue.Result:
+    async def send(self, delivery: queue.Delivery) -> ledger.Result:
         started = self.clock()
         request = self.prepare(delivery)
         outcome = await self.sender.post(
@@ -159,32 +189,39 @@ class DeliveryWorker:
         if self.metrics is not None:
             for decision in decisions:
                 self.metrics.observe_decision(decision)
-        return queue.Result(delivery, request.message_id, started, outcome, decisions)
+        return ledger.Result(delivery, request.message_id, started, outcome, decisions)
 
     # -- one cycle, for tests and restarts ----------------------------------------------
 
-    async def claim(self, limit: int) -> list[queue.Delivery]:
-        now = self.clock()
+    async def claim(self, limit: int, *, max_deliveries: int | None = None) -> list[queue.Delivery]:
+        """Lease up to ``limit`` rows, in the POSTs they make (``max_deliveries`` at most)."""
         async with self.database.transaction() as conn:
-            expired = await queue.expire_overdue(conn, now=now)
-            deliveries = await queue.claim(
+            return await queue.claim(
                 conn,
                 owner=self.options.owner,
-                now=now,
+                now=self.clock(),
                 lease=timedelta(seconds=self.options.lease_s),
                 limit=limit,
+                batch_limit=self.options.claim_limit,
+                max_deliveries=max_deliveries,
             )
+
+    async def expire(self) -> int:
+        """Give up on pending rows past the horizon; returns how many."""
+        async with self.database.transaction() as conn:
+            expired = await ledger.expire_overdue(conn, now=self.clock())
         if expired and self.metrics is not None:
             # Rows that reached the horizon unsent (held, or due too late) are give-ups too.
             self.metrics.deliveries.labels(outcome="expired").inc(expired)
-        return deliveries
+        return expired
 
-    async def record(self, results: list[queue.Result]) -> None:
+    async def record(self, results: list[ledger.Result]) -> None:
         async with self.database.transaction() as conn:
-            await queue.record(conn, owner=self.options.owner, results=results, now=self.clock())
+            await ledger.record(conn, owner=self.options.owner, results=results, now=self.clock())
 
     async def run_once(self) -> int:
-        """Claim everything due (up to the claim limit), send it, record it; returns POSTs made."""
+        """Expire, claim what is due (up to the claim limit), send, record; returns POSTs made."""
+        await self.expire()
         deliveries = await self.claim(self.options.claim_limit)
         results = await asyncio.gather(*(self.send(d) for d in deliveries))
         await self.record(list(results))
@@ -203,26 +240,31 @@ class DeliveryWorker:
         async with asyncio.TaskGroup() as group:
             group.create_task(self._recorder(), name="delivery-recorder")
             group.create_task(self._metrics_loop(), name="delivery-metrics")
+            group.create_task(self._expirer(), name="delivery-expirer")
             await self._claimer(group)
 
     async def _claimer(self, group: asyncio.TaskGroup) -> None:
+        """Claim while there is room, in POSTs and in rows (a batch is one POST, many rows)."""
+        options = self.options
         while not self._stopping.is_set():
-            room = self.options.max_in_flight - self._in_flight
+            rows = min(options.claim_limit, options.max_rows_in_flight - self._rows)
+            posts = options.max_in_flight - self._posts
             deliveries: list[queue.Delivery] = []
-            if room > 0:
+            if rows > 0 and posts > 0:
                 try:
-                    deliveries = await self.claim(min(room, self.options.claim_limit))
+                    deliveries = await self.claim(rows, max_deliveries=posts)
                 except Exception:
                     log.exception("claiming notifications failed; retrying shortly")
             for delivery in deliveries:
-                self._in_flight += 1
-                self._drained.clear()
+                self._started(delivery)
                 group.create_task(self._send_one(delivery), name=f"deliver-{delivery.rows[0].id}")
             # Also wait when full: a loop that never awaits would starve the very sends
-            # whose completion frees room.
-            if room <= 0 or len(deliveries) < min(room, self.options.claim_limit):
+            # whose completion frees room. A claim that brought fewer rows and POSTs than
+            # it had room for took everything that was due.
+            got = sum(len(delivery.rows) for delivery in deliveries)
+            if rows <= 0 or posts <= 0 or (got < rows and len(deliveries) < posts):
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.options.poll_s)
+                    await asyncio.wait_for(self._wake.wait(), options.poll_s)
                 self._wake.clear()
         await self._drained.wait()
         await self._results.put(_STOP)
@@ -233,11 +275,17 @@ class DeliveryWorker:
         except Exception:
             # The lease expires and another cycle takes the rows again: nothing is lost.
             log.exception("preparing or sending a notification failed")
-            self._finished(1)
+            self._finished([delivery])
 
-    def _finished(self, count: int) -> None:
-        self._in_flight -= count
-        if self._in_flight <= 0:
+    def _started(self, delivery: queue.Delivery) -> None:
+        self._posts += 1
+        self._rows += len(delivery.rows)
+        self._drained.clear()
+
+    def _finished(self, deliveries: list[queue.Delivery]) -> None:
+        self._posts -= len(deliveries)
+        self._rows -= sum(len(delivery.rows) for delivery in deliveries)
+        if self._posts <= 0:
             self._drained.set()
 
     async def _recorder(self) -> None:
@@ -260,10 +308,20 @@ class DeliveryWorker:
                 log.exception(
                     "recording %d delivery results failed; leases will expire", len(batch)
                 )
-            self._finished(len(batch))
+            self._finished([result.delivery for result in batch])
             self._wake.set()
             if stop:
                 return
+
+    async def _expirer(self) -> None:
+        """The horizon sweep, on its own timer: it reads every overdue row, the claim does not."""
+        while not self._stopping.is_set():
+            try:
+                await self.expire()
+            except Exception:
+                log.exception("expiring overdue notifications failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.options.expire_every_s)
 
     async def _metrics_loop(self) -> None:
         while not self._stopping.is_set() and self.metrics is not None:
