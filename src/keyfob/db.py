@@ -11,17 +11,28 @@ unit of work and commits when its block ends without error.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, TypeDecorator, event
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    MetaData,
+    Row,
+    Table,
+    TypeDecorator,
+    event,
+    func,
+    select,
+)
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from keyfob.kit.clock import as_utc
+from keyfob.kit.paging import PageRequest
 
 metadata = MetaData(
     naming_convention={
@@ -106,3 +117,20 @@ class UtcDateTime(TypeDecorator[datetime]):
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         return None if value is None else as_utc(value)
+
+
+async def paged(
+    conn: AsyncConnection,
+    table: Table,
+    where: Sequence[ColumnElement[bool]],
+    order_by: Sequence[ColumnElement[Any]],
+    page: PageRequest,
+) -> tuple[int, Sequence[Row[Any]]]:
+    """The size of the filtered collection and the rows of the requested page."""
+    total = (await conn.execute(select(func.count()).select_from(table).where(*where))).scalar_one()
+    rows = (
+        await conn.execute(
+            select(table).where(*where).order_by(*order_by).offset(page.offset).limit(page.limit())
+        )
+    ).all()
+    return int(total), rows

@@ -9,13 +9,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, func, or_, select, update
+from sqlalchemy import Row, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keyfob.callbacks import secrets
 from keyfob.callbacks.attributes import batching_allowed
 from keyfob.callbacks.models import callbacks
 from keyfob.callbacks.schemas import CallbackSubscribe
+from keyfob.db import paged
 from keyfob.errors import ErrorCode, KeyfobError
 from keyfob.kit.ids import is_valid_id, new_id
 from keyfob.kit.paging import PageRequest
@@ -136,18 +137,9 @@ async def list_callbacks(
     where = [callbacks.c.fleet_id == fleet_id, callbacks.c.deleted_at.is_(None)]
     if types:
         where.append(or_(*(callbacks.c.remote_types.contains(f",{t.value},") for t in types)))
-    total = (
-        await conn.execute(select(func.count()).select_from(callbacks).where(*where))
-    ).scalar_one()
-    rows = (
-        await conn.execute(
-            select(callbacks)
-            .where(*where)
-            .order_by(callbacks.c.created_at, callbacks.c.id)
-            .offset(page.offset)
-            .limit(page.limit())
-        )
-    ).all()
+    total, rows = await paged(
+        conn, callbacks, where, [callbacks.c.created_at, callbacks.c.id], page
+    )
     return total, [callback_from_row(r) for r in rows]
 
 

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Text, cast, func, select, update
+from sqlalchemy import Row, Text, cast, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from keyfob.db import paged
 from keyfob.errors import ErrorCode, KeyfobError
 from keyfob.kit.ids import is_valid_id
 from keyfob.kit.paging import PageRequest
@@ -91,18 +92,13 @@ async def list_notifications(
         where.append(notifications.c.state == state)
     if remote_id is not None:
         where.append(notifications.c.remote_id == remote_id)
-    total = (
-        await conn.execute(select(func.count()).select_from(notifications).where(*where))
-    ).scalar_one()
-    rows = (
-        await conn.execute(
-            select(notifications)
-            .where(*where)
-            .order_by(notifications.c.raised_at, notifications.c.remote_id, notifications.c.seq)
-            .offset(page.offset)
-            .limit(page.limit())
-        )
-    ).all()
+    total, rows = await paged(
+        conn,
+        notifications,
+        where,
+        [notifications.c.raised_at, notifications.c.remote_id, notifications.c.seq],
+        page,
+    )
     return total, [_notification(r) for r in rows]
 
 
@@ -140,18 +136,13 @@ async def list_attempts(
     conn: AsyncConnection, *, callback_id: str, page: PageRequest
 ) -> tuple[int, list[Attempt]]:
     where = delivery_attempts.c.callback_id == callback_id
-    total = (
-        await conn.execute(select(func.count()).select_from(delivery_attempts).where(where))
-    ).scalar_one()
-    rows = (
-        await conn.execute(
-            select(delivery_attempts)
-            .where(where)
-            .order_by(delivery_attempts.c.started_at, delivery_attempts.c.id)
-            .offset(page.offset)
-            .limit(page.limit())
-        )
-    ).all()
+    total, rows = await paged(
+        conn,
+        delivery_attempts,
+        [where],
+        [delivery_attempts.c.started_at, delivery_attempts.c.id],
+        page,
+    )
     return total, [_attempt(r) for r in rows]
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import Row, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keyfob.callbacks.service import get_callback, mark_deleted
+from keyfob.db import paged
 from keyfob.errors import ErrorCode, KeyfobError
 from keyfob.kit.ids import is_valid_id
 from keyfob.kit.paging import PageRequest
@@ -116,18 +117,7 @@ async def list_remotes(
     conn: AsyncConnection, *, vehicle_id: str, callback_id: str, page: PageRequest
 ) -> tuple[int, list[Remote]]:
     where = (remotes.c.vehicle_id == vehicle_id, remotes.c.callback_id == callback_id)
-    total = (
-        await conn.execute(select(func.count()).select_from(remotes).where(*where))
-    ).scalar_one()
-    rows = (
-        await conn.execute(
-            select(remotes)
-            .where(*where)
-            .order_by(remotes.c.created_at, remotes.c.id)
-            .offset(page.offset)
-            .limit(page.limit())
-        )
-    ).all()
+    total, rows = await paged(conn, remotes, where, [remotes.c.created_at, remotes.c.id], page)
     return total, [_remote(r) for r in rows]
 
 

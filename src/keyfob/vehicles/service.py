@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, func, select
+from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from keyfob.db import paged
 from keyfob.errors import ErrorCode, KeyfobError
 from keyfob.kit.ids import new_id
 from keyfob.kit.paging import PageRequest
@@ -80,16 +81,7 @@ async def list_fleets(
     conn: AsyncConnection, *, partner_id: str, page: PageRequest
 ) -> tuple[int, list[Fleet]]:
     where = fleets.c.partner_id == partner_id
-    total = (await conn.execute(select(func.count()).select_from(fleets).where(where))).scalar_one()
-    rows = (
-        await conn.execute(
-            select(fleets)
-            .where(where)
-            .order_by(fleets.c.created_at, fleets.c.id)
-            .offset(page.offset)
-            .limit(page.limit())
-        )
-    ).all()
+    total, rows = await paged(conn, fleets, [where], [fleets.c.created_at, fleets.c.id], page)
     return total, [_fleet(r) for r in rows]
 
 
@@ -123,18 +115,7 @@ async def list_vehicles(
     conn: AsyncConnection, *, fleet_id: str, page: PageRequest
 ) -> tuple[int, list[Vehicle]]:
     where = vehicles.c.fleet_id == fleet_id
-    total = (
-        await conn.execute(select(func.count()).select_from(vehicles).where(where))
-    ).scalar_one()
-    rows = (
-        await conn.execute(
-            select(vehicles)
-            .where(where)
-            .order_by(vehicles.c.created_at, vehicles.c.id)
-            .offset(page.offset)
-            .limit(page.limit())
-        )
-    ).all()
+    total, rows = await paged(conn, vehicles, [where], [vehicles.c.created_at, vehicles.c.id], page)
     return total, [vehicle_from_row(r) for r in rows]
 
 
