@@ -196,6 +196,8 @@ async def test_a_killed_dispatcher_is_replaced_and_no_remote_stays_pending(
         traffic = Traffic()
         run = asyncio.create_task(traffic.drive(world, per_car))
         await traffic.until_finished(len(CARS) * 2)
+        while len(traffic.posted) <= len(traffic.finished):
+            await asyncio.sleep(0.001)  # kill while remotes are mid-lifecycle
         first.kill()
         killed_at = len(traffic.posted)
         in_flight = killed_at - len(traffic.finished)
