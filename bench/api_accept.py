@@ -218,7 +218,7 @@ def _py_spy(pid: int, options: Options, name: str) -> subprocess.Popen[bytes] | 
     seconds = str(round(options.warmup_s + options.duration_s))
     output = options.profile_dir / f"{name}.txt"
     command = [tool, "record", "--pid", str(pid), "--duration", seconds, "--rate", "200"]
-    command += ["--format", "raw", "--nonblocking", "--threads", "--output", str(output)]
+    command += ["--format", "raw", "--nonblocking", "--threads", "--gil", "--output", str(output)]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

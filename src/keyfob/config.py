@@ -65,6 +65,7 @@ class Settings(BaseSettings):
     run_dispatcher: bool = True
     run_worker: bool = True
     run_simulator: bool = True
+    lean_accept: bool = True
     idempotency_ttl_s: int = Field(86_400, ge=1)
     history_days: int = Field(60, ge=1)
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)

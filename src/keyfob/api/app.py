@@ -13,6 +13,7 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontext
 from datetime import timedelta
 
 from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
 import keyfob
 from keyfob import migrate, provision
@@ -26,6 +27,7 @@ from keyfob.api import (
     routes_remotes,
 )
 from keyfob.api.context import AppContext
+from keyfob.api.lean import LeanRemotePost
 from keyfob.api.middleware import RateLimitHeaders
 from keyfob.callbacks.targets import TargetPolicy
 from keyfob.config import Settings
@@ -70,6 +72,20 @@ def provision_message(document: dict[str, object], settings: Settings) -> str:
     )
 
 
+class KeyfobApp(FastAPI):
+    """FastAPI, except that POST remote takes the lean path when one is set (``api.lean``)."""
+
+    lean: LeanRemotePost | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.lean is not None:
+            ids = self.lean.match(scope)
+            if ids is not None:
+                await self.lean(scope, receive, send, ids)
+                return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(
     settings: Settings,
     *,
@@ -103,13 +119,15 @@ def create_app(
         if database is None:
             await ctx.database.dispose()
 
-    app = FastAPI(
+    app = KeyfobApp(
         title="keyfob",
         version=keyfob.__version__,
         summary="Remote commands for connected vehicles, with webhook notifications.",
         lifespan=lifespan,
     )
     app.state.ctx = ctx
+    if settings.lean_accept:
+        app.lean = LeanRemotePost(ctx)
     errors.install(app)
     app.add_middleware(RateLimitHeaders)
     for router in (

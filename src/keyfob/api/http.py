@@ -24,15 +24,18 @@ def _no_constants(name: str) -> Any:
     raise ValueError(name)
 
 
-async def json_body(request: Request) -> object:
-    content_type = request.headers.get("content-type", "")
+def check_media_type(content_type: str) -> None:
+    """A body must be JSON (``application/json`` or any ``+json``); none declared is fine."""
     mime = content_type.split(";")[0].strip().lower()
     if mime and mime != "application/json" and not mime.endswith("+json"):
         raise KeyfobError(
             ErrorCode.UNSUPPORTED_MEDIA_TYPE,
             f"send the body as JSON with Content-Type: application/json (got {mime})",
         )
-    raw = await request.body()
+
+
+def parse_json(raw: bytes) -> object:
+    """The body's JSON value, or a 400 that says what is wrong with it."""
     if len(raw) > MAX_BODY:
         raise KeyfobError(ErrorCode.INVALID_BODY, f"the body is larger than {MAX_BODY} bytes")
     if not raw.strip():
@@ -45,6 +48,11 @@ async def json_body(request: Request) -> object:
         raise KeyfobError(ErrorCode.MALFORMED_JSON, f"the body is not valid JSON: {exc}") from None
     _check_text(data)
     return data
+
+
+async def json_body(request: Request) -> object:
+    check_media_type(request.headers.get("content-type", ""))
+    return parse_json(await request.body())
 
 
 def _storable(text: str) -> bool:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, Response
 
-from keyfob.api import views
+from keyfob.api import remote_post, views
 from keyfob.api.deps import Ctx, CurrentPartner, base_url
 from keyfob.api.docs_models import Collection, RemoteAction, RemotePostResponse, errors, hal
 from keyfob.api.http import HalResponse, json_body
@@ -14,24 +14,14 @@ from keyfob.api.paging import IndexRange, PageSize, PageToken, page_request
 from keyfob.api.request_schemas import REMOTE, request_body
 from keyfob.callbacks.service import get_callback
 from keyfob.errors import ErrorCode as E
-from keyfob.errors import KeyfobError
 from keyfob.kit.hal import collection
 from keyfob.kit.paging import page_info
 from keyfob.remotes import service
-from keyfob.remotes.accept import AcceptRequest
 from keyfob.vehicles.service import get_fleet, get_vehicle
 
 router = APIRouter(prefix="/connectedcar/v3", tags=["Remote"])
 PATH = "/fleets/{fid}/vehicles/{vid}/callbacks/{cbid}/remotes"
 LOOKUP_ERRORS = (E.INVALID_PATH_ID, E.FLEET_NOT_FOUND, E.VEHICLE_NOT_FOUND, E.CALLBACK_NOT_FOUND)
-
-
-def _idempotency_key(value: str | None) -> str | None:
-    if value is None:
-        return None
-    if not 1 <= len(value) <= 255 or not value.isprintable():
-        raise KeyfobError(E.BAD_REQUEST, "Idempotency-Key must be 1 to 255 printable characters")
-    return value
 
 
 @router.post(
@@ -64,29 +54,11 @@ async def post_remote(
     cbid: str,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> Response:
-    key = _idempotency_key(idempotency_key)
+    key = remote_post.idempotency_key(idempotency_key)
     data = await json_body(request)
-    posted = await ctx.acceptor.accept(
-        AcceptRequest(
-            partner_id=partner.id,
-            fleet_id=fid,
-            vehicle_id=vid,
-            callback_id=cbid,
-            data=data,
-            idempotency_key=key,
-        )
-    )
-    for wake in ctx.extras.get("wakers", ()):
-        wake()
-    body = views.remote_post_response(
-        base_url(request, ctx),
-        fleet_id=fid,
-        vehicle_id=vid,
-        callback_id=cbid,
-        remote_id=posted.remote_id,
-        type_=posted.type,
-    )
-    headers = {"Idempotent-Replayed": "true"} if posted.replayed else None
+    ids = (fid, vid, cbid)
+    posted = await remote_post.accept(ctx, partner_id=partner.id, ids=ids, key=key, data=data)
+    body, headers = remote_post.answer(base_url(request, ctx), ids, posted)
     return HalResponse(body, status_code=202, headers=headers)
 
 

@@ -75,9 +75,10 @@ class RateLimiter:
 
     def check(self, key: str, *, day_limit: int, burst_limit: int, now: float) -> Verdict:
         """Count one request for ``key`` if it fits both budgets."""
-        day, burst = self._windows.setdefault(
-            key, (SlidingWindow(86_400, 1_440), SlidingWindow(1.0, 10))
-        )
+        windows = self._windows.get(key)
+        if windows is None:
+            windows = self._windows[key] = (SlidingWindow(86_400, 1_440), SlidingWindow(1.0, 10))
+        day, burst = windows
         day_used, burst_used = day.count(now), burst.count(now)
         if day_used >= day_limit or burst_used >= burst_limit:
             wait = max(

@@ -29,6 +29,7 @@ from sqlalchemy import delete, select, tuple_
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from keyfob.bulk import fetch_all, insert_rows
 from keyfob.callbacks.models import callbacks
 from keyfob.callbacks.service import (
     Callback,
@@ -110,30 +111,62 @@ class _Lookups:
     keys: dict[tuple[str, str], Any]
 
 
-async def _lookups(conn: AsyncConnection, batch: list[AcceptRequest]) -> _Lookups:
-    fleet_rows = await conn.execute(
-        select(fleets.c.id, fleets.c.partner_id).where(fleets.c.id.in_({r.fleet_id for r in batch}))
-    )
-    vehicle_rows = await conn.execute(
-        select(vehicles).where(vehicles.c.id.in_({r.vehicle_id for r in batch}))
-    )
-    callback_rows = await conn.execute(
+@dataclass
+class _Known:
+    """Fleets' owners and vehicles seen before. Neither is ever updated or deleted, so a
+    positive lookup stays true; only unknown ids go to the database."""
+
+    fleet_owner: dict[str, str] = field(default_factory=dict)
+    vehicles: dict[str, Vehicle] = field(default_factory=dict)
+    limit: int = 100_000
+
+    def remember(self, owners: dict[str, str], found: dict[str, Vehicle]) -> None:
+        if len(self.fleet_owner) + len(self.vehicles) > self.limit:
+            self.fleet_owner.clear()
+            self.vehicles.clear()
+        self.fleet_owner.update(owners)
+        self.vehicles.update(found)
+
+
+async def _lookups(conn: AsyncConnection, batch: list[AcceptRequest], known: _Known) -> _Lookups:
+    owners = {
+        r.fleet_id: known.fleet_owner[r.fleet_id] for r in batch if r.fleet_id in known.fleet_owner
+    }
+    found = {
+        r.vehicle_id: known.vehicles[r.vehicle_id] for r in batch if r.vehicle_id in known.vehicles
+    }
+    unknown_fleets = {r.fleet_id for r in batch} - owners.keys()
+    unknown_vehicles = {r.vehicle_id for r in batch} - found.keys()
+    if unknown_fleets:
+        fleet_rows = await fetch_all(
+            conn, select(fleets.c.id, fleets.c.partner_id).where(fleets.c.id.in_(unknown_fleets))
+        )
+        owners.update({f.id: f.partner_id for f in fleet_rows})
+    if unknown_vehicles:
+        vehicle_rows = await fetch_all(
+            conn, select(vehicles).where(vehicles.c.id.in_(unknown_vehicles))
+        )
+        found.update({v.id: vehicle_from_row(v) for v in vehicle_rows})
+    known.remember(owners, found)
+    callback_rows = await fetch_all(
+        conn,
         select(callbacks).where(
             callbacks.c.id.in_({r.callback_id for r in batch}), callbacks.c.deleted_at.is_(None)
-        )
+        ),
     )
     pairs = {(r.partner_id, r.idempotency_key) for r in batch if r.idempotency_key is not None}
     keys: dict[tuple[str, str], Any] = {}
     if pairs:
-        key_rows = await conn.execute(
+        key_rows = await fetch_all(
+            conn,
             select(idempotency_keys, remotes.c.type)
             .join(remotes, remotes.c.id == idempotency_keys.c.remote_id)
-            .where(tuple_(idempotency_keys.c.partner_id, idempotency_keys.c.key).in_(pairs))
+            .where(tuple_(idempotency_keys.c.partner_id, idempotency_keys.c.key).in_(pairs)),
         )
         keys = {(k.partner_id, k.key): k for k in key_rows}
     return _Lookups(
-        fleet_owner={f.id: f.partner_id for f in fleet_rows},
-        vehicles={v.id: vehicle_from_row(v) for v in vehicle_rows},
+        fleet_owner=owners,
+        vehicles=found,
         callbacks={c.id: callback_from_row(c) for c in callback_rows},
         keys=keys,
     )
@@ -244,10 +277,15 @@ def _stage(batch: _Batch, vehicle: Vehicle, callback: Callback, body: RemoteBody
 
 
 async def accept_batch(
-    conn: AsyncConnection, requests: list[AcceptRequest], *, now: datetime, ttl: timedelta
+    conn: AsyncConnection,
+    requests: list[AcceptRequest],
+    *,
+    now: datetime,
+    ttl: timedelta,
+    known: _Known | None = None,
 ) -> list[Posted | KeyfobError]:
     """Judge and store a batch in the caller's transaction; one answer per request, in order."""
-    found = await _lookups(conn, requests)
+    found = await _lookups(conn, requests, known or _Known())
     batch = _Batch(now=now, ttl=ttl)
     answers: list[Posted | KeyfobError] = []
     for request in requests:
@@ -261,12 +299,15 @@ async def accept_batch(
                 idempotency_keys.c.partner_id == partner_id, idempotency_keys.c.key == key
             )
         )
-    if batch.remotes:
-        await conn.execute(remotes.insert(), batch.remotes)
-        await conn.execute(remote_events.insert(), batch.events)
-        await conn.execute(notifications.insert(), batch.notifications)
-    if batch.keys:
-        await conn.execute(idempotency_keys.insert(), batch.keys)
+    await insert_rows(
+        conn,
+        [
+            (remotes, batch.remotes),
+            (remote_events, batch.events),
+            (notifications, batch.notifications),
+            (idempotency_keys, batch.keys),
+        ],
+    )
     return answers
 
 
@@ -292,6 +333,7 @@ class Acceptor:
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._known = _Known()
 
     async def accept(self, request: AcceptRequest) -> Posted:
         """Stored and committed when this returns; a refusal raises its ``KeyfobError``."""
@@ -332,7 +374,11 @@ class Acceptor:
         try:
             async with self.database.transaction() as conn:
                 answers = await accept_batch(
-                    conn, [request for request, _ in batch], now=self.clock(), ttl=self.ttl
+                    conn,
+                    [request for request, _ in batch],
+                    now=self.clock(),
+                    ttl=self.ttl,
+                    known=self._known,
                 )
         except (IntegrityError, DBAPIError) as exc:
             if len(batch) > 1:

@@ -1,0 +1,68 @@
+"""The steps of POST remote, shared by the documented route and the lean path.
+
+``routes_remotes.post_remote`` (FastAPI, documented in ``/openapi.json``) and ``lean`` (the
+same endpoint without the framework's routing and dependency solving) both call these, so a
+request gets the same answer whichever serves it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from keyfob.api import views
+from keyfob.api.context import AppContext
+from keyfob.errors import ErrorCode, KeyfobError
+from keyfob.remotes.accept import AcceptRequest, Posted
+
+REPLAYED = {"Idempotent-Replayed": "true"}
+
+
+def idempotency_key(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not 1 <= len(value) <= 255 or not value.isprintable():
+        raise KeyfobError(
+            ErrorCode.BAD_REQUEST, "Idempotency-Key must be 1 to 255 printable characters"
+        )
+    return value
+
+
+async def accept(
+    ctx: AppContext,
+    *,
+    partner_id: str,
+    ids: tuple[str, str, str],
+    key: str | None,
+    data: object,
+) -> Posted:
+    """Stored and committed (group commit) when this returns; wakes the dispatcher."""
+    fleet_id, vehicle_id, callback_id = ids
+    posted = await ctx.acceptor.accept(
+        AcceptRequest(
+            partner_id=partner_id,
+            fleet_id=fleet_id,
+            vehicle_id=vehicle_id,
+            callback_id=callback_id,
+            data=data,
+            idempotency_key=key,
+        )
+    )
+    for wake in ctx.extras.get("wakers", ()):
+        wake()
+    return posted
+
+
+def answer(
+    base: str, ids: tuple[str, str, str], posted: Posted
+) -> tuple[dict[str, Any], dict[str, str] | None]:
+    """The 202 ``RemotePostResponse`` body and its extra headers."""
+    fleet_id, vehicle_id, callback_id = ids
+    body = views.remote_post_response(
+        base,
+        fleet_id=fleet_id,
+        vehicle_id=vehicle_id,
+        callback_id=callback_id,
+        remote_id=posted.remote_id,
+        type_=posted.type,
+    )
+    return body, (REPLAYED if posted.replayed else None)
