@@ -1,18 +1,16 @@
-"""Reads and multi-row inserts in one trip to the database driver.
+"""Reads, multi-row inserts and whole units of work in one trip to the database driver.
 
 On SQLite, aiosqlite runs the ``sqlite3`` connection on its own thread and every DB-API call is
 a hand-off to it and back; through SQLAlchemy one statement costs three or four of them
-(cursor, execute, close). Under load each hand-off waits for the event loop's turn, so a group
-commit of three tables spent most of its time waiting, not writing (measured: 23 hand-offs,
-5 ms for 16 remotes). ``insert_rows`` converts the rows with each column's own SQLAlchemy bind
-processor, exactly as ``conn.execute(table.insert(), rows)`` would, then runs every
-``executemany`` in one hand-off, inside the caller's transaction (same ``sqlite3`` connection;
-``sqlite3`` opens the transaction before the first insert as it always does).
+(cursor, execute, fetch, close). Under load each hand-off waits for the event loop's next turn
+(about 2 ms with a few dozen requests in flight), so a group commit spent its time waiting,
+not writing. Here SQLAlchemy still compiles every statement and each column's own bind and
+result processors convert the values, exactly as ``conn.execute`` would; only the trips change:
 
-``fetch_all`` does the same for a ``SELECT``: SQLAlchemy compiles it (IN lists expanded) and
-its columns' result processors turn the driver's values into what ``conn.execute`` would give.
+* ``insert_rows`` / ``fetch_all``: one hand-off per call, inside the caller's transaction;
+* ``steps.run_unit``: a whole unit of work, written as a generator of steps, in one hand-off.
 
-PostgreSQL (asyncpg) goes through SQLAlchemy as before; so does SQLite if the driver does not
+PostgreSQL (asyncpg) goes through SQLAlchemy as before; so does SQLite when the driver does not
 expose what the one hand-off needs, or a statement needs more than plain parameters.
 """
 
@@ -20,98 +18,31 @@ from __future__ import annotations
 
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Select, Table
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.dml import Delete, Update
 from sqlalchemy.types import TypeEngine
 
 Rows = Sequence[Mapping[str, Any]]
-_Plan = tuple[str, list[tuple[str, Callable[[Any], Any] | None]]]
-_plans: dict[tuple[str, str, tuple[str, ...]], _Plan | None] = {}
+Processor = Callable[[Any], Any] | None
+_PLAIN = (str, int, float, type(None))
+_inserts: dict[tuple[str, str, tuple[str, ...]], tuple[str, list[tuple[str, Processor]]] | None]
+_inserts = {}
+_row_types: dict[tuple[str, ...], Any] = {}
 
 
-def _binder(type_: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
+def _binder(type_: TypeEngine[Any], dialect: Dialect) -> Processor:
     """The column's bind processor as the dialect applies it (its own variant of the type)."""
     return type_.dialect_impl(dialect).bind_processor(dialect)
 
 
-def _reader(type_: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
+def _reader(type_: TypeEngine[Any], dialect: Dialect) -> Processor:
     return type_.dialect_impl(dialect).result_processor(dialect, None)
-
-
-def _plan(table: Table, keys: tuple[str, ...], dialect: Dialect) -> _Plan | None:
-    """The INSERT's SQL and, in its parameter order, each column's bind processor (cached).
-
-    ``None`` when SQLAlchemy would add parameters the rows do not carry (a column default):
-    those inserts take the ordinary path.
-    """
-    cache_key = (dialect.name, table.name, keys)
-    if cache_key not in _plans:
-        compiled = table.insert().compile(dialect=dialect, column_keys=list(keys))
-        order = list(compiled.positiontup or ())
-        _plans[cache_key] = (
-            None
-            if set(order) != set(keys)
-            else (
-                str(compiled),
-                [(name, _binder(table.c[name].type, dialect)) for name in order],
-            )
-        )
-    return _plans[cache_key]
-
-
-def _parameters(plan: _Plan, rows: Rows) -> list[tuple[Any, ...]]:
-    columns = plan[1]
-    return [
-        tuple(
-            row[name] if process is None or row[name] is None else process(row[name])
-            for name, process in columns
-        )
-        for row in rows
-    ]
-
-
-def _sqlite_driver(conn: Any) -> Any | None:
-    """aiosqlite's connection if it offers a run-this-on-your-thread call, else ``None``."""
-    driver = getattr(conn, "driver_connection", None)
-    if driver is None or not callable(getattr(driver, "_execute", None)):
-        return None
-    return driver
-
-
-async def insert_rows(conn: AsyncConnection, work: Sequence[tuple[Table, Rows]]) -> None:
-    """Insert each table's rows (every row of a table with the same keys), in order."""
-    work = [(table, rows) for table, rows in work if rows]
-    if not work:
-        return
-    driver = None
-    if conn.dialect.name == "sqlite":
-        driver = _sqlite_driver(await conn.get_raw_connection())
-    plans = [
-        None if driver is None else _plan(t, tuple(r[0].keys()), conn.dialect) for t, r in work
-    ]
-    if driver is None or None in plans:
-        for table, rows in work:
-            await conn.execute(table.insert(), list(rows))
-        return
-    statements = [
-        (plan[0], _parameters(plan, rows))
-        for plan, (_, rows) in zip(plans, work, strict=True)
-        if plan is not None
-    ]
-
-    def run() -> None:
-        sqlite = driver._conn
-        for sql, parameters in statements:
-            sqlite.executemany(sql, parameters)
-
-    await driver._execute(run)
-
-
-_PLAIN = (str, int, float, type(None))
-_row_types: dict[tuple[str, ...], Any] = {}
 
 
 def _row_type(names: tuple[str, ...]) -> Any:
@@ -121,34 +52,129 @@ def _row_type(names: tuple[str, ...]) -> Any:
     return found
 
 
-async def fetch_all(conn: AsyncConnection, statement: Select[Any]) -> Sequence[Any]:
-    """Every row of ``statement``, each with attribute access by column name."""
-    driver = None
-    if conn.dialect.name == "sqlite":
-        driver = _sqlite_driver(await conn.get_raw_connection())
-    if driver is None:
-        return list(await conn.execute(statement))
-    compiled = statement.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+def prepare_insert(table: Table, rows: Rows, dialect: Dialect) -> tuple[str, list[Any]] | None:
+    """The INSERT's SQL and its rows as positional parameters, bind-processed.
+
+    Every row must have the first row's keys. ``None`` when SQLAlchemy would add parameters
+    the rows do not carry (a column default): that insert takes the ordinary path.
+    """
+    keys = tuple(rows[0].keys())
+    cache_key = (dialect.name, table.name, keys)
+    if cache_key not in _inserts:
+        compiled = table.insert().compile(dialect=dialect, column_keys=list(keys))
+        order = list(compiled.positiontup or ())
+        _inserts[cache_key] = (
+            None
+            if set(order) != set(keys)
+            else (str(compiled), [(name, _binder(table.c[name].type, dialect)) for name in order])
+        )
+    plan = _inserts[cache_key]
+    if plan is None:
+        return None
+    sql, columns = plan
+    parameters = [
+        tuple(
+            row[name] if process is None or row[name] is None else process(row[name])
+            for name, process in columns
+        )
+        for row in rows
+    ]
+    return sql, parameters
+
+
+def _positional(compiled: SQLCompiler) -> tuple[Any, ...] | None:
     values = compiled.construct_params()
     parameters = tuple(values[name] for name in compiled.positiontup or ())
+    return parameters if all(isinstance(value, _PLAIN) for value in parameters) else None
+
+
+@dataclass(frozen=True)
+class PreparedSelect:
+    sql: str
+    parameters: tuple[Any, ...]
+    row_type: Any
+    processors: list[Processor]
+
+    def rows(self, found: Sequence[Sequence[Any]]) -> list[Any]:
+        processors = self.processors
+        return [
+            self.row_type(
+                *(
+                    value if process is None or value is None else process(value)
+                    for value, process in zip(raw, processors, strict=True)
+                )
+            )
+            for raw in found
+        ]
+
+
+def prepare_select(statement: Select[Any], dialect: Dialect) -> PreparedSelect | None:
+    """SQL, plain positional parameters and row conversion; ``None`` if any is not simple."""
     columns = list(statement.selected_columns)
     names = tuple(str(column.key) for column in columns)
-    plain = all(isinstance(value, _PLAIN) for value in parameters)
-    if not plain or None in (c.key for c in columns) or len(set(names)) != len(names):
+    if None in (column.key for column in columns) or len(set(names)) != len(names):
+        return None
+    compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+    parameters = _positional(compiled)
+    if parameters is None:
+        return None
+    processors = [_reader(column.type, dialect) for column in columns]
+    return PreparedSelect(str(compiled), parameters, _row_type(names), processors)
+
+
+def prepare_statement(
+    statement: Update | Delete, dialect: Dialect
+) -> tuple[str, tuple[Any, ...]] | None:
+    """An UPDATE or DELETE without results: SQL and plain positional parameters."""
+    compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+    parameters = _positional(compiled)
+    return None if parameters is None else (str(compiled), parameters)
+
+
+def sqlite_driver(conn: Any) -> Any | None:
+    """aiosqlite's connection if it offers a run-this-on-your-thread call, else ``None``."""
+    driver = getattr(conn, "driver_connection", None)
+    if driver is None or not callable(getattr(driver, "_execute", None)):
+        return None
+    return driver
+
+
+async def _driver(conn: AsyncConnection) -> Any | None:
+    if conn.dialect.name != "sqlite":
+        return None
+    return sqlite_driver(await conn.get_raw_connection())
+
+
+async def insert_rows(conn: AsyncConnection, work: Sequence[tuple[Table, Rows]]) -> None:
+    """Insert each table's rows (every row of a table with the same keys), in order."""
+    work = [(table, rows) for table, rows in work if rows]
+    if not work:
+        return
+    driver = await _driver(conn)
+    prepared = [
+        None if driver is None else prepare_insert(table, rows, conn.dialect)
+        for table, rows in work
+    ]
+    if driver is None or None in prepared:
+        for table, rows in work:
+            await conn.execute(table.insert(), list(rows))
+        return
+
+    def run() -> None:
+        for sql, parameters in filter(None, prepared):
+            driver._conn.executemany(sql, parameters)
+
+    await driver._execute(run)
+
+
+async def fetch_all(conn: AsyncConnection, statement: Select[Any]) -> Sequence[Any]:
+    """Every row of ``statement``, each with attribute access by column name."""
+    driver = await _driver(conn)
+    prepared = None if driver is None else prepare_select(statement, conn.dialect)
+    if driver is None or prepared is None:
         return list(await conn.execute(statement))
-    processors = [_reader(column.type, conn.dialect) for column in columns]
-    sql = str(compiled)
 
     def run() -> list[Any]:
-        return list(driver._conn.execute(sql, parameters))
+        return list(driver._conn.execute(prepared.sql, prepared.parameters))
 
-    row_type = _row_type(names)
-    return [
-        row_type(
-            *(
-                value if process is None or value is None else process(value)
-                for value, process in zip(raw, processors, strict=True)
-            )
-        )
-        for raw in await driver._execute(run)
-    ]
+    return prepared.rows(await driver._execute(run))

@@ -43,7 +43,7 @@ class DeliverySettings(BaseModel):
     max_connections: int = Field(200, ge=1)
     max_connections_per_host: int = Field(20, ge=1)
     lease_s: float = Field(30.0, gt=0)
-    batch_claim: int = Field(200, ge=1)
+    batch_claim: int = Field(1000, ge=1)
 
 
 class Settings(BaseSettings):

@@ -58,7 +58,7 @@ class WorkerOptions:
     """
 
     lease_s: float = 30.0
-    claim_limit: int = 200
+    claim_limit: int = 1000
     max_in_flight: int = 400
     max_rows_in_flight: int = 10_000
     poll_s: float = 0.25

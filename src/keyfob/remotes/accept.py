@@ -21,15 +21,14 @@ import contextlib
 import hashlib
 import json
 import logging
+import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select, tuple_
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from keyfob.bulk import fetch_all, insert_rows
 from keyfob.callbacks.models import callbacks
 from keyfob.callbacks.service import (
     Callback,
@@ -47,6 +46,7 @@ from keyfob.remotes.eligibility import ensure_vehicle_can
 from keyfob.remotes.events import RemoteRef, event_values
 from keyfob.remotes.models import idempotency_keys, remote_events, remotes
 from keyfob.remotes.schemas import RemoteBody, parse_remote_body
+from keyfob.steps import Execute, Fetch, Insert, Plan, run_unit
 from keyfob.vehicles.models import fleets, vehicles
 from keyfob.vehicles.service import (
     Vehicle,
@@ -128,7 +128,7 @@ class _Known:
         self.vehicles.update(found)
 
 
-async def _lookups(conn: AsyncConnection, batch: list[AcceptRequest], known: _Known) -> _Lookups:
+def _lookups(batch: list[AcceptRequest], known: _Known) -> Plan[_Lookups]:
     owners = {
         r.fleet_id: known.fleet_owner[r.fleet_id] for r in batch if r.fleet_id in known.fleet_owner
     }
@@ -138,18 +138,15 @@ async def _lookups(conn: AsyncConnection, batch: list[AcceptRequest], known: _Kn
     unknown_fleets = {r.fleet_id for r in batch} - owners.keys()
     unknown_vehicles = {r.vehicle_id for r in batch} - found.keys()
     if unknown_fleets:
-        fleet_rows = await fetch_all(
-            conn, select(fleets.c.id, fleets.c.partner_id).where(fleets.c.id.in_(unknown_fleets))
+        fleet_rows = yield Fetch(
+            select(fleets.c.id, fleets.c.partner_id).where(fleets.c.id.in_(unknown_fleets))
         )
         owners.update({f.id: f.partner_id for f in fleet_rows})
     if unknown_vehicles:
-        vehicle_rows = await fetch_all(
-            conn, select(vehicles).where(vehicles.c.id.in_(unknown_vehicles))
-        )
+        vehicle_rows = yield Fetch(select(vehicles).where(vehicles.c.id.in_(unknown_vehicles)))
         found.update({v.id: vehicle_from_row(v) for v in vehicle_rows})
     known.remember(owners, found)
-    callback_rows = await fetch_all(
-        conn,
+    callback_rows = yield Fetch(
         select(callbacks).where(
             callbacks.c.id.in_({r.callback_id for r in batch}), callbacks.c.deleted_at.is_(None)
         ),
@@ -157,8 +154,7 @@ async def _lookups(conn: AsyncConnection, batch: list[AcceptRequest], known: _Kn
     pairs = {(r.partner_id, r.idempotency_key) for r in batch if r.idempotency_key is not None}
     keys: dict[tuple[str, str], Any] = {}
     if pairs:
-        key_rows = await fetch_all(
-            conn,
+        key_rows = yield Fetch(
             select(idempotency_keys, remotes.c.type)
             .join(remotes, remotes.c.id == idempotency_keys.c.remote_id)
             .where(tuple_(idempotency_keys.c.partner_id, idempotency_keys.c.key).in_(pairs)),
@@ -276,16 +272,11 @@ def _stage(batch: _Batch, vehicle: Vehicle, callback: Callback, body: RemoteBody
     batch.notifications.append(notification_row(callback.id, outbox, now))
 
 
-async def accept_batch(
-    conn: AsyncConnection,
-    requests: list[AcceptRequest],
-    *,
-    now: datetime,
-    ttl: timedelta,
-    known: _Known | None = None,
-) -> list[Posted | KeyfobError]:
-    """Judge and store a batch in the caller's transaction; one answer per request, in order."""
-    found = await _lookups(conn, requests, known or _Known())
+def accept_plan(
+    requests: list[AcceptRequest], *, now: datetime, ttl: timedelta, known: _Known
+) -> Plan[list[Posted | KeyfobError]]:
+    """Judge and store a batch as one unit of work; one answer per request, in order."""
+    found = yield from _lookups(requests, known)
     batch = _Batch(now=now, ttl=ttl)
     answers: list[Posted | KeyfobError] = []
     for request in requests:
@@ -294,19 +285,18 @@ async def accept_batch(
         except KeyfobError as refusal:
             answers.append(refusal)
     for partner_id, key in batch.expired_keys:
-        await conn.execute(
+        yield Execute(
             delete(idempotency_keys).where(
                 idempotency_keys.c.partner_id == partner_id, idempotency_keys.c.key == key
             )
         )
-    await insert_rows(
-        conn,
+    yield Insert(
         [
             (remotes, batch.remotes),
             (remote_events, batch.events),
             (notifications, batch.notifications),
             (idempotency_keys, batch.keys),
-        ],
+        ]
     )
     return answers
 
@@ -371,16 +361,13 @@ class Acceptor:
                 return
 
     async def _store(self, batch: list[_Waiting], *, retried: bool = False) -> None:
+        requests, now = [request for request, _ in batch], self.clock()
         try:
-            async with self.database.transaction() as conn:
-                answers = await accept_batch(
-                    conn,
-                    [request for request, _ in batch],
-                    now=self.clock(),
-                    ttl=self.ttl,
-                    known=self._known,
-                )
-        except (IntegrityError, DBAPIError) as exc:
+            answers = await run_unit(
+                self.database,
+                lambda: accept_plan(requests, now=now, ttl=self.ttl, known=self._known),
+            )
+        except (IntegrityError, DBAPIError, sqlite3.Error) as exc:
             if len(batch) > 1:
                 for one in batch:
                     await self._store([one])

@@ -1,0 +1,137 @@
+"""A unit of work written once, as a generator of database steps, run the cheapest way.
+
+A plan yields ``Fetch`` (gets the rows back), ``Insert`` and ``Execute`` steps and returns its
+result; between steps it is plain Python. ``run_unit`` runs a plan as one transaction:
+
+* on SQLite, the whole plan (its Python included) in one hand-off to aiosqlite's thread,
+  between ``BEGIN IMMEDIATE`` and ``COMMIT`` on the driver's own connection: one trip per unit
+  of work instead of several per statement (see ``bulk``). ``IMMEDIATE`` takes the write lock
+  at the start, so another process's writer makes it wait (busy timeout), never fail midway;
+* elsewhere (PostgreSQL), each step awaited in turn inside ``Database.transaction()``.
+
+Either way the plan sees the same rows and writes the same values; an exception rolls the
+whole unit back and reaches the caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, Table
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.dml import Delete, Update
+
+from keyfob.bulk import (
+    Rows,
+    fetch_all,
+    insert_rows,
+    prepare_insert,
+    prepare_select,
+    prepare_statement,
+    sqlite_driver,
+)
+from keyfob.db import Database
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Fetch:
+    """Send back every row of the statement (attribute access by column name)."""
+
+    statement: Select[Any]
+
+
+@dataclass(frozen=True)
+class Insert:
+    """Multi-row inserts, table by table, in order."""
+
+    work: Sequence[tuple[Table, Rows]]
+
+
+@dataclass(frozen=True)
+class Execute:
+    """An UPDATE or DELETE whose result the plan does not need."""
+
+    statement: Update | Delete
+
+
+Step = Fetch | Insert | Execute
+Plan = Generator[Step, Any, T]
+
+
+class NotOneTrip(Exception):
+    """A step needs more than plain parameters: the unit runs step by step instead."""
+
+
+async def run_steps(conn: AsyncConnection, plan: Plan[T]) -> T:
+    """Each step awaited on ``conn``, in the caller's transaction."""
+    answer: Any = None
+    try:
+        while True:
+            step = plan.send(answer)
+            if isinstance(step, Fetch):
+                answer = await fetch_all(conn, step.statement)
+            elif isinstance(step, Insert):
+                await insert_rows(conn, step.work)
+                answer = None
+            else:
+                await conn.execute(step.statement)
+                answer = None
+    except StopIteration as done:
+        result: T = done.value
+        return result
+
+
+def _run_here(sqlite: Any, dialect: Dialect, plan: Plan[T]) -> T:
+    """The plan on the driver's thread, on its ``sqlite3`` connection, as one transaction."""
+    sqlite.execute("BEGIN IMMEDIATE")
+    try:
+        answer: Any = None
+        while True:
+            step = plan.send(answer)
+            answer = None
+            if isinstance(step, Fetch):
+                prepared = prepare_select(step.statement, dialect)
+                if prepared is None:
+                    raise NotOneTrip(step)
+                answer = prepared.rows(sqlite.execute(prepared.sql, prepared.parameters).fetchall())
+            elif isinstance(step, Insert):
+                for table, rows in step.work:
+                    if rows:
+                        insert = prepare_insert(table, rows, dialect)
+                        if insert is None:
+                            raise NotOneTrip(step)
+                        sqlite.executemany(*insert)
+            else:
+                statement = prepare_statement(step.statement, dialect)
+                if statement is None:
+                    raise NotOneTrip(step)
+                sqlite.execute(*statement)
+    except StopIteration as done:
+        sqlite.commit()
+        result: T = done.value
+        return result
+    except BaseException:
+        sqlite.rollback()
+        raise
+
+
+async def run_unit(database: Database, make_plan: Callable[[], Plan[T]]) -> T:
+    """``make_plan()`` run as one committed transaction (see the module's docstring)."""
+    if database.sqlite:
+        async with database.engine.connect() as conn:
+            driver = sqlite_driver(await conn.get_raw_connection())
+            if driver is not None:
+                try:
+                    result: T = await driver._execute(
+                        _run_here, driver._conn, conn.dialect, make_plan()
+                    )
+                    return result
+                except NotOneTrip:
+                    pass
+    async with database.transaction() as conn:
+        return await run_steps(conn, make_plan())

@@ -1,0 +1,107 @@
+"""``steps.run_unit``: a plan of steps runs as one transaction, on SQLite in one hand-off.
+
+The same plan must give the same answer and leave the same rows on both engines; a failure
+anywhere leaves nothing; a step the one-hand-off path cannot take still runs, step by step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import pytest
+from sqlalchemy import JSON, Column, Integer, MetaData, String, Table, delete, select
+
+from keyfob.db import Database, UtcDateTime
+from keyfob.steps import Execute, Fetch, Insert, Plan, run_unit
+
+scratch = MetaData()
+items = Table(
+    "steps_items",
+    scratch,
+    Column("id", String(16), primary_key=True),
+    Column("n", Integer, nullable=False),
+    Column("data", JSON, nullable=True),
+    Column("at", UtcDateTime, nullable=True),
+)
+T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
+
+def item(number: int) -> dict[str, Any]:
+    return {"id": f"i{number}", "n": number, "data": {"n": [number]}, "at": T0}
+
+
+def restock(wanted: set[str], *, fail: bool = False) -> Plan[list[str]]:
+    """Read which ids exist, add the missing ones, drop odd ones, answer what was added."""
+    found = yield Fetch(select(items.c.id, items.c.data).where(items.c.id.in_(wanted)))
+    assert all(row.data == {"n": [int(row.id[1:])]} for row in found), "JSON read back"
+    missing = sorted(wanted - {row.id for row in found})
+    yield Insert([(items, [item(int(i[1:])) for i in missing])])
+    if fail:
+        raise RuntimeError("the plan failed after writing")
+    yield Execute(delete(items).where(items.c.n % 2 == 1))
+    return missing
+
+
+@pytest.fixture
+async def tables(db: Database) -> AsyncIterator[Database]:
+    async with db.transaction() as conn:
+        await conn.run_sync(scratch.create_all)
+    yield db
+    async with db.transaction() as conn:
+        await conn.run_sync(scratch.drop_all)
+
+
+async def stored(database: Database) -> list[tuple[Any, ...]]:
+    async with database.read() as conn:
+        rows = await conn.execute(select(items.c.id, items.c.n, items.c.at).order_by(items.c.id))
+        return [tuple(row) for row in rows]
+
+
+async def test_a_unit_answers_and_commits(tables: Database) -> None:
+    assert await run_unit(tables, lambda: restock({"i2", "i3", "i4"})) == ["i2", "i3", "i4"]
+    assert await stored(tables) == [("i2", 2, T0), ("i4", 4, T0)]
+    assert await run_unit(tables, lambda: restock({"i2", "i6"})) == ["i6"]
+    assert [row[0] for row in await stored(tables)] == ["i2", "i4", "i6"]
+
+
+async def test_a_failed_unit_leaves_nothing(tables: Database) -> None:
+    await run_unit(tables, lambda: restock({"i2"}))
+    with pytest.raises(RuntimeError, match="after writing"):
+        await run_unit(tables, lambda: restock({"i4", "i8"}, fail=True))
+    assert [row[0] for row in await stored(tables)] == ["i2"]
+    assert await run_unit(tables, lambda: restock({"i4"})) == ["i4"], "the connection is usable"
+
+
+async def test_a_step_with_rich_parameters_still_runs(tables: Database) -> None:
+    def since(moment: datetime) -> Plan[int]:
+        yield Insert([(items, [item(1), item(2)])])
+        rows = yield Fetch(select(items.c.id).where(items.c.at >= moment))
+        return len(rows)
+
+    assert await run_unit(tables, lambda: since(T0)) == 2
+    assert len(await stored(tables)) == 2, "the fallback ran the unit exactly once"
+
+
+async def test_sqlite_runs_a_unit_in_one_hand_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database = Database(f"sqlite:///{tmp_path / 'unit.db'}")
+    async with database.transaction() as conn:
+        await conn.run_sync(scratch.create_all)
+    calls: list[Any] = []
+    original = aiosqlite.Connection._execute
+
+    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(fn)
+        return await original(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    answer = await run_unit(database, lambda: restock({"i1", "i2", "i3"}))
+    monkeypatch.undo()
+    assert (answer, len(calls)) == (["i1", "i2", "i3"], 1)
+    assert [row[0] for row in await stored(database)] == ["i2"]
+    await database.dispose()
