@@ -11,10 +11,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
 import pytest
 from sqlalchemy import JSON, Boolean, Column, Integer, MetaData, String, Table, select, tuple_
 
+from hand_offs import count_hand_offs, sqlite_with
 from keyfob.bulk import fetch_all, insert_rows
 from keyfob.db import Database, UtcDateTime
 
@@ -101,17 +101,8 @@ async def test_fetch_all_reads_what_execute_reads(tables: Database) -> None:
 async def test_sqlite_takes_one_hand_off_per_call(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    database = Database(f"sqlite:///{tmp_path / 'hand-offs.db'}")
-    async with database.transaction() as conn:
-        await conn.run_sync(scratch.create_all)
-    calls: list[str] = []
-    original = aiosqlite.Connection._execute
-
-    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        calls.append(getattr(fn, "__name__", "?"))
-        return await original(self, fn, *args, **kwargs)
-
-    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    database = await sqlite_with(tmp_path, scratch)
+    calls = count_hand_offs(monkeypatch)
     async with database.transaction() as conn:
         await insert_rows(conn, [(things, [thing(n) for n in range(1, 50)]), (marks, [])])
         inserted = len(calls)

@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
 import pytest
 from sqlalchemy import JSON, Column, Integer, MetaData, String, Table, delete, select
 
+from hand_offs import count_hand_offs, sqlite_with
 from keyfob.db import Database, UtcDateTime
 from keyfob.steps import Execute, Fetch, Insert, Plan, run_unit
 
@@ -89,17 +89,8 @@ async def test_a_step_with_rich_parameters_still_runs(tables: Database) -> None:
 async def test_sqlite_runs_a_unit_in_one_hand_off(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    database = Database(f"sqlite:///{tmp_path / 'unit.db'}")
-    async with database.transaction() as conn:
-        await conn.run_sync(scratch.create_all)
-    calls: list[Any] = []
-    original = aiosqlite.Connection._execute
-
-    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        calls.append(fn)
-        return await original(self, fn, *args, **kwargs)
-
-    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    database = await sqlite_with(tmp_path, scratch)
+    calls = count_hand_offs(monkeypatch)
     answer = await run_unit(database, lambda: restock({"i1", "i2", "i3"}))
     monkeypatch.undo()
     assert (answer, len(calls)) == (["i1", "i2", "i3"], 1)
