@@ -13,9 +13,11 @@ One machine, one process per part, as an operator would run them:
 
 Latency is accept-to-Done, both ends stamped by the server: a remote's ``created_at`` and the
 time of its Done event, read back from the database once every remote has finished. Sustained
-throughput counts Done events per second over the measured window. Beside each phase, in the
-same run and through the same broker, ``mqtt_rtt.py`` measures a raw QoS 1 request/answer loop
-at the same concurrency or rate: what the broker alone costs here.
+throughput counts Done events per second over the measured window, and the target is judged
+on those that succeeded (a remote refused because another of its kind is still in progress is
+Done too, and cheap). Beside each phase, in the same run and through the same broker,
+``mqtt_rtt.py`` measures a raw QoS 1 request/answer loop at the same concurrency or rate: what
+the broker alone costs here.
 
     .venv/bin/python bench/remote_flow.py                 # SQLite, 1,000 cars, 10 s phases
     .venv/bin/python bench/remote_flow.py --db postgresql://postgres@127.0.0.1:5432/test
@@ -211,6 +213,12 @@ def summarize(rows: list[Any], warmup_s: float) -> dict[str, Any]:
         "unfinished": len(rows) - len(done),
         "accepted_per_s": len(kept) / span,
         "done_per_s": sum(start <= r.done_at.timestamp() <= end for r in done) / span,
+        # A remote refused as SameActionInProgress is Done too, and cheap: only successes
+        # count as throughput, or a backlog that makes remotes collide would look fast.
+        "succeeded_per_s": sum(
+            start <= r.done_at.timestamp() <= end and r.status == "Success" for r in done
+        )
+        / span,
         "p50_ms": percentile(latencies, 50),
         "p90_ms": percentile(latencies, 90),
         "p99_ms": percentile(latencies, 99),
@@ -326,11 +334,12 @@ def report(results: dict[str, Any], options: argparse.Namespace) -> None:
             f"{raw['p50_ms']:>9.1f}{raw['p90_ms']:>9.1f}{raw['p99_ms']:>9.1f}"
         )
         cpu = ", ".join(f"{k} {v:.0%}" for k, v in results[phase]["flow"]["cpu"].items())
+        print(f"{'':<22}{'keyfob Done with Success':<30}{flow['succeeded_per_s']:>9.0f}")
         print(f"{'':<22}outcomes {flow['outcomes']}; CPU {cpu}")
     paced_flow = results["paced"]["flow"]["flow"]
     print(
-        f"targets: ≥ 1,000 remotes/s sustained: "
-        f"{'met' if results['max']['flow']['flow']['done_per_s'] >= 1000 else 'not met'}; "
+        f"targets: ≥ 1,000 remotes/s sustained (Done with Success): "
+        f"{'met' if results['max']['flow']['flow']['succeeded_per_s'] >= 1000 else 'not met'}; "
         f"p99 ≤ 100 ms at {options.rate:g}/s: "
         f"{'met' if paced_flow['p99_ms'] <= 100 else 'not met'}"
     )
