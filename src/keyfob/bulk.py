@@ -30,7 +30,7 @@ from sqlalchemy.types import TypeEngine
 
 Rows = Sequence[Mapping[str, Any]]
 Processor = Callable[[Any], Any] | None
-_PLAIN = (str, int, float, type(None))
+_PLAIN = (str, int, float, bytes, type(None))
 _inserts: dict[tuple[str, str, tuple[str, ...]], tuple[str, list[tuple[str, Processor]]] | None]
 _inserts = {}
 _row_types: dict[tuple[str, ...], Any] = {}
@@ -82,10 +82,32 @@ def prepare_insert(table: Table, rows: Rows, dialect: Dialect) -> tuple[str, lis
     return sql, parameters
 
 
-def _positional(compiled: SQLCompiler) -> tuple[Any, ...] | None:
-    values = compiled.construct_params()
-    parameters = tuple(values[name] for name in compiled.positiontup or ())
-    return parameters if all(isinstance(value, _PLAIN) for value in parameters) else None
+def _bound(
+    compiled: SQLCompiler, dialect: Dialect, given: Sequence[Mapping[str, Any]] | None = None
+) -> list[tuple[Any, ...]] | None:
+    """Positional parameters, one tuple per mapping in ``given`` (or one for the statement's
+    own values), each converted by its bind parameter's type as ``conn.execute`` would.
+
+    ``None`` if a value would reach the driver as anything but a plain value.
+    """
+    names = list(compiled.positiontup or ())
+    processors: list[Processor] = []
+    for name in names:
+        bind = compiled.binds.get(name)  # an expanded IN element has none: plain values only
+        processors.append(None if bind is None else _binder(bind.type, dialect))
+    found = []
+    for params in given if given else [None]:
+        values = compiled.construct_params(params)
+        row = []
+        for name, process in zip(names, processors, strict=True):
+            value = values[name]
+            if value is not None and process is not None:
+                value = process(value)
+            if not isinstance(value, _PLAIN):
+                return None
+            row.append(value)
+        found.append(tuple(row))
+    return found
 
 
 @dataclass(frozen=True)
@@ -115,19 +137,19 @@ def prepare_select(statement: Select[Any], dialect: Dialect) -> PreparedSelect |
     if None in (column.key for column in columns) or len(set(names)) != len(names):
         return None
     compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
-    parameters = _positional(compiled)
+    parameters = _bound(compiled, dialect)
     if parameters is None:
         return None
     processors = [_reader(column.type, dialect) for column in columns]
-    return PreparedSelect(str(compiled), parameters, _row_type(names), processors)
+    return PreparedSelect(str(compiled), parameters[0], _row_type(names), processors)
 
 
 def prepare_statement(
-    statement: Update | Delete, dialect: Dialect
-) -> tuple[str, tuple[Any, ...]] | None:
-    """An UPDATE or DELETE without results: SQL and plain positional parameters."""
-    compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
-    parameters = _positional(compiled)
+    statement: Update | Delete, dialect: Dialect, rows: Sequence[Mapping[str, Any]] | None = None
+) -> tuple[str, list[tuple[Any, ...]]] | None:
+    """An UPDATE or DELETE: its SQL and one parameter tuple per row (or just one)."""
+    compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": not rows})
+    parameters = _bound(compiled, dialect, rows)
     return None if parameters is None else (str(compiled), parameters)
 
 

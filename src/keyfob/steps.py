@@ -15,7 +15,7 @@ whole unit back and reaches the caller.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -54,13 +54,24 @@ class Insert:
 
 @dataclass(frozen=True)
 class Execute:
-    """An UPDATE or DELETE whose result the plan does not need."""
+    """An UPDATE or DELETE, once or once per row of ``rows``.
+
+    Run once, it sends back how many rows it touched; per row, ``None`` (asyncpg does not
+    count an ``executemany``).
+    """
 
     statement: Update | Delete
+    rows: Sequence[Mapping[str, Any]] | None = None
 
 
 Step = Fetch | Insert | Execute
 Plan = Generator[Step, Any, T]
+
+
+def only(step: Step) -> Plan[Any]:
+    """A plan of one step, answering what the step sends back."""
+    answer = yield step
+    return answer
 
 
 class NotOneTrip(Exception):
@@ -78,9 +89,12 @@ async def run_steps(conn: AsyncConnection, plan: Plan[T]) -> T:
             elif isinstance(step, Insert):
                 await insert_rows(conn, step.work)
                 answer = None
-            else:
-                await conn.execute(step.statement)
+            elif step.rows is not None:
+                if step.rows:
+                    await conn.execute(step.statement, list(step.rows))
                 answer = None
+            else:
+                answer = int((await conn.execute(step.statement)).rowcount or 0)
     except StopIteration as done:
         result: T = done.value
         return result
@@ -106,11 +120,15 @@ def _run_here(sqlite: Any, dialect: Dialect, plan: Plan[T]) -> T:
                         if insert is None:
                             raise NotOneTrip(step)
                         sqlite.executemany(*insert)
+            elif step.rows is not None and not step.rows:
+                answer = None
             else:
-                statement = prepare_statement(step.statement, dialect)
+                statement = prepare_statement(step.statement, dialect, step.rows)
                 if statement is None:
                     raise NotOneTrip(step)
-                sqlite.execute(*statement)
+                sql, parameters = statement
+                cursor = sqlite.executemany(sql, parameters)
+                answer = cursor.rowcount if step.rows is None else None
     except StopIteration as done:
         sqlite.commit()
         result: T = done.value

@@ -12,7 +12,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import JSON, Column, Integer, MetaData, String, Table, delete, select
+from sqlalchemy import (
+    JSON,
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    delete,
+    select,
+    update,
+)
 
 from hand_offs import count_hand_offs, sqlite_with
 from keyfob.db import Database, UtcDateTime
@@ -44,6 +55,10 @@ def restock(wanted: set[str], *, fail: bool = False) -> Plan[list[str]]:
         raise RuntimeError("the plan failed after writing")
     yield Execute(delete(items).where(items.c.n % 2 == 1))
     return missing
+
+
+def plain_insert(rows: list[dict[str, Any]]) -> Plan[None]:
+    yield Insert([(items, rows)])
 
 
 @pytest.fixture
@@ -79,7 +94,8 @@ async def test_a_failed_unit_leaves_nothing(tables: Database) -> None:
 async def test_a_step_with_rich_parameters_still_runs(tables: Database) -> None:
     def since(moment: datetime) -> Plan[int]:
         yield Insert([(items, [item(1), item(2)])])
-        rows = yield Fetch(select(items.c.id).where(items.c.at >= moment))
+        # A list of timestamps is expanded by SQLAlchemy at execution: not a one-trip step.
+        rows = yield Fetch(select(items.c.id).where(items.c.at.in_([moment])))
         return len(rows)
 
     assert await run_unit(tables, lambda: since(T0)) == 2
@@ -96,3 +112,22 @@ async def test_sqlite_runs_a_unit_in_one_hand_off(
     assert (answer, len(calls)) == (["i1", "i2", "i3"], 1)
     assert [row[0] for row in await stored(database)] == ["i2"]
     await database.dispose()
+
+
+async def test_updates_per_row_report_what_they_touched(tables: Database) -> None:
+    def renumber(changes: list[dict[str, Any]]) -> Plan[tuple[int, None, None]]:
+        once = yield Execute(update(items).where(items.c.n > 1).values(n=items.c.n + 100))
+        touched = yield Execute(
+            update(items)
+            .where(items.c.id == bindparam("b_id"))
+            .values(n=bindparam("b_n"), at=bindparam("b_at")),
+            changes,
+        )
+        nothing = yield Execute(update(items).values(n=0), [])
+        return once, touched, nothing
+
+    later = T0.replace(hour=13)
+    changes = [{"b_id": "i1", "b_n": 10, "b_at": later}, {"b_id": "i9", "b_n": 90, "b_at": later}]
+    await run_unit(tables, lambda: plain_insert([item(1), item(2), item(3)]))
+    assert await run_unit(tables, lambda: renumber(changes)) == (2, None, None)
+    assert await stored(tables) == [("i1", 10, later), ("i2", 102, T0), ("i3", 103, T0)]

@@ -22,7 +22,6 @@ import contextlib
 import logging
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
 
 from keyfob.db import Database
 from keyfob.dispatch.protocol import (
@@ -49,6 +48,7 @@ from keyfob.dispatch.wakeup import WakeUpChannel, WakeUpError
 from keyfob.kit.clock import Clock
 from keyfob.remotes import progress
 from keyfob.remotes.lifecycle import Limits, Step, advance
+from keyfob.steps import Execute, Plan, only, run_unit
 from keyfob.vehicles import state as vehicle_state
 from keyfob.vocabulary import EventType, RemoteType
 
@@ -110,26 +110,30 @@ class Dispatcher:
     async def advance_due(self) -> int:
         """One batch of due remotes: decide, record, then wake and send. Returns its size."""
         now = self.clock()
-        async with self.database.transaction() as conn:
-            due = await progress.claim_due(conn, now=now, limit=self.options.batch)
-            if not due:
-                return 0
-            facts, taken = await progress.facts_for(
-                conn, due, now=now, short_window=self.options.short_window
-            )
-            planned = []
-            for remote in sorted(due, key=lambda d: (d.created_at, d.id)):
-                found = facts[remote.id]
-                key = (remote.vehicle_id, remote.type)
-                if remote.phase == "queued" and key in taken:
-                    found = replace(found, same_action_in_progress=True)
-                step = advance(found, now, self.limits)
-                if remote.phase == "queued" and step.phase in ("waking", "sent"):
-                    taken.add(key)
-                planned.append(progress.plan(remote, step))
-            await progress.apply(conn, planned, now=now)
-        await self._carry_out(planned, now)
-        return len(due)
+        planned = await run_unit(self.database, lambda: self._advance(now))
+        if planned:
+            await self._carry_out(planned, now)
+        return len(planned)
+
+    def _advance(self, now: datetime) -> Plan[list[progress.Planned]]:
+        due = yield from progress.claim_due(now=now, limit=self.options.batch)
+        if not due:
+            return []
+        facts, taken = yield from progress.facts_for(
+            due, now=now, short_window=self.options.short_window
+        )
+        planned = []
+        for remote in sorted(due, key=lambda d: (d.created_at, d.id)):
+            found = facts[remote.id]
+            key = (remote.vehicle_id, remote.type)
+            if remote.phase == "queued" and key in taken:
+                found = replace(found, same_action_in_progress=True)
+            step = advance(found, now, self.limits)
+            if remote.phase == "queued" and step.phase in ("waking", "sent"):
+                taken.add(key)
+            planned.append(progress.plan(remote, step))
+        yield from progress.apply(planned, now=now)
+        return planned
 
     async def _carry_out(self, planned: list[progress.Planned], now: datetime) -> None:
         wake_vins = {p.due.vin for p in planned if p.step.send_wake_up}
@@ -141,10 +145,10 @@ class Dispatcher:
             p.due.id for p, ok in zip(sends, outcomes[len(wake_vins) :], strict=True) if not ok
         ]
         if failed:
-            async with self.database.transaction() as conn:
-                await progress.retry_publish_soon(
-                    conn, remote_ids=failed, at=now + self.options.republish_after
-                )
+            at = now + self.options.republish_after
+            await run_unit(
+                self.database, lambda: only(progress.retry_publish_soon(remote_ids=failed, at=at))
+            )
 
     async def _wake(self, vin: str) -> bool:
         try:
@@ -205,41 +209,47 @@ class Dispatcher:
                 case Ack():
                     pass
         now = self.clock()
-        async with self.database.transaction() as conn:
-            online = await self._record_presence(conn, presence, ids, now)
-            for vin, telemetry in status.items():
-                await vehicle_state.set_status(
-                    conn, vehicle_id=ids[vin], status=dict(telemetry.status), at=telemetry.at
-                )
-            if online:
-                await progress.hurry_waking(conn, vehicle_ids=online, now=now)
-            await self._record_results(conn, results, now)
+        online = await run_unit(
+            self.database, lambda: self._record(presence, status, results, ids, now)
+        )
         if online:
             self._due.set()
         return len(batch)
 
-    async def _record_presence(
-        self, conn: Any, presence: dict[str, Presence], ids: dict[str, str], now: datetime
-    ) -> set[str]:
+    def _record(
+        self,
+        presence: dict[str, Presence],
+        status: dict[str, Telemetry],
+        results: dict[str, tuple[str, Result]],
+        ids: dict[str, str],
+        now: datetime,
+    ) -> Plan[set[str]]:
         online = set()
         for vin, message in presence.items():
             # An ``offline`` is usually the broker's last will, stamped when the connection
             # opened: it is older than the ``online`` that followed, so take our receive time.
             at = now if message.state is PresenceState.OFFLINE else message.at
-            applied = await vehicle_state.set_presence(
-                conn, vehicle_id=ids[vin], presence=message.state.value, at=at
+            applied = yield Execute(
+                vehicle_state.presence_update(
+                    vehicle_id=ids[vin], presence=message.state.value, at=at
+                )
             )
-            if applied and message.state.value == "online":
+            if applied and message.state is PresenceState.ONLINE:
                 online.add(ids[vin])
+        reports = [
+            {"s_vehicle_id": ids[vin], "s_status": dict(t.status), "s_at": t.at}
+            for vin, t in status.items()
+        ]
+        yield Execute(vehicle_state.STATUS_UPDATE, reports)
+        if online:
+            yield progress.hurry_waking(vehicle_ids=online, now=now)
+        if results:
+            yield from self._finish(results, now)
         return online
 
-    async def _record_results(
-        self, conn: Any, results: dict[str, tuple[str, Result]], now: datetime
-    ) -> None:
-        if not results:
-            return
+    def _finish(self, results: dict[str, tuple[str, Result]], now: datetime) -> Plan[None]:
         planned = []
-        for remote in await progress.sent_by_command(conn, list(results)):
+        for remote in (yield from progress.sent_by_command(list(results))):
             vin, result = results[remote.command_id or ""]
             if vin != remote.vin:
                 log.warning("%s answered a command sent to %s; ignored", vin, remote.vin)
@@ -253,7 +263,7 @@ class Dispatcher:
                 feedback.value if feedback else None,
             )
             planned.append(progress.Planned(remote, Step(events=[done]), None))
-        await progress.apply(conn, planned, now=now)
+        yield from progress.apply(planned, now=now)
 
     # -- loops -----------------------------------------------------------------------
 

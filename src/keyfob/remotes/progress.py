@@ -1,9 +1,11 @@
 """The dispatcher's database side: due remotes, the facts about them, and their steps.
 
 Everything works on batches, so a busy dispatcher spends a handful of statements per batch of
-remotes instead of a handful per remote. Claiming uses ``FOR UPDATE SKIP LOCKED`` on
-PostgreSQL inside the transaction that applies the steps, so two dispatchers never advance the
-same remote; the commands are published only after that transaction commits.
+remotes instead of a handful per remote, and every function here is a plan of steps
+(``keyfob.steps``): the dispatcher runs each batch as one unit of work, on SQLite in one trip.
+Claiming uses ``FOR UPDATE SKIP LOCKED`` on PostgreSQL inside the transaction that applies the
+steps, so two dispatchers never advance the same remote; the commands are published only after
+that transaction commits.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, bindparam, func, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keyfob.kit.ids import new_id
 from keyfob.notifications.models import notifications
@@ -21,6 +22,7 @@ from keyfob.notifications.outbox import notification_row
 from keyfob.remotes.events import RemoteRef, event_values
 from keyfob.remotes.lifecycle import Facts, Step
 from keyfob.remotes.models import remote_events, remotes
+from keyfob.steps import Execute, Fetch, Insert, Plan
 from keyfob.vehicles.models import vehicle_states, vehicles, wake_ups
 from keyfob.vehicles.state import month_start
 from keyfob.vocabulary import RemoteType
@@ -72,13 +74,9 @@ _DUE_COLUMNS = (
 )
 
 
-async def _select_due(conn: AsyncConnection, query: Any) -> list[Due]:
-    return [Due(*row) for row in (await conn.execute(query)).all()]
-
-
-async def claim_due(conn: AsyncConnection, *, now: datetime, limit: int) -> list[Due]:
+def claim_due(*, now: datetime, limit: int) -> Plan[list[Due]]:
     """Active remotes whose time has come, locked for this transaction."""
-    query = (
+    rows = yield Fetch(
         select(*_DUE_COLUMNS)
         .join(vehicles, vehicles.c.id == remotes.c.vehicle_id)
         .where(remotes.c.phase.in_(ACTIVE), remotes.c.due_at <= now)
@@ -86,75 +84,66 @@ async def claim_due(conn: AsyncConnection, *, now: datetime, limit: int) -> list
         .limit(limit)
         .with_for_update(skip_locked=True, of=remotes)
     )
-    return await _select_due(conn, query)
+    return [Due(*row) for row in rows]
 
 
-async def sent_by_command(conn: AsyncConnection, command_ids: list[str]) -> list[Due]:
+def sent_by_command(command_ids: list[str]) -> Plan[list[Due]]:
     """Remotes waiting for the answers to these commands, locked for this transaction."""
-    query = (
+    rows = yield Fetch(
         select(*_DUE_COLUMNS)
         .join(vehicles, vehicles.c.id == remotes.c.vehicle_id)
         .where(remotes.c.command_id.in_(command_ids), remotes.c.phase == "sent")
         .with_for_update(of=remotes)
     )
-    return await _select_due(conn, query)
+    return [Due(*row) for row in rows]
 
 
-async def _states(conn: AsyncConnection, vehicle_ids: set[str]) -> dict[str, Any]:
-    rows = (
-        await conn.execute(
-            select(
-                vehicle_states.c.vehicle_id, vehicle_states.c.presence, vehicle_states.c.status
-            ).where(vehicle_states.c.vehicle_id.in_(vehicle_ids))
-        )
-    ).all()
+def _states(vehicle_ids: set[str]) -> Plan[dict[str, Any]]:
+    rows = yield Fetch(
+        select(
+            vehicle_states.c.vehicle_id, vehicle_states.c.presence, vehicle_states.c.status
+        ).where(vehicle_states.c.vehicle_id.in_(vehicle_ids))
+    )
     return {r.vehicle_id: r for r in rows}
 
 
-async def _in_progress(conn: AsyncConnection, vehicle_ids: set[str]) -> list[Any]:
-    return list(
-        (
-            await conn.execute(
-                select(
-                    remotes.c.id, remotes.c.vehicle_id, remotes.c.type, remotes.c.created_at
-                ).where(
-                    remotes.c.vehicle_id.in_(vehicle_ids), remotes.c.phase.in_(("waking", "sent"))
-                )
-            )
-        ).all()
+def _in_progress(vehicle_ids: set[str]) -> Plan[list[Any]]:
+    if not vehicle_ids:
+        return []
+    rows = yield Fetch(
+        select(remotes.c.id, remotes.c.vehicle_id, remotes.c.type, remotes.c.created_at).where(
+            remotes.c.vehicle_id.in_(vehicle_ids), remotes.c.phase.in_(("waking", "sent"))
+        )
     )
+    return list(rows)
 
 
-async def _wake_counts(
-    conn: AsyncConnection, vehicle_ids: set[str], since: datetime
-) -> dict[str, int]:
+def _wake_counts(vehicle_ids: set[str], since: datetime) -> Plan[dict[str, int]]:
     if not vehicle_ids:
         return {}
-    rows = (
-        await conn.execute(
-            select(wake_ups.c.vehicle_id, func.count())
-            .where(wake_ups.c.vehicle_id.in_(vehicle_ids), wake_ups.c.at >= since)
-            .group_by(wake_ups.c.vehicle_id)
-        )
-    ).all()
-    return {r[0]: int(r[1]) for r in rows}
+    rows = yield Fetch(
+        select(wake_ups.c.vehicle_id, func.count().label("n"))
+        .where(wake_ups.c.vehicle_id.in_(vehicle_ids), wake_ups.c.at >= since)
+        .group_by(wake_ups.c.vehicle_id)
+    )
+    return {r.vehicle_id: int(r.n) for r in rows}
 
 
-async def facts_for(
-    conn: AsyncConnection, due: list[Due], *, now: datetime, short_window: timedelta
-) -> tuple[dict[str, Facts], set[tuple[str, str]]]:
+def facts_for(
+    due: list[Due], *, now: datetime, short_window: timedelta
+) -> Plan[tuple[dict[str, Facts], set[tuple[str, str]]]]:
     """The facts of each due remote, and the (vehicle, type) pairs already in progress."""
     vehicle_ids = {d.vehicle_id for d in due}
-    states = await _states(conn, vehicle_ids)
-    busy = await _in_progress(conn, {d.vehicle_id for d in due if d.phase == "queued"})
+    states = yield from _states(vehicle_ids)
+    busy = yield from _in_progress({d.vehicle_id for d in due if d.phase == "queued"})
     sleepy = {
         d.vehicle_id
         for d in due
         if d.phase == "queued"
         and (states.get(d.vehicle_id) is None or states[d.vehicle_id].presence != "online")
     }
-    month = await _wake_counts(conn, sleepy, month_start(now))
-    recent = await _wake_counts(conn, sleepy, now - short_window)
+    month = yield from _wake_counts(sleepy, month_start(now))
+    recent = yield from _wake_counts(sleepy, now - short_window)
     taken = {(other.vehicle_id, other.type) for other in busy}
     facts = {}
     for d in due:
@@ -220,7 +209,7 @@ def _event_rows(
     return event_rows, notification_rows, change
 
 
-async def apply(conn: AsyncConnection, planned: list[Planned], *, now: datetime) -> None:
+def apply(planned: list[Planned], *, now: datetime) -> Plan[None]:
     """Write the events, their notifications and the remotes' new state, all at once."""
     if not planned:
         return
@@ -232,10 +221,8 @@ async def apply(conn: AsyncConnection, planned: list[Planned], *, now: datetime)
         event_rows.extend(events)
         notification_rows.extend(notes)
         changes.append(change)
-    if event_rows:
-        await conn.execute(remote_events.insert(), event_rows)
-        await conn.execute(notifications.insert(), notification_rows)
-    await conn.execute(
+    yield Insert([(remote_events, event_rows), (notifications, notification_rows)])
+    yield Execute(
         update(remotes)
         .where(remotes.c.id == bindparam("b_id"))
         .values(
@@ -252,23 +239,21 @@ async def apply(conn: AsyncConnection, planned: list[Planned], *, now: datetime)
         changes,
     )
     wakes = [{"vehicle_id": p.due.vehicle_id, "at": now} for p in planned if p.step.send_wake_up]
-    if wakes:
-        await conn.execute(wake_ups.insert(), wakes)
+    yield Insert([(wake_ups, wakes)])
 
 
-async def hurry_waking(conn: AsyncConnection, *, vehicle_ids: set[str], now: datetime) -> int:
+def hurry_waking(*, vehicle_ids: set[str], now: datetime) -> Execute:
     """Vehicles came online: their waking remotes are due now."""
-    result = await conn.execute(
+    return Execute(
         update(remotes)
         .where(and_(remotes.c.vehicle_id.in_(vehicle_ids), remotes.c.phase == "waking"))
         .values(due_at=now)
     )
-    return int(result.rowcount or 0)
 
 
-async def retry_publish_soon(conn: AsyncConnection, *, remote_ids: list[str], at: datetime) -> None:
+def retry_publish_soon(*, remote_ids: list[str], at: datetime) -> Execute:
     """Commands that could not be handed to the broker: try again at ``at`` (same id)."""
-    await conn.execute(
+    return Execute(
         update(remotes)
         .where(remotes.c.id.in_(remote_ids), remotes.c.phase == "sent")
         .values(due_at=at)

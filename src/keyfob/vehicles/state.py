@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Update, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from keyfob.db import UtcDateTime
 from keyfob.vehicles.models import vehicle_states, vehicles, wake_ups
 
 
@@ -42,11 +43,9 @@ async def vehicle_ids_by_vin(conn: AsyncConnection, vins: set[str]) -> dict[str,
     return {r.vin: r.id for r in rows}
 
 
-async def set_presence(
-    conn: AsyncConnection, *, vehicle_id: str, presence: str, at: datetime
-) -> bool:
-    """Record a presence message unless a newer one is already known; True if it applied."""
-    result = await conn.execute(
+def presence_update(*, vehicle_id: str, presence: str, at: datetime) -> Update:
+    """Record a presence message unless a newer one is known (touches no row then)."""
+    return (
         update(vehicle_states)
         .where(
             vehicle_states.c.vehicle_id == vehicle_id,
@@ -54,20 +53,19 @@ async def set_presence(
         )
         .values(presence=presence, presence_at=at)
     )
-    return bool(result.rowcount)
 
 
-async def set_status(
-    conn: AsyncConnection, *, vehicle_id: str, status: dict[str, Any], at: datetime
-) -> None:
-    await conn.execute(
-        update(vehicle_states)
-        .where(
-            vehicle_states.c.vehicle_id == vehicle_id,
-            (vehicle_states.c.status_at.is_(None)) | (vehicle_states.c.status_at <= at),
-        )
-        .values(status=status, status_at=at)
+STATUS_UPDATE = (
+    update(vehicle_states)
+    .where(
+        vehicle_states.c.vehicle_id == bindparam("s_vehicle_id"),
+        (vehicle_states.c.status_at.is_(None))
+        | (vehicle_states.c.status_at <= bindparam("s_at", type_=UtcDateTime)),
     )
+    .values(status=bindparam("s_status"), status_at=bindparam("s_at", type_=UtcDateTime))
+)
+"""Telemetry for many vehicles, one row each: ``{s_vehicle_id, s_status, s_at}``; an older
+report than the one known changes nothing."""
 
 
 @dataclass(frozen=True)
