@@ -19,11 +19,12 @@ from __future__ import annotations
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Select, Table
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import Delete, Update
 from sqlalchemy.types import TypeEngine
@@ -82,32 +83,56 @@ def prepare_insert(table: Table, rows: Rows, dialect: Dialect) -> tuple[str, lis
     return sql, parameters
 
 
+_compiled: dict[tuple[str, Any], SQLCompiler] = {}
+
+
+def _compile(statement: ClauseElement, dialect: Dialect) -> tuple[SQLCompiler, Any]:
+    """The statement compiled once per shape (SQLAlchemy's own cache key), and its values.
+
+    Compiling costs more than running most of these statements; like ``conn.execute``, only
+    the first statement of a shape pays it.
+    """
+    key = statement._generate_cache_key()
+    if key is None:  # a shape SQLAlchemy does not cache either
+        return cast(SQLCompiler, statement.compile(dialect=dialect)), None
+    found = _compiled.get((dialect.name, key.key))
+    if found is None:
+        if len(_compiled) >= 500:
+            _compiled.clear()
+        found = cast(SQLCompiler, statement.compile(dialect=dialect, cache_key=key))
+        _compiled[(dialect.name, key.key)] = found
+    return found, key.bindparams
+
+
 def _bound(
-    compiled: SQLCompiler, dialect: Dialect, given: Sequence[Mapping[str, Any]] | None = None
-) -> list[tuple[Any, ...]] | None:
-    """Positional parameters, one tuple per mapping in ``given`` (or one for the statement's
-    own values), each converted by its bind parameter's type as ``conn.execute`` would.
+    statement: ClauseElement,
+    dialect: Dialect,
+    given: Sequence[Mapping[str, Any]] | None = None,
+) -> tuple[str, list[tuple[Any, ...]]] | None:
+    """SQL and positional parameters, one tuple per mapping in ``given`` (or one for the
+    statement's own values), IN lists expanded and every value converted by its bind
+    parameter's type, as ``conn.execute`` would.
 
     ``None`` if a value would reach the driver as anything but a plain value.
     """
-    names = list(compiled.positiontup or ())
-    processors: list[Processor] = []
-    for name in names:
-        bind = compiled.binds.get(name)  # an expanded IN element has none: plain values only
-        processors.append(None if bind is None else _binder(bind.type, dialect))
+    compiled, extracted = _compile(statement, dialect)
+    sql = ""
     found = []
     for params in given if given else [None]:
-        values = compiled.construct_params(params)
+        values = compiled.construct_params(params, extracted_parameters=extracted)
+        state = compiled.construct_expanded_state(values)
+        sql, processors = state.statement, state.processors
         row = []
-        for name, process in zip(names, processors, strict=True):
-            value = values[name]
+        for name in state.positiontup or ():
+            value = state.parameters[name]
+            process = processors.get(name)
             if value is not None and process is not None:
                 value = process(value)
             if not isinstance(value, _PLAIN):
                 return None
             row.append(value)
         found.append(tuple(row))
-    return found
+    return sql, found
 
 
 @dataclass(frozen=True)
@@ -136,21 +161,18 @@ def prepare_select(statement: Select[Any], dialect: Dialect) -> PreparedSelect |
     names = tuple(str(column.key) for column in columns)
     if None in (column.key for column in columns) or len(set(names)) != len(names):
         return None
-    compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
-    parameters = _bound(compiled, dialect)
-    if parameters is None:
+    bound = _bound(statement, dialect)
+    if bound is None:
         return None
     processors = [_reader(column.type, dialect) for column in columns]
-    return PreparedSelect(str(compiled), parameters[0], _row_type(names), processors)
+    return PreparedSelect(bound[0], bound[1][0], _row_type(names), processors)
 
 
 def prepare_statement(
     statement: Update | Delete, dialect: Dialect, rows: Sequence[Mapping[str, Any]] | None = None
 ) -> tuple[str, list[tuple[Any, ...]]] | None:
     """An UPDATE or DELETE: its SQL and one parameter tuple per row (or just one)."""
-    compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": not rows})
-    parameters = _bound(compiled, dialect, rows)
-    return None if parameters is None else (str(compiled), parameters)
+    return _bound(statement, dialect, rows)
 
 
 def sqlite_driver(conn: Any) -> Any | None:

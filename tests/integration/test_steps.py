@@ -91,14 +91,14 @@ async def test_a_failed_unit_leaves_nothing(tables: Database) -> None:
     assert await run_unit(tables, lambda: restock({"i4"})) == ["i4"], "the connection is usable"
 
 
-async def test_a_step_with_rich_parameters_still_runs(tables: Database) -> None:
-    def since(moment: datetime) -> Plan[int]:
+async def test_a_step_the_one_trip_cannot_take_still_runs(tables: Database) -> None:
+    def doubled(moment: datetime) -> Plan[list[int]]:
         yield Insert([(items, [item(1), item(2)])])
-        # A list of timestamps is expanded by SQLAlchemy at execution: not a one-trip step.
-        rows = yield Fetch(select(items.c.id).where(items.c.at.in_([moment])))
-        return len(rows)
+        # An unnamed computed column has no name to read it by: not a one-trip step.
+        rows = yield Fetch(select(items.c.n * 2).where(items.c.at.in_([moment])))
+        return sorted(row[0] for row in rows)
 
-    assert await run_unit(tables, lambda: since(T0)) == 2
+    assert await run_unit(tables, lambda: doubled(T0)) == [2, 4]
     assert len(await stored(tables)) == 2, "the fallback ran the unit exactly once"
 
 

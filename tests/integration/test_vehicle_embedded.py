@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from keyfob.db import Database
+from keyfob.dispatch.runner import Dispatcher
 from vehicle_support import callback_for_all, embedded, until_done
 
 BODIES = {
@@ -51,3 +54,30 @@ async def test_lock_changes_the_reported_status(db: Database) -> None:
             seen = await tenant.http.get(f"{tenant.fleet}/vehicles/{vid}/status")
             assert seen.status_code == 200
             assert seen.json()["doorsState"]["lockedStates"] == [state]
+
+
+async def test_vehicle_messages_survive_a_failed_write(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A transient database failure while recording what vehicles said (a PostgreSQL
+    deadlock, a dropped connection) is retried: the car's answer still ends the remote."""
+    failures = {"left": 3, "seen": 0}
+    original = Dispatcher._record
+
+    def flaky(self: Dispatcher, *args: Any) -> Any:
+        failures["seen"] += 1
+        if failures["left"] > 0:
+            failures["left"] -= 1
+            raise ConnectionError("the database went away for a moment")
+        return original(self, *args)
+
+    async with embedded(db) as (_, tenant):
+        cbid = await callback_for_all(tenant)
+        vid = tenant.vehicles["Electric"].id
+        path = f"{tenant.fleet}/vehicles/{vid}/callbacks/{cbid}/remotes"
+        monkeypatch.setattr(Dispatcher, "_record", flaky)
+        posted = await tenant.http.post(path, json={"horn": {"state": "Activated"}})
+        done = await until_done(tenant, f"{path}/{posted.json()['remoteActionId']}")
+    assert done["status"] == "Success", done
+    assert failures["left"] == 0
+    assert failures["seen"] > 3, "the answer was recorded after the failed tries"

@@ -53,6 +53,7 @@ from keyfob.vehicles import state as vehicle_state
 from keyfob.vocabulary import EventType, RemoteType
 
 log = logging.getLogger("keyfob.dispatch")
+UPLINK_TRIES = 5
 
 
 @dataclass
@@ -192,6 +193,15 @@ class Dispatcher:
         batch, self._inbox = self._inbox, []
         if not batch:
             return 0
+        try:
+            return await self._process(batch)
+        except Exception:
+            # Kept, ahead of what arrived since, for the consumer's next try: a transient
+            # failure (a PostgreSQL deadlock, a lost connection) must not lose a result.
+            self._inbox[:0] = batch
+            raise
+
+    async def _process(self, batch: list[Uplink]) -> int:
         ids = await self._vehicle_ids_for({u.vin for u in batch})
         presence: dict[str, Presence] = {}
         status: dict[str, Telemetry] = {}
@@ -225,7 +235,9 @@ class Dispatcher:
         now: datetime,
     ) -> Plan[set[str]]:
         online = set()
-        for vin, message in presence.items():
+        # Rows are written in one order (by vehicle, then by remote) in every process, so two
+        # dispatchers recording the same messages wait for each other, never deadlock.
+        for vin, message in sorted(presence.items(), key=lambda item: ids[item[0]]):
             # An ``offline`` is usually the broker's last will, stamped when the connection
             # opened: it is older than the ``online`` that followed, so take our receive time.
             at = now if message.state is PresenceState.OFFLINE else message.at
@@ -236,10 +248,13 @@ class Dispatcher:
             )
             if applied and message.state is PresenceState.ONLINE:
                 online.add(ids[vin])
-        reports = [
-            {"s_vehicle_id": ids[vin], "s_status": dict(t.status), "s_at": t.at}
-            for vin, t in status.items()
-        ]
+        reports = sorted(
+            (
+                {"s_vehicle_id": ids[vin], "s_status": dict(t.status), "s_at": t.at}
+                for vin, t in status.items()
+            ),
+            key=lambda report: str(report["s_vehicle_id"]),
+        )
         yield Execute(vehicle_state.STATUS_UPDATE, reports)
         if online:
             yield progress.hurry_waking(vehicle_ids=online, now=now)
@@ -298,13 +313,23 @@ class Dispatcher:
                 self._due.clear()
 
     async def _consumer(self) -> None:
+        failures = 0
         while not self._stopping.is_set():
             await self._uplinks.wait()
             self._uplinks.clear()
             try:
                 await self.process_uplinks()
+                failures = 0
             except Exception:
-                log.exception("recording vehicle messages failed")
+                failures += 1
+                if failures < UPLINK_TRIES:
+                    log.warning("recording vehicle messages failed; retrying", exc_info=True)
+                else:
+                    log.exception("recording vehicle messages failed %d times; dropped", failures)
+                    self._inbox.clear()
+                    failures = 0
+                await asyncio.sleep(0.05 * failures)
+                self._uplinks.set()
 
     async def close(self) -> None:
         self.stop()

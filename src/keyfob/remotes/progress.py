@@ -93,6 +93,7 @@ def sent_by_command(command_ids: list[str]) -> Plan[list[Due]]:
         select(*_DUE_COLUMNS)
         .join(vehicles, vehicles.c.id == remotes.c.vehicle_id)
         .where(remotes.c.command_id.in_(command_ids), remotes.c.phase == "sent")
+        .order_by(remotes.c.id)  # one lock order for every dispatcher
         .with_for_update(of=remotes)
     )
     return [Due(*row) for row in rows]
