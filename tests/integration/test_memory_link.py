@@ -24,7 +24,7 @@ from keyfob.dispatch.protocol import (
     new_command,
 )
 from keyfob.dispatch.topics import (
-    PLATFORM_SUBSCRIPTIONS,
+    UPLINK_SUBSCRIPTIONS,
     WAKEUP_SUBSCRIPTION,
     Channel,
     Uplink,
@@ -90,7 +90,7 @@ async def platform(broker: MemoryBroker) -> AsyncIterator[Platform]:
         await side.inbox.put(decode_uplink(topic, payload))
 
     side.connection.set_handler(receive)
-    for pattern in PLATFORM_SUBSCRIPTIONS:
+    for pattern in UPLINK_SUBSCRIPTIONS:
         await side.connection.subscribe(pattern)
     await side.connection.start()
     yield side

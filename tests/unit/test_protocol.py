@@ -34,6 +34,7 @@ from keyfob.dispatch.protocol import (
 )
 from keyfob.dispatch.topics import (
     PLATFORM_SUBSCRIPTIONS,
+    UPLINK_SUBSCRIPTIONS,
     Channel,
     check_vin,
     decode_uplink,
@@ -232,9 +233,12 @@ def test_topics_are_versioned_per_vehicle() -> None:
     assert all(
         topic_matches(p, "keyfob/v1/vehicles/X/cmd") is False for p in PLATFORM_SUBSCRIPTIONS
     )
-    for channel in ("ack", "result", "status", "presence"):
+    for channel in ("result", "status", "presence"):
         topic = f"keyfob/v1/vehicles/{VIN}/{channel}"
         assert any(topic_matches(p, topic) for p in PLATFORM_SUBSCRIPTIONS)
+    ack = f"keyfob/v1/vehicles/{VIN}/ack"
+    assert not any(topic_matches(p, ack) for p in PLATFORM_SUBSCRIPTIONS), "acks change nothing"
+    assert any(topic_matches(p, ack) for p in UPLINK_SUBSCRIPTIONS)
 
 
 @pytest.mark.parametrize("vin", ["", "VF3+", "VF3#", "VF3/other", "a b", "x" * 65, "é"])

@@ -45,8 +45,16 @@ UPLINK_KINDS: Mapping[Channel, type[UplinkMessage]] = {
     Channel.PRESENCE: Presence,
 }
 
-PLATFORM_SUBSCRIPTIONS: tuple[str, ...] = tuple(f"{VEHICLES}/+/{c}" for c in UPLINK_CHANNELS)
-"""What the platform subscribes to: every vehicle's uplink channels (not the commands)."""
+UPLINK_SUBSCRIPTIONS: tuple[str, ...] = tuple(f"{VEHICLES}/+/{c}" for c in UPLINK_CHANNELS)
+"""Everything vehicles publish (not the commands): for diagnostics and tools."""
+
+PLATFORM_SUBSCRIPTIONS: tuple[str, ...] = tuple(
+    f"{VEHICLES}/+/{c}" for c in UPLINK_CHANNELS if c is not Channel.ACK
+)
+"""What the dispatcher subscribes to: results, status and presence. Not ``ack``: nothing of
+the lifecycle follows from it (SentToVehicle is recorded when the command goes out, Done from
+the result), and the two acks of every command were half the messages, and PUBACKs, a
+dispatcher handled."""
 
 WAKEUP_SUBSCRIPTION = f"{WAKEUP}/+"
 """What the SMS stand-in (the simulator process) subscribes to in MQTT mode."""
@@ -106,7 +114,7 @@ class Uplink:
 
 
 def decode_uplink(topic: str, payload: bytes) -> Uplink:
-    """Decode what the platform receives on ``PLATFORM_SUBSCRIPTIONS``; ``ProtocolError`` if bad."""
+    """Decode what vehicles publish (``UPLINK_SUBSCRIPTIONS``); ``ProtocolError`` if bad."""
     vin, channel = parse_vehicle_topic(topic)
     message: UplinkMessage
     match channel:
