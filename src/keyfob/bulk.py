@@ -73,35 +73,56 @@ def prepare_insert(table: Table, rows: Rows, dialect: Dialect) -> tuple[str, lis
     if plan is None:
         return None
     sql, columns = plan
-    parameters = [
-        tuple(
-            row[name] if process is None or row[name] is None else process(row[name])
-            for name, process in columns
-        )
-        for row in rows
-    ]
-    return sql, parameters
+    # Column by column: the rows of one batch mostly share their timestamps (one ``now``),
+    # so a value identical to the previous row's reuses its converted form.
+    converted: list[list[Any]] = []
+    for name, process in columns:
+        values = [row[name] for row in rows]
+        if process is not None:
+            previous: Any = None
+            done: Any = None
+            for index, value in enumerate(values):
+                if value is None:
+                    continue
+                if value is not previous:
+                    previous, done = value, process(value)
+                values[index] = done
+        converted.append(values)
+    return sql, list(zip(*converted, strict=True))
 
 
-_compiled: dict[tuple[str, Any], SQLCompiler] = {}
+_Compiled = tuple[SQLCompiler, dict[str, Processor]]
+_compiled: dict[tuple[str, Any], _Compiled] = {}
 
 
-def _compile(statement: ClauseElement, dialect: Dialect) -> tuple[SQLCompiler, Any]:
-    """The statement compiled once per shape (SQLAlchemy's own cache key), and its values.
+def _compiled_with_processors(statement: ClauseElement, dialect: Dialect, key: Any) -> _Compiled:
+    compiled = cast(SQLCompiler, statement.compile(dialect=dialect, cache_key=key))
+    # Each bind parameter's processor by name; those of expanded IN lists come with the
+    # expanded state at execution.
+    processors = {name: _binder(bind.type, dialect) for name, bind in compiled.binds.items()}
+    return compiled, processors
+
+
+def _compile(
+    statement: ClauseElement, dialect: Dialect
+) -> tuple[SQLCompiler, dict[str, Processor], Any]:
+    """The statement compiled once per shape (SQLAlchemy's own cache key), its parameters'
+    processors, and this statement's values.
 
     Compiling costs more than running most of these statements; like ``conn.execute``, only
     the first statement of a shape pays it.
     """
     key = statement._generate_cache_key()
     if key is None:  # a shape SQLAlchemy does not cache either
-        return cast(SQLCompiler, statement.compile(dialect=dialect)), None
+        return (*_compiled_with_processors(statement, dialect, None), None)
     found = _compiled.get((dialect.name, key.key))
     if found is None:
         if len(_compiled) >= 500:
             _compiled.clear()
-        found = cast(SQLCompiler, statement.compile(dialect=dialect, cache_key=key))
-        _compiled[(dialect.name, key.key)] = found
-    return found, key.bindparams
+        found = _compiled[(dialect.name, key.key)] = _compiled_with_processors(
+            statement, dialect, key
+        )
+    return (*found, key.bindparams)
 
 
 def _bound(
@@ -115,17 +136,17 @@ def _bound(
 
     ``None`` if a value would reach the driver as anything but a plain value.
     """
-    compiled, extracted = _compile(statement, dialect)
+    compiled, own, extracted = _compile(statement, dialect)
     sql = ""
     found = []
     for params in given if given else [None]:
         values = compiled.construct_params(params, extracted_parameters=extracted)
         state = compiled.construct_expanded_state(values)
-        sql, processors = state.statement, state.processors
+        sql, expanded = state.statement, state.processors
         row = []
         for name in state.positiontup or ():
             value = state.parameters[name]
-            process = processors.get(name)
+            process = own[name] if name in own else expanded.get(name)
             if value is not None and process is not None:
                 value = process(value)
             if not isinstance(value, _PLAIN):

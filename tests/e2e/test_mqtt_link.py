@@ -25,7 +25,7 @@ from keyfob.dispatch.protocol import (
     new_command,
 )
 from keyfob.dispatch.topics import (
-    PLATFORM_SUBSCRIPTIONS,
+    UPLINK_SUBSCRIPTIONS,
     Channel,
     Uplink,
     decode_uplink,
@@ -108,7 +108,7 @@ async def platform(broker: Mosquitto) -> AsyncIterator[Platform]:
         await side.inbox.put(decode_uplink(topic, payload))
 
     transport.set_handler(receive)
-    for pattern in PLATFORM_SUBSCRIPTIONS:
+    for pattern in UPLINK_SUBSCRIPTIONS:
         await transport.subscribe(pattern)
     await transport.start()
     yield side

@@ -131,3 +131,33 @@ async def test_updates_per_row_report_what_they_touched(tables: Database) -> Non
     await run_unit(tables, lambda: plain_insert([item(1), item(2), item(3)]))
     assert await run_unit(tables, lambda: renumber(changes)) == (2, None, None)
     assert await stored(tables) == [("i1", 10, later), ("i2", 102, T0), ("i3", 103, T0)]
+
+
+async def test_timestamps_json_and_per_row_updates_stay_in_one_hand_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parameters that need converting (timestamps, JSON), IN lists and per-row updates are
+    what the dispatcher's units use: none of them may push a unit off the one-trip path."""
+    database = await sqlite_with(tmp_path, scratch)
+    later = T0.replace(hour=13)
+
+    def busy() -> Plan[list[str]]:
+        yield Insert([(items, [item(1), item(2), item(3)])])
+        yield Execute(
+            update(items)
+            .where(items.c.id == bindparam("b_id"))
+            .values(at=bindparam("b_at"), data=bindparam("b_data")),
+            [{"b_id": "i1", "b_at": later, "b_data": {"late": True}}],
+        )
+        yield Execute(update(items).where(items.c.at < later).values(n=items.c.n + 10))
+        rows = yield Fetch(
+            select(items.c.id).where(items.c.at.in_([later]), items.c.id.in_({"i1", "i2"}))
+        )
+        return [row.id for row in rows]
+
+    calls = count_hand_offs(monkeypatch)
+    found = await run_unit(database, busy)
+    monkeypatch.undo()
+    assert (found, len(calls)) == (["i1"], 1)
+    assert await stored(database) == [("i1", 1, later), ("i2", 12, T0), ("i3", 13, T0)]
+    await database.dispose()
