@@ -66,6 +66,9 @@ class Mosquitto:
             "log_type warning",
             f"log_dest file {self.log}",
             "max_connections -1",
+            # The platform subscribes to every vehicle's retained presence at once: the
+            # default queue of 1,000 messages per client would drop the rest (see deploy/).
+            "max_queued_messages 100000",
         ]
         if os.geteuid() == 0:
             lines.append("user root")  # otherwise it drops to a user who cannot read our files
