@@ -82,6 +82,7 @@ def server_main(setup: dict[str, Any], port: int) -> None:
     from keyfob.cli.vehicle_role import vehicle_role
     from keyfob.config import Settings
 
+    roles = [] if setup.get("split") else [vehicle_role]
     settings = Settings(
         db=setup["db"],
         mqtt=setup["mqtt"],
@@ -91,7 +92,7 @@ def server_main(setup: dict[str, Any], port: int) -> None:
         sim_speed=0,
         rate_limit={"day": 1_000_000_000, "burst": 1_000_000},
     )
-    serve(create_app(settings, roles=[vehicle_role], announce=lambda _: None), port)
+    serve(create_app(settings, roles=roles, announce=lambda _: None), port)
 
 
 def sim_main(setup: dict[str, Any]) -> None:
@@ -236,7 +237,7 @@ class Run:
         stack.callback(self.broker.stop)
         self.url = self.broker.url()
         self.db_url = stack.enter_context(scratch_database(options.db, work))
-        self.setup = {"db": self.db_url, "mqtt": self.url}
+        self.setup = {"db": self.db_url, "mqtt": self.url, "split": options.split}
         self.setup |= run_async(provision(self.db_url, options.vehicles))
         (work / "setup.json").write_text(json.dumps(self.setup))
         self.sim = subprocess.Popen([sys.executable, __file__, "--role", "sim", str(work)])
@@ -244,6 +245,13 @@ class Run:
         port = free_port()
         args = [__file__, "--role", "server", str(work), "--port", str(port)]
         self.server = stack.enter_context(server(args, port=port))
+        self.dispatcher: subprocess.Popen[bytes] | None = None
+        if options.split:  # the scaled-out shape: ``keyfob dispatcher`` in its own process
+            command = [sys.executable, "-m", "keyfob.cli.main", "dispatcher"]
+            command += ["--db", self.db_url, "--mqtt", self.url]
+            self.dispatcher = subprocess.Popen(command)
+            dispatcher = self.dispatcher
+            stack.callback(lambda: _stop(dispatcher))
         self.echo = subprocess.Popen(
             [sys.executable, str(BENCH_DIR / "mqtt_rtt.py"), "echo", self.url],
             stdout=subprocess.PIPE,
@@ -259,6 +267,8 @@ class Run:
 
     def cpu(self) -> dict[str, float]:
         pids = {"server": self.server.pid, "simulator": self.sim.pid}
+        if self.dispatcher is not None:
+            pids["dispatcher"] = self.dispatcher.pid
         if self.broker.process is not None:
             pids["mosquitto"] = self.broker.process.pid
         return {name: cpu_seconds(pid) for name, pid in pids.items()}
@@ -357,7 +367,14 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--split",
+        action="store_true",
+        help="API and dispatcher in separate processes (keyfob dispatcher); needs --db postgresql",
+    )
     options = parser.parse_args(argv)
+    if options.split and not options.db:
+        parser.error("--split needs --db postgresql://...: SQLite has one writer process")
     if options.role == "server":
         server_main(json.loads(Path(options.workdir, "setup.json").read_text()), options.port)
     elif options.role == "sim":

@@ -21,6 +21,7 @@ from keyfob.dispatch.runner import Dispatcher, DispatcherOptions
 from keyfob.dispatch.transport import Transport
 from keyfob.dispatch.wakeup import MqttWakeUpChannel, SimulatedSmsGateway, WakeUpChannel
 from keyfob.kit.ids import new_id
+from keyfob.nudge import listening
 from keyfob.remotes.lifecycle import Limits
 from keyfob.sim.config import SimConfig
 from keyfob.sim.fleet import Fleet, VehicleSpec, memory_fleet, run_fleet
@@ -104,7 +105,8 @@ async def vehicle_role(ctx: AppContext) -> AsyncIterator[Dispatcher]:
     ctx.extras.setdefault("wakers", []).append(dispatcher.wake)
     task = asyncio.create_task(dispatcher.run(), name="dispatcher")
     try:
-        yield dispatcher
+        async with listening(ctx.database, dispatcher.wake):  # remotes accepted elsewhere
+            yield dispatcher
     finally:
         dispatcher.stop()
         with contextlib.suppress(asyncio.CancelledError):

@@ -42,6 +42,7 @@ from keyfob.kit.clock import Clock
 from keyfob.kit.ids import new_id
 from keyfob.notifications.models import notifications
 from keyfob.notifications.outbox import notification_row
+from keyfob.nudge import nudge
 from keyfob.remotes.eligibility import ensure_vehicle_can
 from keyfob.remotes.events import RemoteRef, event_values
 from keyfob.remotes.models import idempotency_keys, remote_events, remotes
@@ -386,6 +387,13 @@ class Acceptor:
             return
         for (_, future), answer in zip(batch, answers, strict=True):
             _settle(future, answer)
+        if not self.database.sqlite and any(
+            isinstance(answer, Posted) and not answer.replayed for answer in answers
+        ):
+            try:  # dispatchers in other processes: new remotes are due (keyfob.nudge)
+                await nudge(self.database)
+            except Exception:
+                log.warning("could not nudge the dispatchers; they will poll", exc_info=True)
 
 
 def _settle(future: asyncio.Future[Posted], outcome: Posted | BaseException) -> None:

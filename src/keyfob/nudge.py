@@ -1,0 +1,92 @@
+"""Cross-process nudges on PostgreSQL: NOTIFY when work becomes due, LISTEN where it is done.
+
+Inside one process the API wakes its dispatcher directly. A dispatcher in another process
+(``keyfob dispatcher``, several of them against PostgreSQL) would only notice a new remote at
+its next poll (0.2 s), which caps what it can do at full load and adds up to 0.2 s to every
+remote. So the acceptor sends ``NOTIFY keyfob_remotes_due`` after each batch it commits, and
+every dispatcher listens on its own connection. A nudge carries nothing: the database stays
+the queue and the poll stays the safety net (a lost connection, a missed nudge).
+
+SQLite has no such channel and needs none: the embedded default is one process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from sqlalchemy import func, select
+
+from keyfob.db import Database
+
+REMOTES_DUE = "keyfob_remotes_due"
+log = logging.getLogger("keyfob.nudge")
+
+
+async def nudge(database: Database, channel: str = REMOTES_DUE) -> None:
+    """Wake the processes listening on ``channel`` (PostgreSQL; nothing on SQLite)."""
+    if database.sqlite:
+        return
+    async with database.transaction() as conn:
+        await conn.execute(select(func.pg_notify(channel, "")))
+
+
+@contextlib.asynccontextmanager
+async def listening(
+    database: Database,
+    on_nudge: Callable[[], None],
+    channel: str = REMOTES_DUE,
+    *,
+    retry_s: float = 2.0,
+) -> AsyncIterator[None]:
+    """Call ``on_nudge`` on every nudge on ``channel`` for as long as the block runs.
+
+    The listening connection is held apart from the pool's other work and opened again if it
+    is lost; on SQLite this does nothing.
+    """
+    if database.sqlite:
+        yield
+        return
+    task = asyncio.create_task(_listen(database, on_nudge, channel, retry_s), name="nudges")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _listen(
+    database: Database, on_nudge: Callable[[], None], channel: str, retry_s: float
+) -> None:
+    def heard(*_: Any) -> None:
+        on_nudge()
+
+    while True:
+        try:
+            async with database.engine.connect() as conn:
+                await _hold(await conn.get_raw_connection(), channel, heard, on_nudge)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.warning("listening for %s failed; trying again", channel, exc_info=True)
+        await asyncio.sleep(retry_s)
+
+
+async def _hold(
+    raw: Any, channel: str, heard: Callable[..., None], on_nudge: Callable[[], None]
+) -> None:
+    """Listen on asyncpg's connection until it is lost."""
+    driver = raw.driver_connection
+    lost = asyncio.Event()
+    driver.add_termination_listener(lambda *_: lost.set())
+    await driver.add_listener(channel, heard)
+    try:
+        on_nudge()  # whatever became due while nobody listened
+        await lost.wait()
+    finally:
+        with contextlib.suppress(Exception):
+            await driver.remove_listener(channel, heard)

@@ -1,0 +1,69 @@
+"""Dispatchers in other processes hear of new remotes at once (PostgreSQL NOTIFY/LISTEN)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from conftest import create_callback, make_settings, make_tenant
+from keyfob.api.app import create_app
+from keyfob.db import Database, metadata
+from keyfob.kit.clock import FakeClock
+from keyfob.nudge import listening, nudge
+
+
+@pytest.fixture
+async def pg(pg_url: str) -> AsyncIterator[Database]:
+    database = Database(pg_url, pool_size=5)
+    names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
+    async with database.transaction() as conn:
+        await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    yield database
+    await database.dispose()
+
+
+async def heard_within(event: asyncio.Event, seconds: float) -> bool:
+    try:
+        await asyncio.wait_for(event.wait(), seconds)
+    except TimeoutError:
+        return False
+    return True
+
+
+@pytest.mark.postgres
+async def test_an_accepted_remote_nudges_a_dispatcher_elsewhere(
+    pg: Database, pg_url: str, clock: FakeClock
+) -> None:
+    elsewhere = Database(pg_url, pool_size=2)  # another process's connections
+    nudged = asyncio.Event()
+    app = create_app(make_settings(pg.url), database=pg, clock=clock, announce=lambda _: None)
+    async with app.router.lifespan_context(app), listening(elsewhere, nudged.set):
+        tenant = await make_tenant(app, pg, "alice", clock())
+        async with tenant.http:
+            cbid = await create_callback(tenant)
+            assert await heard_within(nudged, 5), "a listener is nudged once it listens"
+            nudged.clear()
+            vid = tenant.vehicles["Electric"].id
+            path = f"{tenant.fleet}/vehicles/{vid}/callbacks/{cbid}/remotes"
+            refused = await tenant.http.post(path, json={"horn": {"state": "Nope"}})
+            assert refused.status_code == 400
+            assert not await heard_within(nudged, 0.5), "nothing new is due"
+            posted = await tenant.http.post(path, json={"horn": {"state": "Activated"}})
+            assert posted.status_code == 202, posted.text
+            assert await heard_within(nudged, 2), "the new remote is announced"
+    await elsewhere.dispose()
+
+
+async def test_on_sqlite_there_is_nothing_to_listen_to(tmp_path: Path) -> None:
+    """The embedded default is one process: no channel, no connection held for it."""
+    database = Database(f"sqlite:///{tmp_path / 'one.db'}")
+    called = asyncio.Event()
+    async with listening(database, called.set):
+        await nudge(database)
+        assert not await heard_within(called, 0.2)
+    assert database.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    await database.dispose()
