@@ -87,6 +87,15 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Da
 
 
 @pytest.fixture
+async def pg(pg_url: str) -> AsyncIterator[Database]:
+    """A migrated, empty PostgreSQL database, for what only PostgreSQL does."""
+    database = Database(pg_url, pool_size=5)
+    await _empty_pg(database)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
 

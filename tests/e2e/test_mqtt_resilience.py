@@ -17,16 +17,16 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 from mqtt_support import Extra, World, mqtt_world
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
-from keyfob.db import Database, metadata
+from keyfob.db import Database
 from keyfob.remotes.models import remotes
 from keyfob.sim.config import SimConfig
 from keyfob.vocabulary import Motorization
@@ -209,16 +209,6 @@ async def test_a_killed_dispatcher_is_replaced_and_no_remote_stays_pending(
     assert in_flight > 0, "the kill must catch remotes in the middle of their lifecycle"
     assert left == 0
     check_ends(traffic, after)
-
-
-@pytest.fixture
-async def pg(pg_url: str) -> AsyncIterator[Database]:
-    database = Database(pg_url, pool_size=5)
-    names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
-    async with database.transaction() as conn:
-        await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-    yield database
-    await database.dispose()
 
 
 @pytest.mark.postgres

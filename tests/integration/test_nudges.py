@@ -3,27 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
 from conftest import create_callback, make_settings, make_tenant
 from keyfob.api.app import create_app
-from keyfob.db import Database, metadata
+from keyfob.db import Database
 from keyfob.kit.clock import FakeClock
 from keyfob.nudge import listening, nudge
-
-
-@pytest.fixture
-async def pg(pg_url: str) -> AsyncIterator[Database]:
-    database = Database(pg_url, pool_size=5)
-    names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
-    async with database.transaction() as conn:
-        await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-    yield database
-    await database.dispose()
 
 
 async def heard_within(event: asyncio.Event, seconds: float) -> bool:
