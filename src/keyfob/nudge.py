@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 from keyfob.db import Database
 
 REMOTES_DUE = "keyfob_remotes_due"
+CHECK_S = 1.0
 log = logging.getLogger("keyfob.nudge")
 
 
@@ -68,7 +69,13 @@ async def _listen(
     while True:
         try:
             async with database.engine.connect() as conn:
-                await _hold(await conn.get_raw_connection(), channel, heard, on_nudge)
+                try:
+                    await _hold(await conn.get_raw_connection(), channel, heard, on_nudge)
+                except Exception:
+                    # Not back into the pool: the next checkout would get the dead one.
+                    with contextlib.suppress(Exception):
+                        await conn.invalidate()
+                    raise
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -79,14 +86,22 @@ async def _listen(
 async def _hold(
     raw: Any, channel: str, heard: Callable[..., None], on_nudge: Callable[[], None]
 ) -> None:
-    """Listen on asyncpg's connection until it is lost."""
+    """Listen on asyncpg's connection until it is lost.
+
+    A connection the server ends (a restart, ``pg_terminate_backend``) does not always say so
+    while it only listens, so it is asked something every second.
+    """
     driver = raw.driver_connection
     lost = asyncio.Event()
     driver.add_termination_listener(lambda *_: lost.set())
     await driver.add_listener(channel, heard)
     try:
         on_nudge()  # whatever became due while nobody listened
-        await lost.wait()
+        while not lost.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(lost.wait(), CHECK_S)
+            if not lost.is_set():
+                await driver.fetchval("SELECT 1")  # raises once the connection is gone
     finally:
         with contextlib.suppress(Exception):
             await driver.remove_listener(channel, heard)

@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from conftest import create_callback, make_settings, make_tenant
 from keyfob.api.app import create_app
@@ -55,3 +56,25 @@ async def test_on_sqlite_there_is_nothing_to_listen_to(tmp_path: Path) -> None:
         assert not await heard_within(called, 0.2)
     assert database.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
     await database.dispose()
+
+
+@pytest.mark.postgres
+async def test_a_lost_listening_connection_listens_again(pg: Database, pg_url: str) -> None:
+    elsewhere = Database(pg_url, pool_size=2)
+    nudged = asyncio.Event()
+    async with listening(elsewhere, nudged.set, retry_s=0.1):
+        assert await heard_within(nudged, 5)
+        nudged.clear()
+        async with pg.transaction() as conn:  # the database drops every listener
+            killed = await conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE query LIKE 'LISTEN%' AND pid <> pg_backend_pid()"
+                )
+            )
+            assert killed.all(), "a listening session existed"
+        assert await heard_within(nudged, 5), "listening again, it catches up at once"
+        nudged.clear()
+        await nudge(pg)
+        assert await heard_within(nudged, 5), "and hears new nudges"
+    await elsewhere.dispose()
