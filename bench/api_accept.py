@@ -51,6 +51,8 @@ from common import (
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from keyfob.vocabulary import RemoteType
+
 REMOTES = "/connectedcar/v3/fleets/{fid}/vehicles/{vid}/callbacks/{cbid}/remotes"
 BODIES = (
     {"horn": {"state": "Activated"}},
@@ -58,17 +60,6 @@ BODIES = (
     {"lights": {"on": True}},
     {"door": {"state": "Unlocked"}},
 )
-ALL_REMOTE_TYPES = [
-    "ThermalPreconditioning",
-    "ElectricBatteryChargingRequest",
-    "Horn",
-    "Doors",
-    "Lights",
-    "Immobilization",
-    "Stolen",
-    "WakeUp",
-    "Navigation",
-]
 SIDES = ("baseline", "keyfob")
 
 
@@ -170,7 +161,7 @@ def _plan(root: str, workdir: Path, side: str, options: Options) -> LoadPlan:
         vehicles = [v["vid"] for v in demo["vehicles"]]
         subscribe = {
             "callback": {"webhook": {"target": "https://hooks.example.com/keyfob", "name": "b"}},
-            "remoteTypes": ALL_REMOTE_TYPES,
+            "remoteTypes": [t.value for t in RemoteType],
         }
         created = _call(
             f"{root}/connectedcar/v3/fleets/{fleet}/remote/callbacks?client_id={client_id}",

@@ -175,20 +175,23 @@ async def other_tenant(app: Any, db: Database, clock: FakeClock) -> AsyncIterato
     await found.http.aclose()
 
 
+ALL_TYPES = [
+    "ThermalPreconditioning",
+    "ElectricBatteryChargingRequest",
+    "Horn",
+    "Doors",
+    "Lights",
+    "Immobilization",
+    "Stolen",
+    "WakeUp",
+    "Navigation",
+]
+"""Every remote type of the contract, spelled as the contract spells them."""
+
 CALLBACK = {
     "label": "ops",
     "callback": {"webhook": {"target": "https://hooks.example.com/keyfob", "name": "ops"}},
-    "remoteTypes": [
-        "ThermalPreconditioning",
-        "ElectricBatteryChargingRequest",
-        "Horn",
-        "Doors",
-        "Lights",
-        "Immobilization",
-        "Stolen",
-        "WakeUp",
-        "Navigation",
-    ],
+    "remoteTypes": ALL_TYPES,
 }
 
 

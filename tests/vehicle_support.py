@@ -9,23 +9,11 @@ from typing import Any
 
 import httpx
 
-from conftest import Tenant, make_settings, make_tenant
+from conftest import ALL_TYPES, Tenant, make_settings, make_tenant
 from keyfob.api.app import create_app
 from keyfob.cli.vehicle_role import vehicle_role
 from keyfob.db import Database
 from keyfob.kit.clock import utcnow
-
-ALL_TYPES = [
-    "ThermalPreconditioning",
-    "ElectricBatteryChargingRequest",
-    "Horn",
-    "Doors",
-    "Lights",
-    "Immobilization",
-    "Stolen",
-    "WakeUp",
-    "Navigation",
-]
 
 
 @asynccontextmanager

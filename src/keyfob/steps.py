@@ -120,9 +120,7 @@ def _run_here(sqlite: Any, dialect: Dialect, plan: Plan[T]) -> T:
                         if insert is None:
                             raise NotOneTrip(step)
                         sqlite.executemany(*insert)
-            elif step.rows is not None and not step.rows:
-                answer = None
-            else:
+            elif step.rows is None or step.rows:  # per row with no rows: nothing to do
                 statement = prepare_statement(step.statement, dialect, step.rows)
                 if statement is None:
                     raise NotOneTrip(step)

@@ -1,21 +1,21 @@
-"""What the platform knows of each vehicle: presence, latest status document, wake-ups spent.
+"""What the platform knows of each vehicle: presence and latest status document.
 
 Fed by the vehicles' own messages (presence with MQTT last will, status telemetry) and read by
-the dispatcher's checks and by the status endpoint. The wake-up ledger enforces decision 19's
-budgets: a monthly quota and a short-window limit per vehicle.
+the dispatcher's checks and by the status endpoint. (The wake-ups spent, decision 19's budgets,
+are counted with the other facts of a due remote in ``remotes.progress``.)
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Update, bindparam, func, select, update
+from sqlalchemy import Update, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keyfob.db import UtcDateTime
-from keyfob.vehicles.models import vehicle_states, vehicles, wake_ups
+from keyfob.vehicles.models import vehicle_states, vehicles
 
 
 @dataclass(frozen=True)
@@ -68,32 +68,5 @@ STATUS_UPDATE = (
 report than the one known changes nothing."""
 
 
-@dataclass(frozen=True)
-class WakeBudget:
-    this_month: int
-    recent: int
-
-
 def month_start(now: datetime) -> datetime:
     return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-
-
-async def wake_budget(
-    conn: AsyncConnection, *, vehicle_id: str, now: datetime, window: timedelta
-) -> WakeBudget:
-    def count_since(moment: datetime) -> Any:
-        return (
-            select(func.count())
-            .select_from(wake_ups)
-            .where(wake_ups.c.vehicle_id == vehicle_id, wake_ups.c.at >= moment)
-            .scalar_subquery()
-        )
-
-    row = (
-        await conn.execute(select(count_since(month_start(now)), count_since(now - window)))
-    ).one()
-    return WakeBudget(this_month=int(row[0]), recent=int(row[1]))
-
-
-async def record_wake_up(conn: AsyncConnection, *, vehicle_id: str, now: datetime) -> None:
-    await conn.execute(wake_ups.insert().values(vehicle_id=vehicle_id, at=now))
