@@ -15,7 +15,9 @@ whole unit back and reaches the caller.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Mapping, Sequence
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -101,13 +103,20 @@ async def run_steps(conn: AsyncConnection, plan: Plan[T]) -> T:
 
 
 def _run_here(sqlite: Any, dialect: Dialect, plan: Plan[T]) -> T:
-    """The plan on the driver's thread, on its ``sqlite3`` connection, as one transaction."""
-    sqlite.execute("BEGIN IMMEDIATE")
+    """The plan on the driver's thread, on its ``sqlite3`` connection, as one transaction.
+
+    The transaction begins with the plan's first step: a plan that ends without one (it found
+    nothing to do) costs no ``BEGIN`` and no ``COMMIT``.
+    """
+    begun = False
     try:
         answer: Any = None
         while True:
             step = plan.send(answer)
             answer = None
+            if not begun:
+                sqlite.execute("BEGIN IMMEDIATE")
+                begun = True
             if isinstance(step, Fetch):
                 prepared = prepare_select(step.statement, dialect)
                 if prepared is None:
@@ -128,11 +137,13 @@ def _run_here(sqlite: Any, dialect: Dialect, plan: Plan[T]) -> T:
                 cursor = sqlite.executemany(sql, parameters)
                 answer = cursor.rowcount if step.rows is None else None
     except StopIteration as done:
-        sqlite.commit()
+        if begun:
+            sqlite.commit()
         result: T = done.value
         return result
     except BaseException:
-        sqlite.rollback()
+        if begun:
+            sqlite.rollback()
         raise
 
 
@@ -151,3 +162,40 @@ async def run_unit(database: Database, make_plan: Callable[[], Plan[T]]) -> T:
                     pass
     async with database.transaction() as conn:
         return await run_steps(conn, make_plan())
+
+
+Submit = Callable[[Plan[T]], "asyncio.Future[T]"]
+
+
+@asynccontextmanager
+async def sqlite_turn(database: Database) -> AsyncIterator[Submit[Any] | None]:
+    """Hold SQLite's one connection and queue several units on it back to back.
+
+    Awaiting one unit at a time leaves the driver's thread idle from the moment a unit ends
+    until the event loop has answered it and handed over the next. Units submitted through
+    the yielded function wait in the driver's queue instead, each still its own transaction,
+    run in the order submitted. Every submitted unit has ended when the block exits, before
+    the connection goes back to the pool. ``None`` when the database is not SQLite (or the
+    driver offers no thread hand-off): the caller uses ``run_unit``.
+    """
+    if not database.sqlite:
+        yield None
+        return
+    async with database.engine.connect() as conn:
+        driver = sqlite_driver(await conn.get_raw_connection())
+        if driver is None:
+            yield None
+            return
+        submitted: list[asyncio.Future[Any]] = []
+
+        def submit(plan: Plan[Any]) -> asyncio.Future[Any]:
+            call: Awaitable[Any] = driver._execute(_run_here, driver._conn, conn.dialect, plan)
+            future = asyncio.ensure_future(call)
+            submitted.append(future)
+            return future
+
+        try:
+            yield submit
+        finally:
+            if submitted:
+                await asyncio.gather(*submitted, return_exceptions=True)

@@ -6,6 +6,8 @@ anywhere leaves nothing; a step the one-hand-off path cannot take still runs, st
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -160,4 +162,27 @@ async def test_timestamps_json_and_per_row_updates_stay_in_one_hand_off(
     monkeypatch.undo()
     assert (found, len(calls)) == (["i1"], 1)
     assert await stored(database) == [("i1", 1, later), ("i2", 12, T0), ("i3", 13, T0)]
+    await database.dispose()
+
+
+async def test_a_unit_with_nothing_to_do_does_not_wait_for_the_write_lock(
+    tmp_path: Path,
+) -> None:
+    """Another process holding SQLite's write lock delays only units that write something."""
+    database = await sqlite_with(tmp_path, scratch)
+
+    def nothing() -> Plan[str]:
+        if False:  # a plan that decides it has no step to run
+            yield Insert([])
+        return "idle"
+
+    other = sqlite3.connect(tmp_path / "hand-offs.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        assert await asyncio.wait_for(run_unit(database, nothing), 2) == "idle"
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(run_unit(database, lambda: plain_insert([item(1)])), 0.5)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
     await database.dispose()

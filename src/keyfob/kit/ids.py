@@ -1,16 +1,47 @@
-"""Identifiers that match the contract's path pattern ``([0-9a-fA-F]|-|_)*`` (decision 9)."""
+"""Identifiers that match the contract's path pattern ``([0-9a-fA-F]|-|_)*`` (decision 9).
+
+A new id is 32 lowercase hex digits: 12 of its creation time in milliseconds, then 20 random
+(80 bits from the operating system). Time first makes every index on an id, or on a column
+that refers to one, grow at its right edge: a batch of inserts dirties a few pages instead of
+one page per row, and SQLite writes every dirty page to its log at each commit (measured on
+the accept path: about a tenth of its cost). An id tells when it was made, which every API
+answer says anyway; the random part keeps ids unguessable and says nothing of the volume.
+
+Random bytes are drawn in blocks, per thread, so an id costs no system call.
+"""
 
 from __future__ import annotations
 
+import os
 import re
-import secrets
+import threading
+import time
 
 ID_PATTERN = re.compile(r"^[0-9a-fA-F_-]{1,64}$")
 
+_RANDOM_BYTES = 10
+_BLOCK = 4096 - 4096 % _RANDOM_BYTES
+
+
+class _Entropy(threading.local):
+    def __init__(self) -> None:
+        self.block = b""
+        self.offset = 0
+
+    def draw(self) -> bytes:
+        if self.offset >= len(self.block):
+            self.block, self.offset = os.urandom(_BLOCK), 0
+        start = self.offset
+        self.offset = start + _RANDOM_BYTES
+        return self.block[start : self.offset]
+
+
+_entropy = _Entropy()
+
 
 def new_id() -> str:
-    """32 lowercase hex digits: random, so ids leak no ordering or volume."""
-    return secrets.token_hex(16)
+    """Creation time (ms, 12 hex digits) then 80 random bits (20 hex digits)."""
+    return f"{time.time_ns() // 1_000_000:012x}{_entropy.draw().hex()}"
 
 
 def is_valid_id(value: str) -> bool:

@@ -22,6 +22,7 @@ import hashlib
 import json
 import logging
 import sqlite3
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -47,7 +48,7 @@ from keyfob.remotes.eligibility import ensure_vehicle_can
 from keyfob.remotes.events import RemoteRef, event_values
 from keyfob.remotes.models import idempotency_keys, remote_events, remotes
 from keyfob.remotes.schemas import RemoteBody, parse_remote_body
-from keyfob.steps import Execute, Fetch, Insert, Plan, run_unit
+from keyfob.steps import Execute, Fetch, Insert, Plan, Submit, run_unit, sqlite_turn
 from keyfob.vehicles.models import fleets, vehicles
 from keyfob.vehicles.service import (
     Vehicle,
@@ -303,10 +304,26 @@ def accept_plan(
 
 
 _Waiting = tuple[AcceptRequest, "asyncio.Future[Posted]"]
+_Answers = list[Posted | KeyfobError]
+
+
+class _Share:
+    """The requests one queued unit took: those waiting when the driver's thread started it."""
+
+    def __init__(self) -> None:
+        self.taken: list[_Waiting] = []
 
 
 class Acceptor:
-    """Queues accept requests and stores them in group-committed batches."""
+    """Queues accept requests and stores them in group-committed batches.
+
+    On SQLite the writer holds the one connection for a turn and keeps up to ``depth`` units
+    queued on it: while one commits, the next is already waiting in the driver's thread, and
+    it takes every request that arrived meanwhile when it starts (so batches grow with the
+    load instead of being cut at hand-over time). A turn ends after ``turn_units`` units, so
+    the dispatcher and the API's other requests get the connection in between. Elsewhere
+    each batch is awaited in turn (PostgreSQL's pool serves many connections anyway).
+    """
 
     def __init__(
         self,
@@ -315,12 +332,17 @@ class Acceptor:
         clock: Clock,
         idempotency_ttl: timedelta = timedelta(hours=24),
         max_batch: int = 256,
+        depth: int = 2,
+        turn_units: int = 16,
     ) -> None:
         self.database = database
         self.clock = clock
         self.ttl = idempotency_ttl
         self.max_batch = max_batch
-        self._waiting: list[_Waiting] = []
+        self.depth = depth
+        self.turn_units = turn_units
+        # A deque: the driver's thread takes from the left while the loop appends.
+        self._waiting: deque[_Waiting] = deque()
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -348,18 +370,70 @@ class Acceptor:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
+    def _take(self, into: list[_Waiting]) -> list[_Waiting]:
+        waiting = self._waiting
+        while waiting and len(into) < self.max_batch:
+            into.append(waiting.popleft())
+        return into
+
     async def _run(self) -> None:
         while True:
-            await self._ready.wait()
-            self._ready.clear()
-            while self._waiting:
-                batch, self._waiting = (
-                    self._waiting[: self.max_batch],
-                    self._waiting[self.max_batch :],
-                )
+            if not self._waiting:
+                if self._stopping:
+                    return
+                self._ready.clear()
+                await self._ready.wait()
+                continue
+            failed: list[list[_Waiting]] = []
+            async with sqlite_turn(self.database) as submit:
+                if submit is None:
+                    await self._store(self._take([]))
+                else:
+                    failed = await self._turn(submit)
+            for batch in failed:  # retried on their own, once the connection is free again
                 await self._store(batch)
-            if self._stopping:
-                return
+
+    async def _turn(self, submit: Submit[_Answers]) -> list[list[_Waiting]]:
+        """Units queued back to back on the held connection; the batches that failed."""
+        in_flight: deque[tuple[_Share, asyncio.Future[_Answers]]] = deque()
+        failed: list[list[_Waiting]] = []
+        units = 0
+        while True:
+            room = len(in_flight) < self.depth and units < self.turn_units
+            if room and self._waiting:
+                share = _Share()
+                in_flight.append((share, submit(self._share_plan(share))))
+                units += 1
+                continue
+            if not in_flight:
+                return failed
+            share, unit = in_flight[0]
+            if room:  # the oldest unit's end, or a new request to queue a unit for
+                self._ready.clear()
+                arrival = asyncio.ensure_future(self._ready.wait())
+                await asyncio.wait((unit, arrival), return_when=asyncio.FIRST_COMPLETED)
+                arrival.cancel()
+                if not unit.done():
+                    continue
+            else:
+                await asyncio.wait((unit,))
+            in_flight.popleft()
+            if unit.exception() is not None:
+                if share.taken:
+                    failed.append(share.taken)
+                continue
+            for (_, future), answer in zip(share.taken, unit.result(), strict=True):
+                _settle(future, answer)
+
+    def _share_plan(self, share: _Share) -> Plan[_Answers]:
+        """Runs on the driver's thread: take what is waiting now, judge and store it."""
+        requests = [request for request, _ in self._take(share.taken)]
+        if not requests:
+            return []
+        answers = yield from accept_plan(
+            requests, now=self.clock(), ttl=self.ttl, known=self._known
+        )
+        return answers
 
     async def _store(self, batch: list[_Waiting], *, retried: bool = False) -> None:
         requests, now = [request for request, _ in batch], self.clock()
