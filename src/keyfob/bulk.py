@@ -125,21 +125,19 @@ def _compile(
     return (*found, key.bindparams)
 
 
-def _bound(
-    statement: ClauseElement,
-    dialect: Dialect,
-    given: Sequence[Mapping[str, Any]] | None = None,
+def _bind(
+    prepared: tuple[SQLCompiler, dict[str, Processor], Any],
+    given: Sequence[Mapping[str, Any] | None],
 ) -> tuple[str, list[tuple[Any, ...]]] | None:
-    """SQL and positional parameters, one tuple per mapping in ``given`` (or one for the
-    statement's own values), IN lists expanded and every value converted by its bind
-    parameter's type, as ``conn.execute`` would.
+    """SQL and positional parameters, one tuple per mapping in ``given``, IN lists expanded
+    and every value converted by its bind parameter's type, as ``conn.execute`` would.
 
     ``None`` if a value would reach the driver as anything but a plain value.
     """
-    compiled, own, extracted = _compile(statement, dialect)
+    compiled, own, extracted = prepared
     sql = ""
     found = []
-    for params in given if given else [None]:
+    for params in given:
         values = compiled.construct_params(params, extracted_parameters=extracted)
         state = compiled.construct_expanded_state(values)
         sql, expanded = state.statement, state.processors
@@ -154,6 +152,15 @@ def _bound(
             row.append(value)
         found.append(tuple(row))
     return sql, found
+
+
+def _bound(
+    statement: ClauseElement,
+    dialect: Dialect,
+    given: Sequence[Mapping[str, Any]] | None = None,
+) -> tuple[str, list[tuple[Any, ...]]] | None:
+    """``_bind`` for a statement compiled (or found compiled) now."""
+    return _bind(_compile(statement, dialect), list(given) if given else [None])
 
 
 @dataclass(frozen=True)
@@ -176,17 +183,50 @@ class PreparedSelect:
         ]
 
 
-def prepare_select(statement: Select[Any], dialect: Dialect) -> PreparedSelect | None:
-    """SQL, plain positional parameters and row conversion; ``None`` if any is not simple."""
+@dataclass(frozen=True)
+class _SelectShape:
+    statement: Select[Any]  # held, so that the id it is filed under stays its own
+    compiled: tuple[SQLCompiler, dict[str, Processor], Any]
+    row_type: Any
+    processors: list[Processor]
+
+
+_shapes: dict[tuple[str, int], _SelectShape | None] = {}
+
+
+def _select_shape(statement: Select[Any], dialect: Dialect) -> _SelectShape | None:
     columns = list(statement.selected_columns)
     names = tuple(str(column.key) for column in columns)
     if None in (column.key for column in columns) or len(set(names)) != len(names):
         return None
-    bound = _bound(statement, dialect)
+    processors = [_reader(column.type, dialect) for column in columns]
+    return _SelectShape(statement, _compile(statement, dialect), _row_type(names), processors)
+
+
+def prepare_select(
+    statement: Select[Any], dialect: Dialect, parameters: Mapping[str, Any] | None = None
+) -> PreparedSelect | None:
+    """SQL, plain positional parameters and row conversion; ``None`` if any is not simple.
+
+    A statement given with ``parameters`` (bound with ``bindparam``) is taken to be built
+    once and reused: its shape is worked out the first time and kept. Without, the values
+    are in the statement, which is new every call: only its compiled form is reused.
+    """
+    if parameters is None:
+        shape = _select_shape(statement, dialect)
+    else:
+        memo = (dialect.name, id(statement))
+        if memo not in _shapes:
+            if len(_shapes) >= 200:
+                _shapes.clear()
+            _shapes[memo] = _select_shape(statement, dialect)
+        shape = _shapes[memo]
+    if shape is None:
+        return None
+    bound = _bind(shape.compiled, [parameters])
     if bound is None:
         return None
-    processors = [_reader(column.type, dialect) for column in columns]
-    return PreparedSelect(bound[0], bound[1][0], _row_type(names), processors)
+    return PreparedSelect(bound[0], bound[1][0], shape.row_type, shape.processors)
 
 
 def prepare_statement(
@@ -232,12 +272,14 @@ async def insert_rows(conn: AsyncConnection, work: Sequence[tuple[Table, Rows]])
     await driver._execute(run)
 
 
-async def fetch_all(conn: AsyncConnection, statement: Select[Any]) -> Sequence[Any]:
+async def fetch_all(
+    conn: AsyncConnection, statement: Select[Any], parameters: Mapping[str, Any] | None = None
+) -> Sequence[Any]:
     """Every row of ``statement``, each with attribute access by column name."""
     driver = await _driver(conn)
-    prepared = None if driver is None else prepare_select(statement, conn.dialect)
+    prepared = None if driver is None else prepare_select(statement, conn.dialect, parameters)
     if driver is None or prepared is None:
-        return list(await conn.execute(statement))
+        return list(await conn.execute(statement, parameters))
 
     def run() -> list[Any]:
         return list(driver._conn.execute(prepared.sql, prepared.parameters))

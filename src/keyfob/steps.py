@@ -42,9 +42,14 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Fetch:
-    """Send back every row of the statement (attribute access by column name)."""
+    """Send back every row of the statement (attribute access by column name).
+
+    A statement built once, at import, takes its values as ``parameters`` (``bindparam``
+    names); building a statement costs more than running one of these look-ups.
+    """
 
     statement: Select[Any]
+    parameters: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -87,7 +92,7 @@ async def run_steps(conn: AsyncConnection, plan: Plan[T]) -> T:
         while True:
             step = plan.send(answer)
             if isinstance(step, Fetch):
-                answer = await fetch_all(conn, step.statement)
+                answer = await fetch_all(conn, step.statement, step.parameters)
             elif isinstance(step, Insert):
                 await insert_rows(conn, step.work)
                 answer = None
@@ -118,7 +123,7 @@ def _run_here(sqlite: Any, dialect: Dialect, plan: Plan[T]) -> T:
                 sqlite.execute("BEGIN IMMEDIATE")
                 begun = True
             if isinstance(step, Fetch):
-                prepared = prepare_select(step.statement, dialect)
+                prepared = prepare_select(step.statement, dialect, step.parameters)
                 if prepared is None:
                     raise NotOneTrip(step)
                 answer = prepared.rows(sqlite.execute(prepared.sql, prepared.parameters).fetchall())

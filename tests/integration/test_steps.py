@@ -186,3 +186,21 @@ async def test_a_unit_with_nothing_to_do_does_not_wait_for_the_write_lock(
         other.execute("ROLLBACK")
         other.close()
     await database.dispose()
+
+
+BY_IDS = select(items.c.id, items.c.n).where(items.c.id.in_(bindparam("ids", expanding=True)))
+
+
+async def test_a_statement_built_once_takes_its_values_as_parameters(tables: Database) -> None:
+    await run_unit(tables, lambda: plain_insert([item(n) for n in range(1, 6)]))
+
+    def pick(ids: list[str]) -> Plan[list[tuple[str, int]]]:
+        rows = yield Fetch(BY_IDS, {"ids": ids})
+        return sorted((row.id, row.n) for row in rows)
+
+    assert await run_unit(tables, lambda: pick(["i2", "i4"])) == [("i2", 2), ("i4", 4)]
+    assert await run_unit(tables, lambda: pick(["i1", "i3", "i5", "i9"])) == [
+        ("i1", 1),
+        ("i3", 3),
+        ("i5", 5),
+    ]

@@ -21,8 +21,8 @@ import json
 import logging
 import re
 from typing import Any
+from urllib.parse import parse_qsl
 
-from starlette.datastructures import Headers, QueryParams
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
@@ -40,6 +40,7 @@ HAL = b"application/hal+json"
 JSON = b"application/json"
 
 Ids = tuple[str, str, str]
+WANTED = (b"authorization", b"idempotency-key", b"content-type")
 
 
 class Disconnected(Exception):
@@ -69,9 +70,31 @@ async def _read_body(receive: Receive) -> bytes:
             return b"".join(chunks)
 
 
+def _headers(scope: Scope) -> dict[bytes, str]:
+    """The first value of each header the endpoint reads, as Starlette's ``Headers.get``
+    finds it (ASGI servers hand names over lower-cased)."""
+    found: dict[bytes, str] = {}
+    for name, value in scope["headers"]:
+        if name in WANTED and name not in found:
+            found[name] = value.decode("latin-1")
+    return found
+
+
 class LeanRemotePost:
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
+        self._bases: dict[tuple[Any, ...], str] = {}
+
+    def _base_url(self, scope: Scope) -> str:
+        """``deps.base_url`` for this request, worked out once per scheme, host and server."""
+        host = next((value for name, value in scope["headers"] if name == b"host"), None)
+        memo = (scope.get("scheme"), host, scope.get("server"))
+        found = self._bases.get(memo)
+        if found is None:
+            if len(self._bases) >= 64:
+                self._bases.clear()
+            found = self._bases[memo] = base_url(Request(scope), self.ctx)
+        return found
 
     @staticmethod
     def match(scope: Scope) -> Ids | None:
@@ -120,25 +143,29 @@ class LeanRemotePost:
         self, scope: Scope, receive: Receive, ids: Ids, rate_headers: dict[str, str]
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
         ctx = self.ctx
-        request_headers = Headers(scope=scope)
-        query = QueryParams(scope["query_string"])
+        request_headers = _headers(scope)
+        query = parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
+        client_id = None
+        for name, value in query:  # the last one, as Starlette's ``QueryParams.get``
+            if name == "client_id":
+                client_id = value
         fid, vid, cbid = ids
         try:
             partner, granted = await access.admit(
                 ctx,
-                access.basic_credentials(request_headers.get("authorization")),
-                query.get("client_id"),
+                access.basic_credentials(request_headers.get(b"authorization")),
+                client_id,
                 path_params={"fid": fid, "vid": vid, "cbid": cbid},
-                query=query.multi_items(),
+                query=query,
             )
         except KeyfobError as refusal:
             if refusal.error is ErrorCode.RATE_LIMITED:
                 rate_headers.update(refusal.headers)
             raise
         rate_headers.update(granted)
-        key = remote_post.idempotency_key(request_headers.get("idempotency-key"))
-        check_media_type(request_headers.get("content-type", ""))
+        key = remote_post.idempotency_key(request_headers.get(b"idempotency-key"))
+        check_media_type(request_headers.get(b"content-type", ""))
         data = parse_json(await _read_body(receive))
         posted = await remote_post.accept(ctx, partner_id=partner.id, ids=ids, key=key, data=data)
-        body, extra = remote_post.answer(base_url(Request(scope), ctx), ids, posted)
+        body, extra = remote_post.answer(self._base_url(scope), ids, posted)
         return 202, body, extra or {}

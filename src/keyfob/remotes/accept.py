@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, tuple_
+from sqlalchemy import bindparam, delete, select, tuple_
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.sql.elements import BindParameter
 
 from keyfob.callbacks.models import callbacks
 from keyfob.callbacks.service import (
@@ -130,6 +131,12 @@ class _Known:
         self.vehicles.update(found)
 
 
+_IDS: BindParameter[Any] = bindparam("ids", expanding=True)
+_FLEET_OWNERS = select(fleets.c.id, fleets.c.partner_id).where(fleets.c.id.in_(_IDS))
+_VEHICLES = select(vehicles).where(vehicles.c.id.in_(_IDS))
+_CALLBACKS = select(callbacks).where(callbacks.c.id.in_(_IDS), callbacks.c.deleted_at.is_(None))
+
+
 def _lookups(batch: list[AcceptRequest], known: _Known) -> Plan[_Lookups]:
     owners = {
         r.fleet_id: known.fleet_owner[r.fleet_id] for r in batch if r.fleet_id in known.fleet_owner
@@ -140,19 +147,13 @@ def _lookups(batch: list[AcceptRequest], known: _Known) -> Plan[_Lookups]:
     unknown_fleets = {r.fleet_id for r in batch} - owners.keys()
     unknown_vehicles = {r.vehicle_id for r in batch} - found.keys()
     if unknown_fleets:
-        fleet_rows = yield Fetch(
-            select(fleets.c.id, fleets.c.partner_id).where(fleets.c.id.in_(unknown_fleets))
-        )
+        fleet_rows = yield Fetch(_FLEET_OWNERS, {"ids": sorted(unknown_fleets)})
         owners.update({f.id: f.partner_id for f in fleet_rows})
     if unknown_vehicles:
-        vehicle_rows = yield Fetch(select(vehicles).where(vehicles.c.id.in_(unknown_vehicles)))
+        vehicle_rows = yield Fetch(_VEHICLES, {"ids": sorted(unknown_vehicles)})
         found.update({v.id: vehicle_from_row(v) for v in vehicle_rows})
     known.remember(owners, found)
-    callback_rows = yield Fetch(
-        select(callbacks).where(
-            callbacks.c.id.in_({r.callback_id for r in batch}), callbacks.c.deleted_at.is_(None)
-        ),
-    )
+    callback_rows = yield Fetch(_CALLBACKS, {"ids": sorted({r.callback_id for r in batch})})
     pairs = {(r.partner_id, r.idempotency_key) for r in batch if r.idempotency_key is not None}
     keys: dict[tuple[str, str], Any] = {}
     if pairs:
