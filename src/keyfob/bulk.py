@@ -229,10 +229,76 @@ def prepare_select(
     return PreparedSelect(bound[0], bound[1][0], shape.row_type, shape.processors)
 
 
+@dataclass(frozen=True)
+class _PerRow:
+    """A constant UPDATE/DELETE without IN lists: its SQL and how to build each row's tuple."""
+
+    statement: ClauseElement  # held, so that the id it is filed under stays its own
+    sql: str
+    # Per positional parameter: its name, its processor, and the statement's own value for
+    # a parameter the rows do not carry (already converted).
+    slots: list[tuple[str, Processor, bool, Any]]
+
+
+_per_row: dict[tuple[str, int], _PerRow | None] = {}
+
+
+def _per_row_shape(statement: ClauseElement, dialect: Dialect) -> _PerRow | None:
+    compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
+    if compiled.post_compile_params or not compiled.positiontup:
+        return None  # IN lists expand per execution: the general path handles them
+    slots: list[tuple[str, Processor, bool, Any]] = []
+    for name in compiled.positiontup:
+        bind = compiled.binds[name]
+        process = _binder(bind.type, dialect)
+        own = not bind.required and bind.value is not None
+        value = bind.effective_value if own else None
+        if own and process is not None:
+            value = process(value)
+        slots.append((name, process, own, value))
+    return _PerRow(statement, compiled.string, slots)
+
+
+def _rows_for(shape: _PerRow, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]] | None:
+    found = []
+    for row in rows:
+        values = []
+        for name, process, own, fixed in shape.slots:
+            if name in row:
+                value = row[name]
+                if value is not None and process is not None:
+                    value = process(value)
+            elif own:
+                value = fixed
+            else:
+                return None  # missing a value: the general path raises SQLAlchemy's error
+            if not isinstance(value, _PLAIN):
+                return None
+            values.append(value)
+        found.append(tuple(values))
+    return found
+
+
 def prepare_statement(
     statement: Update | Delete, dialect: Dialect, rows: Sequence[Mapping[str, Any]] | None = None
 ) -> tuple[str, list[tuple[Any, ...]]] | None:
-    """An UPDATE or DELETE: its SQL and one parameter tuple per row (or just one)."""
+    """An UPDATE or DELETE: its SQL and one parameter tuple per row (or just one).
+
+    Run per row (``rows`` given), the statement is taken to be built once (module constant,
+    values as ``bindparam``): its SQL and parameter order are worked out the first time and
+    each row becomes a tuple directly, instead of SQLAlchemy's per-execution parameter state.
+    """
+    if rows:
+        memo = (dialect.name, id(statement))
+        if memo not in _per_row:
+            if len(_per_row) >= 200:
+                _per_row.clear()
+            _per_row[memo] = _per_row_shape(statement, dialect)
+        shape = _per_row[memo]
+        if shape is not None:
+            found = _rows_for(shape, rows)
+            if found is not None:
+                return shape.sql, found
     return _bound(statement, dialect, rows)
 
 

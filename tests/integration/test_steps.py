@@ -29,7 +29,7 @@ from sqlalchemy import (
 
 from hand_offs import count_hand_offs, sqlite_with
 from keyfob.db import Database, UtcDateTime
-from keyfob.steps import Execute, Fetch, Insert, Plan, run_unit
+from keyfob.steps import Execute, Fetch, Insert, Plan, only, run_unit
 
 scratch = MetaData()
 items = Table(
@@ -203,4 +203,32 @@ async def test_a_statement_built_once_takes_its_values_as_parameters(tables: Dat
         ("i1", 1),
         ("i3", 3),
         ("i5", 5),
+    ]
+
+
+async def test_per_row_updates_of_a_constant_statement_mix_row_and_own_values(
+    tables: Database,
+) -> None:
+    """Values the rows carry, values the statement holds, timestamps and JSON, per row."""
+    await run_unit(tables, lambda: plain_insert([item(n) for n in range(1, 5)]))
+    renumber = (
+        update(items)
+        .where(items.c.id == bindparam("r_id"), items.c.n < 100)
+        .values(n=bindparam("r_n"), data=bindparam("r_data"), at=bindparam("r_at"))
+    )
+    later = datetime(2026, 11, 27, 8, 30, tzinfo=UTC)
+    changes = [
+        {"r_id": "i1", "r_n": 11, "r_data": {"k": [1]}, "r_at": later},
+        {"r_id": "i3", "r_n": 33, "r_data": None, "r_at": later},
+    ]
+    for _ in range(2):  # the second time from the kept shape
+        await run_unit(tables, lambda: only(Execute(renumber, changes)))
+    async with tables.read() as conn:
+        rows = await conn.execute(select(items).order_by(items.c.id))
+        found = [(r.id, r.n, r.data, r.at) for r in rows]
+    assert found == [
+        ("i1", 11, {"k": [1]}, later),
+        ("i2", 2, {"n": [2]}, T0),
+        ("i3", 33, None, later),
+        ("i4", 4, {"n": [4]}, T0),
     ]

@@ -88,7 +88,8 @@ class LeanRemotePost:
     def _base_url(self, scope: Scope) -> str:
         """``deps.base_url`` for this request, worked out once per scheme, host and server."""
         host = next((value for name, value in scope["headers"] if name == b"host"), None)
-        memo = (scope.get("scheme"), host, scope.get("server"))
+        server = scope.get("server")
+        memo = (scope.get("scheme"), host, tuple(server) if server else None)
         found = self._bases.get(memo)
         if found is None:
             if len(self._bases) >= 64:

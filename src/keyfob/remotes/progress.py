@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, select, update
+from sqlalchemy import Integer, and_, bindparam, func, select, update
+from sqlalchemy.sql.elements import BindParameter
 
+from keyfob.db import UtcDateTime
 from keyfob.kit.ids import new_id
 from keyfob.notifications.models import notifications
 from keyfob.notifications.outbox import notification_row
@@ -74,59 +76,65 @@ _DUE_COLUMNS = (
 )
 
 
+_IDS: BindParameter[Any] = bindparam("ids", expanding=True)
+_NOW: BindParameter[datetime] = bindparam("now", type_=UtcDateTime)
+_CLAIM = (
+    select(*_DUE_COLUMNS)
+    .join(vehicles, vehicles.c.id == remotes.c.vehicle_id)
+    .where(remotes.c.phase.in_(ACTIVE), remotes.c.due_at <= _NOW)
+    .order_by(remotes.c.due_at)
+    .limit(bindparam("limit", type_=Integer))
+    .with_for_update(skip_locked=True, of=remotes)
+)
+_SENT = (
+    select(*_DUE_COLUMNS)
+    .join(vehicles, vehicles.c.id == remotes.c.vehicle_id)
+    .where(remotes.c.command_id.in_(_IDS), remotes.c.phase == "sent")
+    .order_by(remotes.c.id)  # one lock order for every dispatcher
+    .with_for_update(of=remotes)
+)
+_STATES = select(
+    vehicle_states.c.vehicle_id, vehicle_states.c.presence, vehicle_states.c.status
+).where(vehicle_states.c.vehicle_id.in_(_IDS))
+_IN_PROGRESS = select(
+    remotes.c.id, remotes.c.vehicle_id, remotes.c.type, remotes.c.created_at
+).where(remotes.c.vehicle_id.in_(_IDS), remotes.c.phase.in_(("waking", "sent")))
+_WAKE_COUNTS = (
+    select(wake_ups.c.vehicle_id, func.count().label("n"))
+    .where(wake_ups.c.vehicle_id.in_(_IDS), wake_ups.c.at >= bindparam("since", type_=UtcDateTime))
+    .group_by(wake_ups.c.vehicle_id)
+)
+"""The look-ups, built once: their values are ``Fetch`` parameters."""
+
+
 def claim_due(*, now: datetime, limit: int) -> Plan[list[Due]]:
     """Active remotes whose time has come, locked for this transaction."""
-    rows = yield Fetch(
-        select(*_DUE_COLUMNS)
-        .join(vehicles, vehicles.c.id == remotes.c.vehicle_id)
-        .where(remotes.c.phase.in_(ACTIVE), remotes.c.due_at <= now)
-        .order_by(remotes.c.due_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True, of=remotes)
-    )
+    rows = yield Fetch(_CLAIM, {"now": now, "limit": limit})
     return [Due(*row) for row in rows]
 
 
 def sent_by_command(command_ids: list[str]) -> Plan[list[Due]]:
     """Remotes waiting for the answers to these commands, locked for this transaction."""
-    rows = yield Fetch(
-        select(*_DUE_COLUMNS)
-        .join(vehicles, vehicles.c.id == remotes.c.vehicle_id)
-        .where(remotes.c.command_id.in_(command_ids), remotes.c.phase == "sent")
-        .order_by(remotes.c.id)  # one lock order for every dispatcher
-        .with_for_update(of=remotes)
-    )
+    rows = yield Fetch(_SENT, {"ids": sorted(command_ids)})
     return [Due(*row) for row in rows]
 
 
 def _states(vehicle_ids: set[str]) -> Plan[dict[str, Any]]:
-    rows = yield Fetch(
-        select(
-            vehicle_states.c.vehicle_id, vehicle_states.c.presence, vehicle_states.c.status
-        ).where(vehicle_states.c.vehicle_id.in_(vehicle_ids))
-    )
+    rows = yield Fetch(_STATES, {"ids": sorted(vehicle_ids)})
     return {r.vehicle_id: r for r in rows}
 
 
 def _in_progress(vehicle_ids: set[str]) -> Plan[list[Any]]:
     if not vehicle_ids:
         return []
-    rows = yield Fetch(
-        select(remotes.c.id, remotes.c.vehicle_id, remotes.c.type, remotes.c.created_at).where(
-            remotes.c.vehicle_id.in_(vehicle_ids), remotes.c.phase.in_(("waking", "sent"))
-        )
-    )
+    rows = yield Fetch(_IN_PROGRESS, {"ids": sorted(vehicle_ids)})
     return list(rows)
 
 
 def _wake_counts(vehicle_ids: set[str], since: datetime) -> Plan[dict[str, int]]:
     if not vehicle_ids:
         return {}
-    rows = yield Fetch(
-        select(wake_ups.c.vehicle_id, func.count().label("n"))
-        .where(wake_ups.c.vehicle_id.in_(vehicle_ids), wake_ups.c.at >= since)
-        .group_by(wake_ups.c.vehicle_id)
-    )
+    rows = yield Fetch(_WAKE_COUNTS, {"ids": sorted(vehicle_ids), "since": since})
     return {r.vehicle_id: int(r.n) for r in rows}
 
 
@@ -206,8 +214,26 @@ def _event_rows(
         "b_due_at": planned.step.due_at,
         "b_deadline_at": planned.step.deadline_at,
         "b_command_id": planned.command_id or due.command_id,
+        "b_updated_at": now,
     }
     return event_rows, notification_rows, change
+
+
+_APPLY = (
+    update(remotes)
+    .where(remotes.c.id == bindparam("b_id"))
+    .values(
+        status=bindparam("b_status"),
+        failure_cause=bindparam("b_failure_cause"),
+        feedback_detail=bindparam("b_feedback_detail"),
+        last_seq=bindparam("b_last_seq"),
+        phase=bindparam("b_phase"),
+        due_at=bindparam("b_due_at"),
+        deadline_at=bindparam("b_deadline_at"),
+        command_id=bindparam("b_command_id"),
+        updated_at=bindparam("b_updated_at"),
+    )
+)
 
 
 def apply(planned: list[Planned], *, now: datetime) -> Plan[None]:
@@ -223,22 +249,7 @@ def apply(planned: list[Planned], *, now: datetime) -> Plan[None]:
         notification_rows.extend(notes)
         changes.append(change)
     yield Insert([(remote_events, event_rows), (notifications, notification_rows)])
-    yield Execute(
-        update(remotes)
-        .where(remotes.c.id == bindparam("b_id"))
-        .values(
-            status=bindparam("b_status"),
-            failure_cause=bindparam("b_failure_cause"),
-            feedback_detail=bindparam("b_feedback_detail"),
-            last_seq=bindparam("b_last_seq"),
-            phase=bindparam("b_phase"),
-            due_at=bindparam("b_due_at"),
-            deadline_at=bindparam("b_deadline_at"),
-            command_id=bindparam("b_command_id"),
-            updated_at=now,
-        ),
-        changes,
-    )
+    yield Execute(_APPLY, changes)
     wakes = [{"vehicle_id": p.due.vehicle_id, "at": now} for p in planned if p.step.send_wake_up]
     yield Insert([(wake_ups, wakes)])
 
