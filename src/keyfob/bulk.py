@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Select, Table
 from sqlalchemy.engine import Dialect
@@ -192,6 +192,26 @@ class _SelectShape:
 
 
 _shapes: dict[tuple[str, int], _SelectShape | None] = {}
+S = TypeVar("S")
+E = TypeVar("E", bound=ClauseElement)
+
+
+def _kept(
+    memo: dict[tuple[str, int], S | None],
+    statement: E,
+    dialect: Dialect,
+    work_out: Callable[[E, Dialect], S | None],
+) -> S | None:
+    """What ``work_out`` found for this statement object, worked out on first use.
+
+    Filed under the object's id: the value holds the statement, so the id stays its own.
+    """
+    key = (dialect.name, id(statement))
+    if key not in memo:
+        if len(memo) >= 200:
+            memo.clear()
+        memo[key] = work_out(statement, dialect)
+    return memo[key]
 
 
 def _select_shape(statement: Select[Any], dialect: Dialect) -> _SelectShape | None:
@@ -215,12 +235,7 @@ def prepare_select(
     if parameters is None:
         shape = _select_shape(statement, dialect)
     else:
-        memo = (dialect.name, id(statement))
-        if memo not in _shapes:
-            if len(_shapes) >= 200:
-                _shapes.clear()
-            _shapes[memo] = _select_shape(statement, dialect)
-        shape = _shapes[memo]
+        shape = _kept(_shapes, statement, dialect, _select_shape)
     if shape is None:
         return None
     bound = _bind(shape.compiled, [parameters])
@@ -289,12 +304,7 @@ def prepare_statement(
     each row becomes a tuple directly, instead of SQLAlchemy's per-execution parameter state.
     """
     if rows:
-        memo = (dialect.name, id(statement))
-        if memo not in _per_row:
-            if len(_per_row) >= 200:
-                _per_row.clear()
-            _per_row[memo] = _per_row_shape(statement, dialect)
-        shape = _per_row[memo]
+        shape = _kept(_per_row, statement, dialect, _per_row_shape)
         if shape is not None:
             found = _rows_for(shape, rows)
             if found is not None:
