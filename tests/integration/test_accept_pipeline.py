@@ -82,7 +82,7 @@ def count_in_flight(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     seen: list[int] = []
     original = accept.Acceptor._turn
 
-    async def turn(self: accept.Acceptor, submit: Callable[[Plan[Any]], Any]) -> Any:
+    async def turn(self: accept.Acceptor, submit: Callable[[Plan[Any]], Any], units: Any) -> Any:
         pending: list[asyncio.Future[Any]] = []
 
         def counted(plan: Plan[Any]) -> Any:
@@ -92,7 +92,7 @@ def count_in_flight(monkeypatch: pytest.MonkeyPatch) -> list[int]:
             seen.append(len(pending))
             return unit
 
-        return await original(self, counted)
+        return await original(self, counted, units)
 
     monkeypatch.setattr(accept.Acceptor, "_turn", turn)
     return seen
@@ -146,3 +146,27 @@ async def test_a_request_the_database_refuses_alone_gets_a_server_error(
     assert answer.status_code == ErrorCode.INTERNAL.status, answer.text
     assert answer.json()["code"] == ErrorCode.INTERNAL.code
     assert await stored_remotes(db) == set()
+
+
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)  # the turn is SQLite's
+async def test_a_turn_that_fails_still_answers_every_request(
+    tenant: Tenant, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug in the turn itself (not in a unit) must not leave a request waiting for ever."""
+    callback = await create_callback(tenant)
+    original = accept.Acceptor._turn
+    broken: list[bool] = []
+
+    async def turn(self: accept.Acceptor, submit: Any, units: Any) -> None:
+        if not broken:
+            broken.append(True)
+            raise RuntimeError("a bug in the turn (injected)")
+        await original(self, submit, units)
+
+    monkeypatch.setattr(accept.Acceptor, "_turn", turn)
+    wanted = mixed_requests(tenant, callback)
+    answers = await post_all(tenant, wanted)
+    assert broken
+    assert [a.status_code for a in answers] == [status for _, _, status in wanted]
+    accepted = {a.json()["remoteActionId"] for a in answers if a.status_code == 202}
+    assert await stored_remotes(db) == accepted

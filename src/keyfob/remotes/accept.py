@@ -315,6 +315,9 @@ class _Share:
         self.taken: list[_Waiting] = []
 
 
+_Unit = tuple[_Share, "asyncio.Future[_Answers]"]
+
+
 class Acceptor:
     """Queues accept requests and stores them in group-committed batches.
 
@@ -385,46 +388,59 @@ class Acceptor:
                 self._ready.clear()
                 await self._ready.wait()
                 continue
-            failed: list[list[_Waiting]] = []
-            async with sqlite_turn(self.database) as submit:
-                if submit is None:
+            units: list[_Unit] = []
+            try:
+                async with sqlite_turn(self.database) as submit:
+                    if submit is None:
+                        await self._store(self._take([]))
+                    else:
+                        await self._turn(submit, units)
+            except Exception:  # a bug, or the connection could not be had: answer anyway
+                log.exception("the writer's turn failed")
+                if not units:
                     await self._store(self._take([]))
-                else:
-                    failed = await self._turn(submit)
-            for batch in failed:  # retried on their own, once the connection is free again
-                await self._store(batch)
+            await self._after_turn(units)
 
-    async def _turn(self, submit: Submit[_Answers]) -> list[list[_Waiting]]:
-        """Units queued back to back on the held connection; the batches that failed."""
-        in_flight: deque[tuple[_Share, asyncio.Future[_Answers]]] = deque()
-        failed: list[list[_Waiting]] = []
-        units = 0
+    async def _turn(self, submit: Submit[_Answers], units: list[_Unit]) -> None:
+        """Units queued back to back on the held connection, each answered as it ends."""
+        in_flight: deque[_Unit] = deque()
         while True:
-            room = len(in_flight) < self.depth and units < self.turn_units
+            room = len(in_flight) < self.depth and len(units) < self.turn_units
             if room and self._waiting:
                 share = _Share()
-                in_flight.append((share, submit(self._share_plan(share))))
-                units += 1
+                unit = (share, submit(self._share_plan(share)))
+                units.append(unit)
+                in_flight.append(unit)
                 continue
             if not in_flight:
-                return failed
-            share, unit = in_flight[0]
+                return
+            share, future = in_flight[0]
             if room:  # the oldest unit's end, or a new request to queue a unit for
                 self._ready.clear()
                 arrival = asyncio.ensure_future(self._ready.wait())
-                await asyncio.wait((unit, arrival), return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait((future, arrival), return_when=asyncio.FIRST_COMPLETED)
                 arrival.cancel()
-                if not unit.done():
+                if not future.done():
                     continue
             else:
-                await asyncio.wait((unit,))
+                await asyncio.wait((future,))
             in_flight.popleft()
-            if unit.exception() is not None:
-                if share.taken:
-                    failed.append(share.taken)
+            if future.exception() is None:
+                for (_, waiting), answer in zip(share.taken, future.result(), strict=True):
+                    _settle(waiting, answer)
+
+    async def _after_turn(self, units: list[_Unit]) -> None:
+        """Once the connection is free again: requests whose unit failed are stored again,
+        on their own; any the turn could not answer, it answers now (every unit has ended)."""
+        retry: list[_Waiting] = []
+        for share, future in units:
+            if future.cancelled() or future.exception() is not None:
+                retry.extend(item for item in share.taken if not item[1].done())
                 continue
-            for (_, future), answer in zip(share.taken, unit.result(), strict=True):
-                _settle(future, answer)
+            for (_, waiting), answer in zip(share.taken, future.result(), strict=True):
+                _settle(waiting, answer)
+        for start in range(0, len(retry), self.max_batch):
+            await self._store(retry[start : start + self.max_batch])
 
     def _share_plan(self, share: _Share) -> Plan[_Answers]:
         """Runs on the driver's thread: take what is waiting now, judge and store it."""
