@@ -5,7 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
-from keyfob.kit.ids import is_valid_id, new_id
+from keyfob.kit.ids import is_valid_id, new_id, random_suffix
+from keyfob.notifications.worker import WorkerOptions
 
 
 def test_ids_are_32_lowercase_hex_digits_and_unique() -> None:
@@ -33,3 +34,15 @@ def test_threads_draw_different_ids() -> None:
         thread.join()
     assert not set(made[0]) & set(made[1])
     assert len(set(made[0])) == 5_000
+
+
+def test_names_made_at_the_same_moment_differ() -> None:
+    """Lease owners and MQTT client ids of processes started together must not collide."""
+    made = {random_suffix(8) for _ in range(1_000)}
+    assert len(made) == 1_000
+    assert all(len(name) == 8 and int(name, 16) >= 0 for name in made)
+    assert len(random_suffix()) == 12
+
+
+def test_two_delivery_workers_started_together_hold_leases_under_different_names() -> None:
+    assert WorkerOptions().owner != WorkerOptions().owner

@@ -20,7 +20,7 @@ from keyfob.dispatch.mqtt import MqttTransport
 from keyfob.dispatch.runner import Dispatcher, DispatcherOptions
 from keyfob.dispatch.transport import Transport
 from keyfob.dispatch.wakeup import MqttWakeUpChannel, SimulatedSmsGateway, WakeUpChannel
-from keyfob.kit.ids import new_id
+from keyfob.kit.ids import random_suffix
 from keyfob.nudge import listening
 from keyfob.remotes.lifecycle import Limits
 from keyfob.sim.config import SimConfig
@@ -58,7 +58,7 @@ def mqtt_link(url: str, role: str) -> tuple[Transport, WakeUpChannel]:
     # A clean session: the client id is new in every process, so a persistent session would
     # never be resumed, and the broker would go on handing it its share of the dispatchers'
     # shared subscription after the process died: half of all results lost for good.
-    link = MqttTransport(url, client_id=f"keyfob-{role}-{new_id()[:12]}", clean_session=True)
+    link = MqttTransport(url, client_id=f"keyfob-{role}-{random_suffix()}", clean_session=True)
     return link, MqttWakeUpChannel(link)
 
 

@@ -44,5 +44,11 @@ def new_id() -> str:
     return f"{time.time_ns() // 1_000_000:012x}{_entropy.draw().hex()}"
 
 
+def random_suffix(hex_digits: int = 12) -> str:
+    """Random hex digits for names that must differ between processes (MQTT client ids,
+    lease owners). Not a slice of ``new_id``: its first digits are the time."""
+    return os.urandom((hex_digits + 1) // 2).hex()[:hex_digits]
+
+
 def is_valid_id(value: str) -> bool:
     return bool(ID_PATTERN.fullmatch(value))

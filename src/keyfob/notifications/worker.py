@@ -36,7 +36,7 @@ from keyfob.callbacks.schemas import CallbackSubscribe, load_stored
 from keyfob.callbacks.secrets import active_secrets
 from keyfob.db import Database
 from keyfob.kit.clock import Clock
-from keyfob.kit.ids import new_id
+from keyfob.kit.ids import random_suffix
 from keyfob.notifications import ledger, queue
 from keyfob.notifications.metrics import DeliveryMetrics
 from keyfob.notifications.outcome import Outcome
@@ -64,7 +64,7 @@ class WorkerOptions:
     poll_s: float = 0.25
     record_every_s: float = 0.01
     expire_every_s: float = 5.0
-    owner: str = field(default_factory=lambda: f"{socket.gethostname()}-{new_id()[:8]}")
+    owner: str = field(default_factory=lambda: f"{socket.gethostname()}-{random_suffix(8)}")
 
 
 @dataclass(frozen=True)

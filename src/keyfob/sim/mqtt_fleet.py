@@ -38,7 +38,7 @@ from keyfob.dispatch.transport import (
     check_topic,
     parse_broker_url,
 )
-from keyfob.kit.ids import new_id
+from keyfob.kit.ids import random_suffix
 from keyfob.sim.config import SimConfig
 from keyfob.sim.fleet import Fleet, LinkFactory, VehicleSpec
 
@@ -291,7 +291,7 @@ async def run_standalone(
     fleet = Fleet(links, seed=seed, config=config or SimConfig(speed=speed))
     sms = GmqttLink(
         address,
-        client_id=f"keyfob-sms-{new_id()[:12]}",
+        client_id=f"keyfob-sms-{random_suffix()}",
         username=address.username,
         password=address.password,
         persistent=False,
