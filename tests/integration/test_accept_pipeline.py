@@ -170,3 +170,17 @@ async def test_a_turn_that_fails_still_answers_every_request(
     assert [a.status_code for a in answers] == [status for _, _, status in wanted]
     accepted = {a.json()["remoteActionId"] for a in answers if a.status_code == 202}
     assert await stored_remotes(db) == accepted
+
+
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+async def test_a_light_load_queues_no_second_unit(
+    tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A unit queued for one or two requests would only add a commit and delay others."""
+    url = path(tenant, await create_callback(tenant), tenant.vehicles["Electric"].id)
+    seen = count_in_flight(monkeypatch)
+    for _ in range(3):
+        answers = await asyncio.gather(*(tenant.http.post(url, json=HORN) for _ in range(3)))
+        assert [a.status_code for a in answers] == [202] * 3
+    assert seen
+    assert max(seen) == 1

@@ -324,8 +324,10 @@ class Acceptor:
     On SQLite the writer holds the one connection for a turn and keeps up to ``depth`` units
     queued on it: while one commits, the next is already waiting in the driver's thread, and
     it takes every request that arrived meanwhile when it starts (so batches grow with the
-    load instead of being cut at hand-over time). A turn ends after ``turn_units`` units, so
-    the dispatcher and the API's other requests get the connection in between. Elsewhere
+    load instead of being cut at hand-over time). That second unit is queued only once
+    ``queue_at`` requests wait: under a light load it would cost a commit for one or two
+    requests and delay the dispatcher's next unit. A turn ends after ``turn_units`` units,
+    so the dispatcher and the API's other requests get the connection in between. Elsewhere
     each batch is awaited in turn (PostgreSQL's pool serves many connections anyway).
     """
 
@@ -338,6 +340,7 @@ class Acceptor:
         max_batch: int = 256,
         depth: int = 2,
         turn_units: int = 16,
+        queue_at: int = 8,
     ) -> None:
         self.database = database
         self.clock = clock
@@ -345,6 +348,7 @@ class Acceptor:
         self.max_batch = max_batch
         self.depth = depth
         self.turn_units = turn_units
+        self.queue_at = queue_at
         # A deque: the driver's thread takes from the left while the loop appends.
         self._waiting: deque[_Waiting] = deque()
         self._ready = asyncio.Event()
@@ -406,7 +410,10 @@ class Acceptor:
         in_flight: deque[_Unit] = deque()
         while True:
             room = len(in_flight) < self.depth and len(units) < self.turn_units
-            if room and self._waiting:
+            # A unit queued behind a running one pays off only with enough requests to share
+            # its commit: under a light load it would only add a commit, and latency.
+            enough = len(self._waiting) >= (self.queue_at if in_flight else 1)
+            if room and enough:
                 share = _Share()
                 unit = (share, submit(self._share_plan(share)))
                 units.append(unit)
