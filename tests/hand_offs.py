@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,3 +33,13 @@ async def sqlite_with(tmp_path: Path, metadata: MetaData) -> Database:
     async with database.transaction() as conn:
         await conn.run_sync(metadata.create_all)
     return database
+
+
+@asynccontextmanager
+async def tables_of(database: Database, metadata: MetaData) -> AsyncIterator[Database]:
+    """``metadata``'s tables created on ``database`` for the block, dropped after it."""
+    async with database.transaction() as conn:
+        await conn.run_sync(metadata.create_all)
+    yield database
+    async with database.transaction() as conn:
+        await conn.run_sync(metadata.drop_all)

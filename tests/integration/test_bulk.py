@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import JSON, Boolean, Column, Integer, MetaData, String, Table, select, tuple_
 
-from hand_offs import count_hand_offs, sqlite_with
+from hand_offs import count_hand_offs, sqlite_with, tables_of
 from keyfob.bulk import fetch_all, insert_rows
 from keyfob.db import Database, UtcDateTime
 
@@ -51,11 +51,8 @@ def thing(number: int) -> dict[str, Any]:
 
 @pytest.fixture
 async def tables(db: Database) -> AsyncIterator[Database]:
-    async with db.transaction() as conn:
-        await conn.run_sync(scratch.create_all)
-    yield db
-    async with db.transaction() as conn:
-        await conn.run_sync(scratch.drop_all)
+    async with tables_of(db, scratch) as database:
+        yield database
 
 
 async def test_inserted_rows_read_back_as_given(tables: Database) -> None:

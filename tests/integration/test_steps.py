@@ -27,7 +27,7 @@ from sqlalchemy import (
     update,
 )
 
-from hand_offs import count_hand_offs, sqlite_with
+from hand_offs import count_hand_offs, sqlite_with, tables_of
 from keyfob.db import Database, UtcDateTime
 from keyfob.steps import Execute, Fetch, Insert, Plan, only, run_unit
 
@@ -65,11 +65,8 @@ def plain_insert(rows: list[dict[str, Any]]) -> Plan[None]:
 
 @pytest.fixture
 async def tables(db: Database) -> AsyncIterator[Database]:
-    async with db.transaction() as conn:
-        await conn.run_sync(scratch.create_all)
-    yield db
-    async with db.transaction() as conn:
-        await conn.run_sync(scratch.drop_all)
+    async with tables_of(db, scratch) as database:
+        yield database
 
 
 async def stored(database: Database) -> list[tuple[Any, ...]]:
