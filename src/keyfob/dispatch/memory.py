@@ -12,14 +12,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Sequence
 
 from keyfob.dispatch.transport import (
     ConnectHook,
     MessageHandler,
+    Outgoing,
     TransportError,
     Will,
     check_pattern,
     check_topic,
+    publish_each,
     topic_matches,
 )
 
@@ -137,6 +140,9 @@ class MemoryConnection:
         if self._pump is None:
             raise TransportError(f"publish to {topic}: {self.client_id} is not connected")
         self._broker._route(check_topic(topic), payload, retain)
+
+    async def publish_many(self, messages: Sequence[Outgoing]) -> list[TransportError | None]:
+        return await publish_each(self.publish, messages)
 
     async def subscribe(self, pattern: str) -> None:
         self._patterns.add(check_pattern(pattern))

@@ -43,7 +43,7 @@ from keyfob.dispatch.topics import (
     shared,
     vehicle_topic,
 )
-from keyfob.dispatch.transport import Transport, TransportError
+from keyfob.dispatch.transport import Outgoing, Transport
 from keyfob.dispatch.wakeup import WakeUpChannel, WakeUpError
 from keyfob.kit.clock import Clock
 from keyfob.remotes import progress
@@ -139,12 +139,9 @@ class Dispatcher:
     async def _carry_out(self, planned: list[progress.Planned], now: datetime) -> None:
         wake_vins = {p.due.vin for p in planned if p.step.send_wake_up}
         sends = [p for p in planned if p.step.send_command and p.command_id]
-        outcomes = await asyncio.gather(
-            *(self._wake(vin) for vin in wake_vins), *(self._publish(p) for p in sends)
-        )
-        failed = [
-            p.due.id for p, ok in zip(sends, outcomes[len(wake_vins) :], strict=True) if not ok
-        ]
+        if wake_vins:
+            await asyncio.gather(*(self._wake(vin) for vin in wake_vins))
+        failed = await self._publish(sends) if sends else []
         if failed:
             at = now + self.options.republish_after
             await run_unit(
@@ -160,24 +157,30 @@ class Dispatcher:
             return False
         return True
 
-    async def _publish(self, planned: progress.Planned) -> bool:
-        remote = planned.due
-        action = action_for(RemoteType(remote.type))
-        deadline = planned.step.deadline_at or self.clock()
-        command = Command(
-            id=planned.command_id or "",
-            action=action,
-            params=remote.body.get(action.value, {}),
-            issued_at=self.clock(),
-            expires_at=deadline,
-        )
-        try:
-            await self.link.publish(vehicle_topic(remote.vin, Channel.CMD), encode(command))
-        except TransportError as exc:
-            log.warning("command for %s not published (%s); will retry", remote.vin, exc.message)
-            return False
-        self.published += 1
-        return True
+    async def _publish(self, sends: list[progress.Planned]) -> list[str]:
+        """Publishes the commands in one batch; returns the remotes whose command failed."""
+        issued_at = self.clock()
+        messages = []
+        for planned in sends:
+            remote = planned.due
+            action = action_for(RemoteType(remote.type))
+            command = Command(
+                id=planned.command_id or "",
+                action=action,
+                params=remote.body.get(action.value, {}),
+                issued_at=issued_at,
+                expires_at=planned.step.deadline_at or issued_at,
+            )
+            messages.append(Outgoing(vehicle_topic(remote.vin, Channel.CMD), encode(command)))
+        failed = []
+        for planned, error in zip(sends, await self.link.publish_many(messages), strict=True):
+            if error is None:
+                self.published += 1
+            else:
+                vin = planned.due.vin
+                log.warning("command for %s not published (%s); will retry", vin, error.message)
+                failed.append(planned.due.id)
+        return failed
 
     # -- what vehicles say -----------------------------------------------------------
 

@@ -12,12 +12,13 @@ Delivery contract, identical for every implementation:
 * the connect hook set with ``set_connect_hook`` is awaited after every (re)connection, once the
   subscriptions are in place again: the place to announce presence or re-read state;
 * ``publish`` uses QoS 1 by default and raises ``TransportError`` when the message could not be
-  handed to the broker.
+  handed to the broker; ``publish_many`` does the same for a batch, answering per message, so a
+  dispatcher sending hundreds of commands waits once for all their acknowledgements.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import unquote, urlsplit
@@ -45,6 +46,16 @@ class Will:
     retain: bool = True
 
 
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One message of a ``publish_many`` batch."""
+
+    topic: str
+    payload: bytes
+    qos: int = 1
+    retain: bool = False
+
+
 class Transport(Protocol):
     """A connection to a broker: publish, subscribe, and receive through one handler."""
 
@@ -63,7 +74,29 @@ class Transport(Protocol):
         self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False
     ) -> None: ...
 
+    async def publish_many(self, messages: Sequence[Outgoing]) -> list[TransportError | None]:
+        """Publish every message; entry i is ``None`` once the broker has message i."""
+        ...
+
     async def subscribe(self, pattern: str) -> None: ...
+
+
+Publish = Callable[..., Awaitable[None]]
+
+
+async def publish_each(
+    publish: Publish, messages: Sequence[Outgoing]
+) -> list[TransportError | None]:
+    """``publish_many`` for a transport whose ``publish`` costs nothing to await."""
+    outcomes: list[TransportError | None] = []
+    for message in messages:
+        try:
+            await publish(message.topic, message.payload, qos=message.qos, retain=message.retain)
+        except TransportError as exc:
+            outcomes.append(exc)
+        else:
+            outcomes.append(None)
+    return outcomes
 
 
 class AbortableTransport(Transport, Protocol):

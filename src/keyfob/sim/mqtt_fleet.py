@@ -2,7 +2,7 @@
 
 Each vehicle gets its own connection, as a real car would, with its own credentials when the
 registry gives some. Ten thousand of them must fit in one process, so vehicle connections use
-gmqtt (one asyncio protocol each, ~20 KiB) rather than the paho-based client the platform uses.
+gmqtt (one asyncio protocol each, ~20 KiB) rather than the platform's own ``MqttTransport``.
 They speak MQTT 5 for two features: a persistent session (``clean_start`` off, one day expiry),
 so commands published during a short sleep or outage wait at the broker; and the
 "disconnect with will" reason code, so a vehicle that goes offline on purpose makes the broker
@@ -19,7 +19,7 @@ import contextlib
 import logging
 import random
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import gmqtt
@@ -32,11 +32,13 @@ from keyfob.dispatch.transport import (
     BrokerAddress,
     ConnectHook,
     MessageHandler,
+    Outgoing,
     TransportError,
     Will,
     check_pattern,
     check_topic,
     parse_broker_url,
+    publish_each,
 )
 from keyfob.kit.ids import random_suffix
 from keyfob.sim.config import SimConfig
@@ -170,6 +172,9 @@ class GmqttLink:
             self._client.publish(topic, payload, qos=qos, retain=retain)
         except Exception as exc:  # gmqtt raises whatever its connection hits; translate here
             raise TransportError(f"publish to {topic}: {exc}") from None
+
+    async def publish_many(self, messages: Sequence[Outgoing]) -> list[TransportError | None]:
+        return await publish_each(self.publish, messages)
 
     async def subscribe(self, pattern: str) -> None:
         check_pattern(pattern)
