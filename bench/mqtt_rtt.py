@@ -4,7 +4,7 @@
 Whatever keyfob adds on top of the broker only shows next to what the broker alone costs on the
 same machine in the same minute, so this runs beside it: a requester publishes QoS 1 requests,
 a responder answers each one QoS 1 on another topic, and the requester times the round trip.
-Both ends use keyfob's own ``MqttTransport`` (aiomqtt, as the dispatcher does) with QoS 1, so
+Both ends use keyfob's own ``MqttTransport`` (as the dispatcher does) with QoS 1, so
 the comparison differs by what keyfob does, not by the client library. One responder answers
 everything here, while in the flow each car answers on its own connection.
 
@@ -34,8 +34,8 @@ WARMUP_S = 1.0
 
 async def echo(url: str) -> None:
     """Answer every request on its answer topic, with the same payload, until SIGINT."""
-    # aiomqtt on this side too: a gmqtt client refuses to publish past the broker's receive
-    # maximum (20 in flight by default), and one responder here answers every request.
+    # The platform's transport on this side too: a gmqtt client refuses to publish past the
+    # broker's receive maximum (20 in flight by default), and one responder answers everything.
     link = MqttTransport(url, client_id="bench-rtt-echo", clean_session=True)
 
     async def answer(topic: str, payload: bytes) -> None:

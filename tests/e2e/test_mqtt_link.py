@@ -31,7 +31,13 @@ from keyfob.dispatch.topics import (
     decode_uplink,
     vehicle_topic,
 )
-from keyfob.dispatch.transport import Backoff, MessageHandler, TransportError, parse_broker_url
+from keyfob.dispatch.transport import (
+    Backoff,
+    MessageHandler,
+    Outgoing,
+    TransportError,
+    parse_broker_url,
+)
 from keyfob.dispatch.wakeup import MqttWakeUpChannel
 from keyfob.kit.clock import utcnow
 from keyfob.sim.config import SimConfig
@@ -282,3 +288,45 @@ async def test_a_vehicle_started_before_its_broker_connects_when_it_comes_up(
     finally:
         await fleet.stop()
         server.stop()
+
+
+def test_the_platform_link_works_on_uvloop_as_the_server_runs_it(broker: Mosquitto) -> None:
+    """uvicorn runs keyfob on uvloop, whose transports and sockets are its own classes."""
+    import uvloop
+
+    async def scenario() -> tuple[bool | None, list[tuple[str, bytes]]]:
+        link = MqttTransport(
+            broker.url("keyfob-platform", "plat-secret"),
+            client_id="keyfob-uvloop-test",
+            clean_session=True,
+        )
+        seen: list[tuple[str, bytes]] = []
+        arrived = asyncio.Event()
+
+        async def handler(topic: str, payload: bytes) -> None:
+            seen.append((topic, payload))
+            if len(seen) == 3:
+                arrived.set()
+
+        link.set_handler(handler)
+        await link.start()
+        try:
+            await link.subscribe("keyfob/v1/vehicles/+/cmd")  # the platform may read what it sends
+            topics = [vehicle_topic(vin, Channel.CMD) for vin in (VIN_A, VIN_B, VIN_A)]
+            outcomes = await link.publish_many(
+                [Outgoing(topic, str(index).encode()) for index, topic in enumerate(topics)]
+            )
+            assert outcomes == [None, None, None]
+            async with asyncio.timeout(5):
+                await arrived.wait()
+            return link.tcp_nodelay(), seen
+        finally:
+            await link.stop()
+
+    nodelay, seen = uvloop.run(scenario())
+    assert nodelay is True
+    assert seen == [
+        (vehicle_topic(VIN_A, Channel.CMD), b"0"),
+        (vehicle_topic(VIN_B, Channel.CMD), b"1"),
+        (vehicle_topic(VIN_A, Channel.CMD), b"2"),
+    ]

@@ -7,6 +7,6 @@ unit, the simulator and the dispatcher runner all meet on the same small surface
     topics     where each message travels (``keyfob/v1/vehicles/{vin}/...``)
     transport  the ``Transport`` interface, its errors, topic matching, reconnect backoff
     memory     an in-process broker for the one-process default
-    mqtt       the same interface over a real MQTT broker (aiomqtt)
+    mqtt       the same interface over a real MQTT broker (MQTT 3.1.1 over asyncio)
     wakeup     the out-of-band wake-up channel (an SMS in real life)
 """
