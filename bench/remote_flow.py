@@ -245,13 +245,14 @@ class Run:
         port = free_port()
         args = [__file__, "--role", "server", str(work), "--port", str(port)]
         self.server = stack.enter_context(server(args, port=port))
-        self.dispatcher: subprocess.Popen[bytes] | None = None
-        if options.split:  # the scaled-out shape: ``keyfob dispatcher`` in its own process
+        self.dispatchers: list[subprocess.Popen[bytes]] = []
+        # The scaled-out shape: ``keyfob dispatcher`` processes of their own.
+        for _ in range(options.dispatchers if options.split else 0):
             command = [sys.executable, "-m", "keyfob.cli.main", "dispatcher"]
             command += ["--db", self.db_url, "--mqtt", self.url]
-            self.dispatcher = subprocess.Popen(command)
-            dispatcher = self.dispatcher
-            stack.callback(lambda: _stop(dispatcher))
+            dispatcher = subprocess.Popen(command)
+            self.dispatchers.append(dispatcher)
+            stack.callback(_stop, dispatcher)
         self.echo = subprocess.Popen(
             [sys.executable, str(BENCH_DIR / "mqtt_rtt.py"), "echo", self.url],
             stdout=subprocess.PIPE,
@@ -267,8 +268,10 @@ class Run:
 
     def cpu(self) -> dict[str, float]:
         pids = {"server": self.server.pid, "simulator": self.sim.pid}
-        if self.dispatcher is not None:
-            pids["dispatcher"] = self.dispatcher.pid
+        for index, dispatcher in enumerate(self.dispatchers):
+            pids[f"dispatcher {index + 1}" if len(self.dispatchers) > 1 else "dispatcher"] = (
+                dispatcher.pid
+            )
         if self.broker.process is not None:
             pids["mosquitto"] = self.broker.process.pid
         return {name: cpu_seconds(pid) for name, pid in pids.items()}
@@ -371,6 +374,9 @@ def main(argv: list[str]) -> None:
         "--split",
         action="store_true",
         help="API and dispatcher in separate processes (keyfob dispatcher); needs --db postgresql",
+    )
+    parser.add_argument(
+        "--dispatchers", type=int, default=1, help="with --split: how many dispatcher processes"
     )
     options = parser.parse_args(argv)
     if options.split and not options.db:
