@@ -45,7 +45,7 @@ def apply(
         case ClimateRequest():
             _climate(state, request, now, config)
         case ChargingRequest():
-            _charging(state, request)
+            _charging(state, request, now)
         case _:
             pass  # wake-up: being awake and reporting is the whole effect
 
@@ -84,6 +84,8 @@ def _climate(
         climate.running_until = now + timedelta(seconds=config.climate_run)
     elif request.immediate is False and state.climate_running:
         climate.status, climate.starting_cause, climate.running_until = "Disabled", None, None
+    if request.programs:
+        state.programs_seen_at = now  # a program set for a moment already past waits a day
     for change in request.programs:
         if change.program is None:
             climate.programs.pop(change.slot, None)
@@ -91,7 +93,7 @@ def _climate(
             climate.programs[change.slot] = change.program
 
 
-def _charging(state: VehicleState, request: ChargingRequest) -> None:
+def _charging(state: VehicleState, request: ChargingRequest, now: datetime) -> None:
     charging = state.charging
     if request.immediate is True:
         charging.status = "InProgress"
@@ -100,6 +102,7 @@ def _charging(state: VehicleState, request: ChargingRequest) -> None:
     if request.sets_schedule:
         charging.next_delayed_time = request.next_delayed_time
         charging.programs = request.programs or ()
+        state.programs_seen_at = now  # a program set for a moment already past waits a day
     if request.level is not None:
         charging.power_level = request.level
     if request.target is not None:

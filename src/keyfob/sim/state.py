@@ -56,6 +56,7 @@ class Charging:
     target: str = "Full"  # Full = 100 %, Partial = 80 %
     next_delayed_time: str | None = None
     programs: tuple[dict[str, Any], ...] = ()
+    until: datetime | None = None  # the end of the charging program now running
     charger_faulty: bool = False
 
     @property
@@ -140,6 +141,7 @@ class VehicleState:
     answered: dict[str, Result] = field(default_factory=dict)  # oldest first
     command_times: list[datetime] = field(default_factory=list)
     outbox: list[Result] = field(default_factory=list)  # results held while offline
+    programs_seen_at: datetime | None = None  # programs that start later have not run yet
 
     @property
     def traits(self) -> Traits:

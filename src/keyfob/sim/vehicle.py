@@ -74,6 +74,7 @@ from keyfob.dispatch.protocol import (
 )
 from keyfob.dispatch.topics import Channel, check_vin
 from keyfob.kit.clock import Clock, utcnow
+from keyfob.sim import programs
 from keyfob.sim.actions import apply
 from keyfob.sim.config import SimConfig
 from keyfob.sim.faults import NO_FAULT, FaultRoll, roll
@@ -112,6 +113,7 @@ class SimVehicle(Knobs):
         window = timedelta(seconds=self.config.awake_window)
         mode = Mode.AWAKE if awake else Mode.ASLEEP
         self.state = VehicleState(motorization, mode, updated_at=now, awake_until=now + window)
+        self.state.programs_seen_at = now
         personalize(self.state, self.rng)
         self.counters: dict[str, int] = {}
         self.last_unreadable: str | None = None
@@ -166,13 +168,15 @@ class SimVehicle(Knobs):
         outputs: list[Output] = []
         due = state.mode_until is not None and now >= state.mode_until
         if (state.mode in (Mode.WAKING, Mode.OFFLINE) and due) or (
-            state.mode is Mode.ASLEEP and self._delayed_charge_due(now)
+            state.mode is Mode.ASLEEP
+            and (self._delayed_charge_due(now) or programs.due(state, now))
         ):
             self._become_awake(now, outputs)
         if state.mode in (Mode.AWAKE, Mode.OFFLINE):
             self._complete_due(now, outputs)
         if state.mode is Mode.AWAKE:
             dirty |= self._start_delayed_charge(now)
+            dirty |= programs.run_due(state, now, self.config.climate_run)
             dirty |= self._report_due(now)
             if dirty:
                 outputs.append(self._telemetry(now))
@@ -358,10 +362,14 @@ class SimVehicle(Knobs):
         charging = state.charging
         delayed = delayed_start(charging.next_delayed_time)
         charge_at = delayed if charging.plugged and charging.status == "Stopped" else None
+        program_at = programs.next_moment(state)
         if state.mode is Mode.ASLEEP:
-            return charge_at
+            asleep = [t for t in (charge_at, program_at) if t]
+            return min(asleep) if asleep else None
         candidates = [f.done_at for f in state.in_flight.values()]
-        candidates += [t for t in (state.climate.running_until, state.next_report, charge_at) if t]
+        candidates += [
+            t for t in (state.climate.running_until, state.next_report, charge_at, program_at) if t
+        ]
         if state.next_report is None and self._report_period() is not None:
             candidates.append(state.updated_at)  # arm the periodic report
         if not self._kept_awake():
