@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     ColumnElement,
     DateTime,
@@ -78,6 +79,8 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         # cost one more hand-off to the driver's thread per unit of work.
         engine = create_async_engine(
             async_url(url),
+            json_serializer=_dumps,
+            json_deserializer=orjson.loads,
             poolclass=AsyncAdaptedQueuePool,
             pool_size=1,
             max_overflow=0,
@@ -85,7 +88,17 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(async_url(url), pool_size=pool_size, max_overflow=pool_size)
+    return create_async_engine(
+        async_url(url),
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        json_serializer=_dumps,
+        json_deserializer=orjson.loads,
+    )
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 class Database:

@@ -18,12 +18,13 @@ one to one onto the contract's ``failureCause`` values a vehicle can produce.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
+
+import orjson
 
 from keyfob.errors import ErrorCode, KeyfobError
 from keyfob.kit.clock import isoformat
@@ -232,7 +233,7 @@ def new_command(
 
 def encode(message: Message) -> bytes:
     """Compact UTF-8 JSON with ``"v": 1``; the inverse of ``decode``."""
-    return json.dumps(_to_wire(message), separators=(",", ":"), ensure_ascii=False).encode()
+    return orjson.dumps(_to_wire(message))
 
 
 def _to_wire(message: Message) -> dict[str, Any]:
@@ -309,16 +310,12 @@ def _load(name: str, data: bytes) -> dict[str, Any]:
     if len(data) > MAX_PAYLOAD_BYTES:
         raise ProtocolError(f"{name}: payload larger than {MAX_PAYLOAD_BYTES} bytes")
     try:
-        loaded = json.loads(data.decode("utf-8"), parse_constant=_refuse_constant)
+        loaded = orjson.loads(data)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ProtocolError(f"{name}: not a UTF-8 JSON document ({exc})") from None
     if not isinstance(loaded, dict):
         raise ProtocolError(f"{name}: expected a JSON object, got {type(loaded).__name__}")
     return loaded
-
-
-def _refuse_constant(constant: str) -> Any:
-    raise ValueError(f"{constant} is not valid JSON")
 
 
 _TYPE_NAMES = {int: "an integer", str: "a string", dict: "an object", bool: "a boolean"}
