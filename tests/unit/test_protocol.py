@@ -347,3 +347,18 @@ def test_other_offsets_are_normalised_to_utc_on_the_wire() -> None:
     paris = timezone(timedelta(hours=1))
     message = Presence(PresenceState.ONLINE, datetime(2026, 1, 1, 9, 0, tzinfo=paris))
     assert json.loads(encode(message))["at"] == "2026-01-01T08:00:00.000Z"
+
+
+def test_an_encoded_message_holds_no_more_memory_than_its_bytes() -> None:
+    """The simulator keeps a will per vehicle: ten thousand of them must stay small."""
+    import tracemalloc
+
+    presence = Presence(PresenceState.OFFLINE, datetime(2026, 1, 1, tzinfo=UTC))
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        kept = [encode(presence) for _ in range(2000)]
+        per_message = (tracemalloc.get_traced_memory()[0] - before) / len(kept)
+    finally:
+        tracemalloc.stop()
+    assert per_message < len(kept[0]) + 200

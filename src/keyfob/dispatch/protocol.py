@@ -233,7 +233,9 @@ def new_command(
 
 def encode(message: Message) -> bytes:
     """Compact UTF-8 JSON with ``"v": 1``; the inverse of ``decode``."""
-    return orjson.dumps(_to_wire(message))
+    # Copied: orjson's own bytes keep a ~4 KiB allocation however short they are, and the
+    # simulator holds a will per vehicle (10,000 of them were 36 MiB more).
+    return bytes(memoryview(orjson.dumps(_to_wire(message))))
 
 
 def _to_wire(message: Message) -> dict[str, Any]:
