@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import statistics
+import subprocess
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -43,7 +44,7 @@ from keyfob.kit.clock import utcnow
 from keyfob.sim.config import SimConfig
 from keyfob.sim.fleet import Fleet, VehicleSpec
 from keyfob.sim.mqtt_fleet import GmqttLink, gmqtt_links, run_standalone
-from mosquitto import Mosquitto
+from mosquitto import Mosquitto, free_port
 
 pytestmark = pytest.mark.mqtt
 
@@ -330,3 +331,61 @@ def test_the_platform_link_works_on_uvloop_as_the_server_runs_it(broker: Mosquit
         (vehicle_topic(VIN_B, Channel.CMD), b"1"),
         (vehicle_topic(VIN_A, Channel.CMD), b"2"),
     ]
+
+
+def _certificates(directory: Path) -> tuple[Path, Path, Path]:
+    """A private CA and a certificate for 127.0.0.1 signed by it: (CA, certificate, key)."""
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
+
+    new_key = ["-newkey", "rsa:2048", "-nodes"]
+    ca = ["-subj", "/CN=keyfob test CA", "-keyout", "ca.key", "-out", "ca.crt"]
+    openssl("req", "-x509", *new_key, "-days", "2", *ca)
+    openssl(
+        "req", *new_key, "-subj", "/CN=127.0.0.1", "-keyout", "server.key", "-out", "server.csr"
+    )
+    (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    signing = ["-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-extfile", "san.ext"]
+    openssl("x509", "-req", "-in", "server.csr", *signing, "-days", "2", "-out", "server.crt")
+    return directory / "ca.crt", directory / "server.crt", directory / "server.key"
+
+
+@pytest.fixture
+def tls_broker(tmp_path: Path) -> Iterator[tuple[Mosquitto, int, Path]]:
+    """A broker with a second listener speaking TLS; yields it, that port and the CA file."""
+    ca, certificate, key = _certificates(tmp_path)
+    port = free_port()
+    extra = [f"listener {port} 127.0.0.1", f"certfile {certificate}", f"keyfile {key}"]
+    server = Mosquitto(tmp_path, extra=extra)
+    server.start()
+    yield server, port, ca
+    server.stop()
+
+
+async def test_mqtts_verifies_the_broker_and_carries_messages(
+    tls_broker: tuple[Mosquitto, int, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, port, ca = tls_broker
+    url = f"mqtts://127.0.0.1:{port}"
+    stranger = MqttTransport(url, client_id="keyfob-tls-untrusting", connect_timeout=2)
+    with pytest.raises(TransportError, match=r"CERTIFICATE_VERIFY_FAILED|certificate verify"):
+        await stranger.start()  # the test CA is not trusted yet
+
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca))
+    link = MqttTransport(url, client_id="keyfob-tls-test", clean_session=True)
+    seen: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
+
+    async def handler(topic: str, payload: bytes) -> None:
+        await seen.put((topic, payload))
+
+    link.set_handler(handler)
+    await link.start()
+    try:
+        await link.subscribe("keyfob/v1/vehicles/+/cmd")
+        await link.publish(vehicle_topic(VIN_A, Channel.CMD), b"over tls")
+        async with asyncio.timeout(5):
+            assert await seen.get() == (vehicle_topic(VIN_A, Channel.CMD), b"over tls")
+        assert link.tcp_nodelay() is True
+    finally:
+        await link.stop()
