@@ -23,7 +23,7 @@ losing answers:
   reconnection (they were acknowledged on receipt).
 
 ``start()`` returns once connected; it retries until ``connect_timeout`` and fails at once when
-the broker refuses the credentials.
+the broker refuses the credentials or presents a certificate that does not verify.
 """
 
 from __future__ import annotations
@@ -237,7 +237,10 @@ class MqttTransport:
                 await self._session()
             except (_Ended, OSError, TimeoutError) as exc:
                 code = exc.code if isinstance(exc, _Ended) else None
-                if self.connections == 0 and (code in (4, 5) or loop.time() >= deadline):
+                # Wrong credentials or a broker certificate we do not trust: retrying
+                # changes nothing, so the first connection fails at once.
+                final = code in (4, 5) or isinstance(exc, ssl.SSLCertVerificationError)
+                if self.connections == 0 and (final or loop.time() >= deadline):
                     why = str(exc) or type(exc).__name__
                     self._failure = TransportError(f"mqtt {self._where()}: {why}")
                     return
