@@ -11,13 +11,13 @@ does without any network.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from keyfob.sim.params import DAYS
 from keyfob.sim.state import VehicleState
 
-DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _DURATION = re.compile(
     r"P(?:(?P<d>\d+)D)?(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?"
 )
@@ -68,16 +68,17 @@ def next_start(programs: Iterable[Program], after: datetime) -> tuple[datetime, 
     return best
 
 
-def started(programs: Iterable[Program], since: datetime, now: datetime) -> Program | None:
-    """The last program to start in ``(since, now]``, if any (missed starts are not replayed
-    one by one: a car that was off for a week runs its latest program once)."""
-    found: Program | None = None
-    moment = since
+def started(
+    programs: Sequence[Program], since: datetime, now: datetime
+) -> tuple[datetime, Program] | None:
+    """The last program to start in ``(since, now]`` and when, if any (missed starts are not
+    replayed one by one: a car that was off for a week runs its latest program once)."""
+    found: tuple[datetime, Program] | None = None
     while True:
-        upcoming = next_start(programs, moment)
+        upcoming = next_start(programs, found[0] if found else since)
         if upcoming is None or upcoming[0] > now:
             return found
-        moment, found = upcoming
+        found = upcoming
 
 
 def end_of(program: Program, started_at: datetime) -> datetime | None:
@@ -137,14 +138,12 @@ def run_due(state: VehicleState, now: datetime, climate_run: float) -> bool:
     if state.charging_now and charging.until is not None and charging.until <= now:
         charging.status, charging.until = "Stopped", None
         changed = True
-    program = started(_charging_programs(state), since, now)
-    if program is not None:
-        start = next_start([program], since)
+    charge = started(_charging_programs(state), since, now)
+    if charge is not None:
         charging.status = "InProgress"
-        charging.until = end_of(program, start[0] if start else now)
+        charging.until = end_of(charge[1], charge[0])
         changed = True
-    program = started(_climate_programs(state), since, now)
-    if program is not None:
+    if started(_climate_programs(state), since, now) is not None:
         climate = state.climate
         climate.status, climate.starting_cause = "Enabled", "Scheduled"
         climate.running_until = now + timedelta(seconds=climate_run)
