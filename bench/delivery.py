@@ -51,15 +51,12 @@ from common import (
 )
 from sqlalchemy import func, select, text
 
-from keyfob import migrate
 from keyfob.auth.service import create_partner
 from keyfob.callbacks.schemas import parse_callback_body
 from keyfob.callbacks.service import Callback, create_callback
 from keyfob.callbacks.targets import TargetPolicy
-from keyfob.db import Database
 from keyfob.kit.clock import utcnow
 from keyfob.kit.ids import new_id
-from keyfob.models import notifications, remote_events, remotes
 from keyfob.notifications.outbox import notification_row
 from keyfob.notifications.payload import EventRecord, build_remote_events, encode
 from keyfob.notifications.sender import WebhookSender
@@ -68,6 +65,9 @@ from keyfob.notifications.worker import DeliveryWorker
 from keyfob.remotes.accept import first_status
 from keyfob.remotes.events import RemoteRef, event_values
 from keyfob.remotes.schemas import parse_remote_body
+from keyfob.runtime.tables import notifications, remote_events, remotes
+from keyfob.store import migrate
+from keyfob.store.engine import Database
 from keyfob.vehicles.capabilities import capabilities_for
 from keyfob.vehicles.service import Vehicle, create_fleet, create_vehicle
 from keyfob.vocabulary import EventType, Motorization

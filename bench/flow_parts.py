@@ -24,10 +24,10 @@ import aiohttp
 import asyncpg
 from common import percentile, run_async
 
-from keyfob import migrate
 from keyfob.auth.service import create_partner
-from keyfob.db import Database
 from keyfob.kit.clock import utcnow
+from keyfob.store import migrate
+from keyfob.store.engine import Database
 from keyfob.vehicles.capabilities import capabilities_for
 from keyfob.vehicles.service import create_fleet, create_vehicle
 from keyfob.vocabulary import Motorization

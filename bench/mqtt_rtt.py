@@ -25,7 +25,7 @@ from itertools import count
 
 from common import percentile, run_async
 
-from keyfob.dispatch.mqtt import MqttTransport
+from keyfob.link.mqtt import MqttTransport
 
 REQUESTS = "bench/rtt/req"
 ANSWERS = "bench/rtt/resp"

@@ -60,9 +60,9 @@ from common import (  # noqa: E402
 from flow_parts import PacedPlan, paced, provision, scratch_database  # noqa: E402
 from sqlalchemy import and_, select  # noqa: E402
 
-from keyfob.db import Database  # noqa: E402
 from keyfob.kit.clock import utcnow  # noqa: E402
 from keyfob.remotes.models import remote_events, remotes  # noqa: E402
+from keyfob.store.engine import Database  # noqa: E402
 from keyfob.vehicles.models import vehicle_states  # noqa: E402
 from mosquitto import Mosquitto  # noqa: E402
 
@@ -79,8 +79,8 @@ BODIES: tuple[dict[str, Any], ...] = (
 
 def server_main(setup: dict[str, Any], port: int) -> None:
     from keyfob.api.app import create_app
-    from keyfob.cli.vehicle_role import vehicle_role
     from keyfob.config import Settings
+    from keyfob.runtime.vehicle_role import vehicle_role
 
     roles = [] if setup.get("split") else [vehicle_role]
     settings = Settings(

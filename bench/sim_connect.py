@@ -37,11 +37,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 import gmqtt  # noqa: E402
 from gmqtt.mqtt.constants import MQTTv50  # noqa: E402
 
-from keyfob.dispatch.mqtt import MqttTransport  # noqa: E402
-from keyfob.dispatch.protocol import Presence, PresenceState, decode, encode  # noqa: E402
-from keyfob.dispatch.topics import Channel, parse_vehicle_topic, vehicle_topic  # noqa: E402
-from keyfob.dispatch.transport import AbortableTransport, Will, parse_broker_url  # noqa: E402
 from keyfob.kit.clock import utcnow  # noqa: E402
+from keyfob.link.mqtt import MqttTransport  # noqa: E402
+from keyfob.link.protocol import Presence, PresenceState, decode, encode  # noqa: E402
+from keyfob.link.topics import Channel, parse_vehicle_topic, vehicle_topic  # noqa: E402
+from keyfob.link.transport import AbortableTransport, Will, parse_broker_url  # noqa: E402
 from keyfob.sim.config import SimConfig  # noqa: E402
 from keyfob.sim.fleet import Fleet, VehicleSpec  # noqa: E402
 from keyfob.sim.mqtt_fleet import GmqttLink  # noqa: E402

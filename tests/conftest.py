@@ -22,13 +22,14 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from keyfob import migrate
 from keyfob.api.app import create_app
 from keyfob.auth.service import create_partner
 from keyfob.config import Settings
-from keyfob.db import Database, metadata
 from keyfob.kit.clock import FakeClock
-from keyfob.models import partners  # noqa: F401 - registers every table
+from keyfob.runtime.tables import partners  # noqa: F401 - registers every table
+from keyfob.store import migrate
+from keyfob.store.engine import Database
+from keyfob.store.schema import metadata
 from keyfob.vehicles.capabilities import capabilities_for
 from keyfob.vehicles.service import Vehicle, create_fleet, create_vehicle
 from keyfob.vocabulary import Motorization

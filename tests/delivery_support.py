@@ -12,10 +12,10 @@ from typing import Any
 from aiohttp import web
 
 from keyfob.callbacks.targets import TargetPolicy
-from keyfob.db import Database
 from keyfob.kit.clock import Clock
 from keyfob.notifications.sender import WebhookSender
 from keyfob.notifications.worker import DeliveryWorker, WorkerOptions
+from keyfob.store.engine import Database
 
 
 @dataclass

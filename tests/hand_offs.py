@@ -11,7 +11,7 @@ import aiosqlite
 import pytest
 from sqlalchemy import MetaData
 
-from keyfob.db import Database
+from keyfob.store.engine import Database
 
 
 def count_hand_offs(monkeypatch: pytest.MonkeyPatch) -> list[Any]:

@@ -11,9 +11,9 @@ import httpx
 
 from conftest import ALL_TYPES, Tenant, make_settings, make_tenant
 from keyfob.api.app import create_app
-from keyfob.cli.vehicle_role import vehicle_role
-from keyfob.db import Database
 from keyfob.kit.clock import utcnow
+from keyfob.runtime.vehicle_role import vehicle_role
+from keyfob.store.engine import Database
 
 
 @asynccontextmanager

@@ -26,17 +26,17 @@ from sqlalchemy import select
 
 from conftest import Tenant, make_settings, make_tenant
 from keyfob.api.app import create_app
-from keyfob.cli.vehicle_role import vehicle_role
-from keyfob.db import Database
-from keyfob.dispatch.protocol import Command, ProtocolError, decode
-from keyfob.dispatch.topics import VEHICLES, WAKEUP_SUBSCRIPTION, Channel, parse_wakeup_topic
-from keyfob.dispatch.transport import parse_broker_url
 from keyfob.kit.clock import utcnow
+from keyfob.link.protocol import Command, ProtocolError, decode
+from keyfob.link.topics import VEHICLES, WAKEUP_SUBSCRIPTION, Channel, parse_wakeup_topic
+from keyfob.link.transport import parse_broker_url
 from keyfob.remotes.models import remote_events, remotes
+from keyfob.runtime.vehicle_role import vehicle_role
 from keyfob.sim.config import SimConfig
 from keyfob.sim.fleet import Fleet, Knob, VehicleSpec
 from keyfob.sim.mqtt_fleet import GmqttLink, gmqtt_links
 from keyfob.sim.vehicle import SimVehicle
+from keyfob.store.engine import Database
 from keyfob.vehicles.capabilities import capabilities_for
 from keyfob.vehicles.models import vehicle_states
 from keyfob.vehicles.service import all_vehicles, create_vehicle

@@ -19,7 +19,6 @@ from mqtt_support import Extra, World, mqtt_world
 from sqlalchemy import update
 
 from keyfob.auth.service import create_partner
-from keyfob.db import Database
 from keyfob.kit.clock import utcnow
 from keyfob.remotes.service import get_remote
 from keyfob.sim.config import SimConfig
@@ -27,6 +26,7 @@ from keyfob.sim.faults import FaultPlan
 from keyfob.sim.fleet import Knob
 from keyfob.sim.outputs import Output
 from keyfob.sim.vehicle import SimVehicle
+from keyfob.store.engine import Database
 from keyfob.vehicles.models import vehicles
 from keyfob.vehicles.service import create_fleet
 from keyfob.vocabulary import Motorization

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from keyfob.dispatch.mqtt import MqttTransport
-from keyfob.dispatch.protocol import (
+from keyfob.kit.clock import utcnow
+from keyfob.link.mqtt import MqttTransport
+from keyfob.link.protocol import (
     Ack,
     Action,
     Outcome,
@@ -25,22 +26,21 @@ from keyfob.dispatch.protocol import (
     encode,
     new_command,
 )
-from keyfob.dispatch.topics import (
+from keyfob.link.topics import (
     UPLINK_SUBSCRIPTIONS,
     Channel,
     Uplink,
     decode_uplink,
     vehicle_topic,
 )
-from keyfob.dispatch.transport import (
+from keyfob.link.transport import (
     Backoff,
     MessageHandler,
     Outgoing,
     TransportError,
     parse_broker_url,
 )
-from keyfob.dispatch.wakeup import MqttWakeUpChannel
-from keyfob.kit.clock import utcnow
+from keyfob.link.wakeup import MqttWakeUpChannel
 from keyfob.sim.config import SimConfig
 from keyfob.sim.fleet import Fleet, VehicleSpec
 from keyfob.sim.mqtt_fleet import GmqttLink, gmqtt_links, run_standalone

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from mqtt_support import World, mqtt_world
 
-from keyfob.db import Database
 from keyfob.sim.vehicle import SimVehicle
+from keyfob.store.engine import Database
 from oracle_schemas import assert_conforms
 
 pytestmark = pytest.mark.mqtt

@@ -26,9 +26,9 @@ import pytest
 from mqtt_support import Extra, World, mqtt_world
 from sqlalchemy import func, select
 
-from keyfob.db import Database
 from keyfob.remotes.models import remotes
 from keyfob.sim.config import SimConfig
+from keyfob.store.engine import Database
 from keyfob.vocabulary import Motorization
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.slow]

@@ -20,7 +20,6 @@ from conftest import Tenant, make_settings, make_tenant
 from delivery_support import Receiver, drain, receiver
 from keyfob.api.app import create_app
 from keyfob.callbacks.targets import TargetPolicy
-from keyfob.db import Database
 from keyfob.kit.clock import FakeClock
 from keyfob.notifications.metrics import DeliveryMetrics
 from keyfob.notifications.models import delivery_attempts, notifications
@@ -28,6 +27,7 @@ from keyfob.notifications.sender import WebhookSender
 from keyfob.notifications.worker import DeliveryWorker, WorkerOptions
 from keyfob.remotes.events import RemoteRef, record_event
 from keyfob.remotes.models import remotes
+from keyfob.store.engine import Database
 from keyfob.vehicles.models import vehicles
 from keyfob.vocabulary import EventType
 
@@ -208,7 +208,7 @@ async def delivery_flow(
     settings = make_settings(db.url, delivery={"allow_private_webhooks": True, **(delivery or {})})
     app = create_app(settings, database=db, clock=clock, announce=lambda _: None)
     if metrics is not None:
-        app.state.ctx.extras["metrics"] = metrics
+        app.state.ctx.metrics = metrics
     sender = WebhookSender(
         policy or TargetPolicy(allow_private=True),
         timeout=timeout,

@@ -17,11 +17,11 @@ import pytest
 
 from conftest import Tenant, create_callback, make_settings
 from keyfob.api.app import create_app
-from keyfob.db import Database
 from keyfob.errors import ErrorCode
 from keyfob.kit.clock import FakeClock
 from keyfob.remotes import accept
-from keyfob.steps import Plan
+from keyfob.store.engine import Database
+from keyfob.store.units import Plan
 
 HORN = {"horn": {"state": "Activated"}}
 

@@ -15,9 +15,9 @@ from fastapi import FastAPI
 
 from conftest import Tenant, create_callback, make_settings, make_tenant
 from keyfob.api.app import create_app
-from keyfob.db import Database
 from keyfob.errors import ErrorCode
 from keyfob.kit.clock import FakeClock
+from keyfob.store.engine import Database
 from keyfob.vehicles.vins import check_digit
 from oracle_schemas import assert_conforms, errors
 

@@ -14,10 +14,10 @@ import httpx
 from sqlalchemy import func, select
 
 from conftest import CALLBACK, Tenant, create_callback
-from keyfob.db import Database
 from keyfob.errors import ErrorCode
 from keyfob.kit.clock import FakeClock
-from keyfob.models import callbacks
+from keyfob.runtime.tables import callbacks
+from keyfob.store.engine import Database
 from oracle_schemas import assert_conforms, errors
 
 BASE = "https://keyfob.test/connectedcar/v3"

@@ -15,9 +15,9 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from conftest import CALLBACK, Tenant, create_callback
-from keyfob.db import Database
 from keyfob.errors import ErrorCode
-from keyfob.models import callbacks, idempotency_keys, notifications, remote_events, remotes
+from keyfob.runtime.tables import callbacks, idempotency_keys, notifications, remote_events, remotes
+from keyfob.store.engine import Database
 from oracle_schemas import errors
 
 STORED = (callbacks, remotes, remote_events, notifications, idempotency_keys)

@@ -18,8 +18,8 @@ import httpx
 from conftest import Tenant, create_callback, make_settings, make_tenant
 from keyfob.api.app import create_app
 from keyfob.api.lean import LeanRemotePost
-from keyfob.db import Database
 from keyfob.kit.clock import FakeClock
+from keyfob.store.engine import Database
 
 HEADERS = (
     "content-type",

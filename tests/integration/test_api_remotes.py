@@ -14,11 +14,11 @@ from sqlalchemy import func, select
 
 from conftest import CALLBACK, Tenant, create_callback
 from keyfob.callbacks.service import mark_failed
-from keyfob.db import Database
 from keyfob.errors import ErrorCode
 from keyfob.kit.clock import FakeClock, isoformat
-from keyfob.models import idempotency_keys, notifications, remote_events, remotes
 from keyfob.remotes.events import RemoteRef, record_event
+from keyfob.runtime.tables import idempotency_keys, notifications, remote_events, remotes
+from keyfob.store.engine import Database
 from keyfob.vehicles.capabilities import capabilities_for
 from keyfob.vehicles.service import create_vehicle
 from keyfob.vocabulary import EventType, Motorization

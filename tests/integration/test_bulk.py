@@ -15,8 +15,9 @@ import pytest
 from sqlalchemy import JSON, Boolean, Column, Integer, MetaData, String, Table, select, tuple_
 
 from hand_offs import count_hand_offs, sqlite_with, tables_of
-from keyfob.bulk import fetch_all, insert_rows
-from keyfob.db import Database, UtcDateTime
+from keyfob.store._sqlite import fetch_all, insert_rows
+from keyfob.store.engine import Database
+from keyfob.store.schema import UtcDateTime
 
 scratch = MetaData()
 things = Table(

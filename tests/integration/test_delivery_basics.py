@@ -9,8 +9,8 @@ import pytest
 from conftest import Tenant, make_settings, make_tenant
 from delivery_support import drain, receiver, worker
 from keyfob.api.app import create_app
-from keyfob.db import Database
 from keyfob.kit.clock import FakeClock
+from keyfob.store.engine import Database
 from oracle_schemas import assert_conforms
 
 

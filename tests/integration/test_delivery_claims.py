@@ -11,11 +11,11 @@ from aiohttp import web
 from delivery_flow import Flow, delivery_flow, event_keys, serve
 from sqlalchemy import Connection, inspect
 
-from keyfob import migrate
-from keyfob.db import Database
 from keyfob.kit.clock import FakeClock
 from keyfob.notifications import queue
 from keyfob.notifications.models import delivery_attempts
+from keyfob.store import migrate
+from keyfob.store.engine import Database
 
 HOUR = 3600
 VEHICLES = ("Electric", "Hybrid", "Thermic")

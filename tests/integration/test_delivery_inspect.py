@@ -7,9 +7,9 @@ from aiohttp import web
 from delivery_flow import delivery_flow, serve
 
 from conftest import make_tenant
-from keyfob.db import Database
 from keyfob.kit.clock import FakeClock, isoformat
 from keyfob.notifications.metrics import DeliveryMetrics
+from keyfob.store.engine import Database
 
 BOUNDED = {"policy": "Bounded", "retryNumber": 1, "retryDelay": 10}
 LONG_ANSWER = ("0123456789abcdef" * 320).encode()  # 5120 bytes

@@ -12,12 +12,12 @@ from aiohttp import web
 from delivery_flow import Flow, delivery_flow, serve
 
 from keyfob.callbacks.targets import TargetPolicy
-from keyfob.db import Database
 from keyfob.kit.clock import FakeClock
 from keyfob.notifications import queue
 from keyfob.notifications.metrics import DeliveryMetrics
 from keyfob.notifications.sender import WebhookSender
 from keyfob.notifications.worker import DeliveryWorker, WorkerOptions
+from keyfob.store.engine import Database
 
 
 def _failing_for(flow: Flow, remote_id: str, times: int) -> None:

@@ -7,8 +7,8 @@ from typing import Any
 from delivery_flow import DOORS, delivery_flow
 
 from keyfob import __version__
-from keyfob.db import Database
 from keyfob.kit.clock import FakeClock, isoformat
+from keyfob.store.engine import Database
 from oracle_schemas import assert_conforms
 
 CONTRACT_EVENT_KEYS = {"remoteActionId", "vin", "eventDate", "remoteType", "eventStatus"}

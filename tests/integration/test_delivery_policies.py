@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 from aiohttp import web
 from delivery_flow import Flow, delivery_flow, serve
 
-from keyfob.db import Database
 from keyfob.kit.clock import FakeClock
+from keyfob.store.engine import Database
 
 HOUR = 3600
 

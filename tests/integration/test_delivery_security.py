@@ -15,8 +15,8 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from conftest import CALLBACK, Tenant
 from keyfob.callbacks.targets import TargetPolicy
-from keyfob.db import Database
 from keyfob.kit.clock import FakeClock, isoformat, utcnow
+from keyfob.store.engine import Database
 
 DAY = 24 * 3600
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from delivery_flow import delivery_flow, event_keys
 
-from keyfob.db import Database
 from keyfob.kit.clock import FakeClock
+from keyfob.store.engine import Database
 
 HOUR = 3600
 

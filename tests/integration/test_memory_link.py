@@ -9,8 +9,9 @@ from datetime import timedelta
 
 import pytest
 
-from keyfob.dispatch.memory import MemoryBroker, MemoryConnection
-from keyfob.dispatch.protocol import (
+from keyfob.kit.clock import utcnow
+from keyfob.link.memory import MemoryBroker, MemoryConnection
+from keyfob.link.protocol import (
     Ack,
     AckState,
     Action,
@@ -23,7 +24,7 @@ from keyfob.dispatch.protocol import (
     encode,
     new_command,
 )
-from keyfob.dispatch.topics import (
+from keyfob.link.topics import (
     UPLINK_SUBSCRIPTIONS,
     WAKEUP_SUBSCRIPTION,
     Channel,
@@ -32,9 +33,8 @@ from keyfob.dispatch.topics import (
     parse_wakeup_topic,
     vehicle_topic,
 )
-from keyfob.dispatch.transport import MessageHandler, TransportError, Will
-from keyfob.dispatch.wakeup import MqttWakeUpChannel, SimulatedSmsGateway, WakeUpError
-from keyfob.kit.clock import utcnow
+from keyfob.link.transport import MessageHandler, TransportError, Will
+from keyfob.link.wakeup import MqttWakeUpChannel, SimulatedSmsGateway, WakeUpError
 from keyfob.sim.config import SimConfig
 from keyfob.sim.fleet import Fleet, VehicleSpec, memory_fleet
 from keyfob.vocabulary import Motorization

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from keyfob.dispatch import mqtt_packets as packets
-from keyfob.dispatch.mqtt import MqttTransport
-from keyfob.dispatch.transport import Backoff, Outgoing, TransportError
+from keyfob.link import mqtt_packets as packets
+from keyfob.link.mqtt import MqttTransport
+from keyfob.link.transport import Backoff, Outgoing, TransportError
 
 Script = Callable[["Session"], Awaitable[None]]
 

@@ -10,9 +10,9 @@ from sqlalchemy import text
 
 from conftest import create_callback, make_settings, make_tenant
 from keyfob.api.app import create_app
-from keyfob.db import Database
 from keyfob.kit.clock import FakeClock
-from keyfob.nudge import listening, nudge
+from keyfob.store.engine import Database
+from keyfob.store.nudge import listening, nudge
 
 
 async def heard_within(event: asyncio.Event, seconds: float) -> bool:

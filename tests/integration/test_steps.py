@@ -28,8 +28,9 @@ from sqlalchemy import (
 )
 
 from hand_offs import count_hand_offs, sqlite_with, tables_of
-from keyfob.db import Database, UtcDateTime
-from keyfob.steps import Execute, Fetch, Insert, Plan, only, run_unit
+from keyfob.store.engine import Database
+from keyfob.store.schema import UtcDateTime
+from keyfob.store.units import Execute, Fetch, Insert, Plan, only, run_unit
 
 scratch = MetaData()
 items = Table(

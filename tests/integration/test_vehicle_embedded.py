@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from keyfob.db import Database
-from keyfob.dispatch.runner import Dispatcher
+from keyfob.remotes.dispatcher import Dispatcher
+from keyfob.store.engine import Database
 from vehicle_support import callback_for_all, embedded, until_done
 
 BODIES = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from keyfob.dispatch import mqtt_packets as packets
+from keyfob.link import mqtt_packets as packets
 
 
 def read_all(*chunks: bytes) -> list[tuple[int, int, bytes]]:

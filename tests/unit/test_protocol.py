@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from keyfob.dispatch.protocol import (
+from keyfob.errors import KeyfobError
+from keyfob.link.protocol import (
     ACTION_REMOTE_TYPES,
     FAILURE_CAUSES,
     FEEDBACK_DETAILS,
@@ -32,7 +33,7 @@ from keyfob.dispatch.protocol import (
     encode,
     new_command,
 )
-from keyfob.dispatch.topics import (
+from keyfob.link.topics import (
     PLATFORM_SUBSCRIPTIONS,
     UPLINK_SUBSCRIPTIONS,
     Channel,
@@ -44,14 +45,13 @@ from keyfob.dispatch.topics import (
     vehicle_topic,
     wakeup_topic,
 )
-from keyfob.dispatch.transport import (
+from keyfob.link.transport import (
     Backoff,
     TransportError,
     check_pattern,
     parse_broker_url,
     topic_matches,
 )
-from keyfob.errors import KeyfobError
 from keyfob.vocabulary import FailureCause, FeedbackDetail, RemoteType
 
 AT = datetime(2026, 3, 1, 8, 0, 1, 250_000, tzinfo=UTC)

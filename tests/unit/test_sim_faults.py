@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from keyfob.dispatch.protocol import Action, Outcome, WireCause, new_command
-from keyfob.dispatch.topics import Channel
 from keyfob.errors import KeyfobError
 from keyfob.kit.clock import FakeClock
+from keyfob.link.protocol import Action, Outcome, WireCause, new_command
+from keyfob.link.topics import Channel
 from keyfob.sim.config import SimConfig
 from keyfob.sim.faults import FaultPlan, roll
 from keyfob.sim.fleet import mixed_specs

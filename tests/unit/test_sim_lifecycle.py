@@ -6,7 +6,8 @@ import itertools
 from datetime import timedelta
 from typing import Any
 
-from keyfob.dispatch.protocol import (
+from keyfob.kit.clock import FakeClock, isoformat
+from keyfob.link.protocol import (
     Ack,
     AckState,
     Action,
@@ -17,8 +18,7 @@ from keyfob.dispatch.protocol import (
     Result,
     new_command,
 )
-from keyfob.dispatch.topics import Channel
-from keyfob.kit.clock import FakeClock, isoformat
+from keyfob.link.topics import Channel
 from keyfob.sim.config import SimConfig
 from keyfob.sim.outputs import Connect, Disconnect, Output, Send, Timer
 from keyfob.sim.state import Mode

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from keyfob.dispatch.protocol import Action, new_command
 from keyfob.kit.clock import FakeClock
+from keyfob.link.protocol import Action, new_command
 from keyfob.sim import programs
 from keyfob.sim.config import SimConfig
 from keyfob.sim.outputs import Connect, Output, Timer

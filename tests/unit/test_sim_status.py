@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from keyfob.dispatch.protocol import Action, new_command
 from keyfob.kit.clock import FakeClock, isoformat
+from keyfob.link.protocol import Action, new_command
 from keyfob.sim.config import SimConfig
 from keyfob.sim.vehicle import SimVehicle
 from keyfob.vocabulary import Motorization

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from keyfob.dispatch.protocol import (
+from keyfob.kit.clock import FakeClock
+from keyfob.link.protocol import (
     Ack,
     AckState,
     Action,
@@ -18,8 +19,7 @@ from keyfob.dispatch.protocol import (
     WireFeedback,
     new_command,
 )
-from keyfob.dispatch.topics import Channel
-from keyfob.kit.clock import FakeClock
+from keyfob.link.topics import Channel
 from keyfob.sim.config import SimConfig
 from keyfob.sim.outputs import Output, Send
 from keyfob.sim.vehicle import SimVehicle

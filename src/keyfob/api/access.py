@@ -11,9 +11,9 @@ import binascii
 from base64 import b64decode
 from collections.abc import Iterable, Mapping
 
-from keyfob.api.context import AppContext
 from keyfob.auth.service import Partner, authenticate
 from keyfob.errors import ErrorCode, KeyfobError
+from keyfob.runtime.context import AppContext
 
 NUL = "\x00"
 CHALLENGE = {"WWW-Authenticate": 'Basic realm="keyfob"'}

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
-from datetime import timedelta
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
 import keyfob
-from keyfob import migrate, provision
 from keyfob.api import (
     errors,
     routes_admin,
@@ -26,50 +24,16 @@ from keyfob.api import (
     routes_ops,
     routes_remotes,
 )
-from keyfob.api.context import AppContext
 from keyfob.api.lean import LeanRemotePost
 from keyfob.api.middleware import RateLimitHeaders
-from keyfob.callbacks.targets import TargetPolicy
 from keyfob.config import Settings
-from keyfob.db import Database
 from keyfob.kit.clock import Clock, utcnow
-from keyfob.remotes.accept import Acceptor
+from keyfob.runtime.bootstrap import prepare_database
+from keyfob.runtime.context import build_context
+from keyfob.runtime.roles import Role, hosting
+from keyfob.store.engine import Database
 
 log = logging.getLogger("keyfob")
-
-Role = Callable[[AppContext], AbstractAsyncContextManager[object]]
-
-
-def target_policy(settings: Settings) -> TargetPolicy:
-    return TargetPolicy(
-        allow_hosts=frozenset(h.lower() for h in settings.delivery.allowed_hosts),
-        allow_private=settings.delivery.allow_private_webhooks,
-    )
-
-
-async def prepare_database(ctx: AppContext, *, announce: Callable[[str], None]) -> None:
-    await migrate.upgrade(ctx.database)
-    if ctx.settings.vehicles <= 0:
-        return
-    async with ctx.database.transaction() as conn:
-        if not await provision.database_is_empty(conn):
-            return
-        tenant = await provision.provision_demo(
-            conn, vehicles=ctx.settings.vehicles, now=ctx.clock(), seed=ctx.settings.sim_seed
-        )
-    root = ctx.settings.public_url or f"http://{ctx.settings.host}:{ctx.settings.port}"
-    document = tenant.as_json(f"{root.rstrip('/')}/connectedcar/v3")
-    provision.write_credentials(ctx.settings.credentials_file, document)
-    announce(provision_message(document, ctx.settings))
-
-
-def provision_message(document: dict[str, object], settings: Settings) -> str:
-    import json
-
-    return (
-        "Provisioned a demo partner, fleet and vehicles "
-        f"(also written to {settings.credentials_file}):\n{json.dumps(document, indent=2)}"
-    )
 
 
 class KeyfobApp(FastAPI):
@@ -94,25 +58,14 @@ def create_app(
     roles: Sequence[Role] = (),
     announce: Callable[[str], None] = print,
 ) -> FastAPI:
-    db = database or Database(settings.db, pool_size=settings.db_pool_size)
-    ctx = AppContext(
-        settings=settings,
-        database=db,
-        clock=clock,
-        target_policy=target_policy(settings),
-        acceptor=Acceptor(
-            db, clock=clock, idempotency_ttl=timedelta(seconds=settings.idempotency_ttl_s)
-        ),
-    )
+    ctx = build_context(settings, database=database, clock=clock)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await prepare_database(ctx, announce=announce)
         ctx.acceptor.start()
         try:
-            async with AsyncExitStack() as stack:
-                for role in roles:
-                    await stack.enter_async_context(role(ctx))
+            async with hosting(ctx, roles):
                 yield
         finally:
             await ctx.acceptor.stop()

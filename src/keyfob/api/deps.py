@@ -8,9 +8,9 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyQuery, HTTPBasic, HTTPBasicCredentials
 
 from keyfob.api import access
-from keyfob.api.context import AppContext
 from keyfob.auth.service import Partner
 from keyfob.errors import ErrorCode, KeyfobError
+from keyfob.runtime.context import AppContext
 
 basic = HTTPBasic(auto_error=False, description="Partner login and password.")
 client_id_query = APIKeyQuery(

@@ -27,11 +27,11 @@ from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
 from keyfob.api import access, remote_post
-from keyfob.api.context import AppContext
 from keyfob.api.deps import base_url
 from keyfob.api.errors import error_body
 from keyfob.api.http import MAX_BODY, check_media_type, parse_json
 from keyfob.errors import ErrorCode, KeyfobError
+from keyfob.runtime.context import AppContext
 
 log = logging.getLogger("keyfob.api")
 

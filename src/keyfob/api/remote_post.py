@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from keyfob.api import views
-from keyfob.api.context import AppContext
 from keyfob.errors import ErrorCode, KeyfobError
 from keyfob.remotes.accept import AcceptRequest, Posted
+from keyfob.runtime.context import AppContext
 
 REPLAYED = {"Idempotent-Replayed": "true"}
 
@@ -47,8 +47,7 @@ async def accept(
             idempotency_key=key,
         )
     )
-    for wake in ctx.extras.get("wakers", ()):
-        wake()
+    ctx.wake()
     return posted
 
 

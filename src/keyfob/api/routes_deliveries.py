@@ -153,8 +153,7 @@ async def list_attempts(
 
 
 def _wake(ctx: Ctx) -> None:
-    for wake in ctx.extras.get("wakers", ()):
-        wake()
+    ctx.wake()
 
 
 @router.post(
@@ -172,7 +171,7 @@ async def replay_delivery(
         found = await inspect.replay_one(
             conn, callback_id=cbid, notification_id=nid, now=ctx.clock()
         )
-    _wake(ctx)
+    ctx.wake()
     return JSONResponse(_notification(found), status_code=202)
 
 
@@ -206,7 +205,7 @@ async def replay_failed(
         count = await inspect.replay_failed_since(
             conn, callback_id=cbid, since=since, now=ctx.clock()
         )
-    _wake(ctx)
+    ctx.wake()
     return JSONResponse({"replayed": count}, status_code=202)
 
 

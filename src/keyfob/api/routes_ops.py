@@ -6,7 +6,6 @@ from fastapi import APIRouter, Response
 
 from keyfob.api.deps import Ctx
 from keyfob.notifications import queue
-from keyfob.notifications.metrics import DeliveryMetrics
 
 router = APIRouter(tags=["Operations"])
 
@@ -20,9 +19,7 @@ async def health(ctx: Ctx) -> dict[str, str]:
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def metrics(ctx: Ctx) -> Response:
-    found = ctx.extras.get("metrics")
-    if not isinstance(found, DeliveryMetrics):
-        found = ctx.extras["metrics"] = DeliveryMetrics()
+    found = ctx.metrics
     async with ctx.database.read() as conn:
         depth, age = await queue.queue_stats(conn, now=ctx.clock())
     found.set_queue(depth, age)

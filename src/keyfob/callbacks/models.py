@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, String, Table
 
-from keyfob.db import UtcDateTime, metadata
+from keyfob.store.schema import UtcDateTime, metadata
 
 callbacks = Table(
     "callbacks",

@@ -16,10 +16,10 @@ from keyfob.callbacks import secrets
 from keyfob.callbacks.attributes import batching_allowed
 from keyfob.callbacks.models import callbacks
 from keyfob.callbacks.schemas import CallbackSubscribe
-from keyfob.db import paged
 from keyfob.errors import ErrorCode, KeyfobError
 from keyfob.kit.ids import is_valid_id, new_id
 from keyfob.kit.paging import PageRequest
+from keyfob.store.queries import paged
 from keyfob.vocabulary import CallbackStatus, RemoteType
 
 

@@ -11,13 +11,13 @@ from typing import Annotated, Any, TypeVar
 import typer
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from keyfob import migrate
 from keyfob.auth.passwords import new_password
 from keyfob.auth.service import create_partner, get_partner_by_login, list_partners
 from keyfob.cli.settings import build_settings
-from keyfob.db import Database
 from keyfob.errors import KeyfobError
 from keyfob.kit.clock import utcnow
+from keyfob.store import migrate
+from keyfob.store.engine import Database
 from keyfob.vehicles.capabilities import capabilities_for
 from keyfob.vehicles.service import create_fleet, create_vehicle, fleet_exists
 from keyfob.vehicles.vins import random_vin

@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
-from keyfob import migrate
 from keyfob.cli.settings import build_settings
-from keyfob.db import Database
+from keyfob.store import migrate
+from keyfob.store.engine import Database
 
 app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
 DbOption = Annotated[str | None, typer.Option("--db", help="Database URL (KEYFOB_DB).")]

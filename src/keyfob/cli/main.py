@@ -56,7 +56,7 @@ def serve(
 ) -> None:
     """Serve the API with every role in one process (embedded default: SQLite, in-memory link)."""
     from keyfob.api.app import create_app
-    from keyfob.cli.roles import embedded_roles
+    from keyfob.runtime.roles import embedded_roles
 
     settings = build_settings(
         config,

@@ -25,8 +25,8 @@ def worker(
     ] = False,
 ) -> None:
     """Deliver webhook notifications (alone; run several against PostgreSQL)."""
-    from keyfob.cli.roles import delivery_role
-    from keyfob.cli.standalone import run_roles
+    from keyfob.runtime.delivery_role import delivery_role
+    from keyfob.runtime.standalone import run_roles
 
     settings = build_settings(db=db_url)
     if allow_private_webhooks:
@@ -36,8 +36,8 @@ def worker(
 
 def dispatcher(db_url: DbOption = None, mqtt: MqttOption = None) -> None:
     """Run remotes against vehicles over MQTT (alone; run several against PostgreSQL)."""
-    from keyfob.cli.standalone import run_roles
-    from keyfob.cli.vehicle_role import vehicle_role
+    from keyfob.runtime.standalone import run_roles
+    from keyfob.runtime.vehicle_role import vehicle_role
 
     settings = build_settings(db=db_url, mqtt=mqtt, run_simulator=False)
     if not settings.mqtt:
@@ -87,7 +87,7 @@ def sim(
 
 
 async def _registry_specs(db_url: str) -> list[VehicleSpec]:
-    from keyfob.db import Database
+    from keyfob.store.engine import Database
     from keyfob.vehicles.service import all_vehicles
     from keyfob.vocabulary import Motorization
 

@@ -13,11 +13,11 @@ from typing import Any
 from sqlalchemy import Row, Text, cast, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from keyfob.db import paged
 from keyfob.errors import ErrorCode, KeyfobError
 from keyfob.kit.ids import is_valid_id
 from keyfob.kit.paging import PageRequest
 from keyfob.notifications.models import delivery_attempts, notifications
+from keyfob.store.queries import paged
 
 STATES = ("pending", "delivered", "abandoned", "expired", "dropped")
 REPLAYABLE = ("delivered", "abandoned", "expired")

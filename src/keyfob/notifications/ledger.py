@@ -16,11 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keyfob.callbacks.models import callbacks
 from keyfob.callbacks.service import mark_failed
-from keyfob.db import UtcDateTime
 from keyfob.notifications.models import delivery_attempts, notifications
 from keyfob.notifications.outcome import Outcome
 from keyfob.notifications.policy import HORIZON, Abandon, Decision, Delivered, Expire, Retry
 from keyfob.notifications.queue import Claimed, Delivery, chunks, pending
+from keyfob.store.schema import UtcDateTime
 from keyfob.vocabulary import CallbackStatus
 
 _NOW = bindparam("now", type_=UtcDateTime())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, String, Table, Text, text
 
-from keyfob.db import UtcDateTime, metadata
+from keyfob.store.schema import UtcDateTime, metadata
 
 PENDING_ONLY = text("state = 'pending'")
 """The condition of the partial indexes below: only rows still to deliver are indexed, so the

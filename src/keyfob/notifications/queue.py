@@ -43,9 +43,9 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keyfob.callbacks.models import callbacks
-from keyfob.db import UtcDateTime
 from keyfob.notifications.models import notifications
 from keyfob.notifications.policy import HORIZON
+from keyfob.store.schema import UtcDateTime
 from keyfob.vocabulary import CallbackStatus
 
 _IDS_PER_STATEMENT = 500

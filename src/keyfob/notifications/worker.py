@@ -34,7 +34,6 @@ from keyfob.callbacks.attributes import (
 )
 from keyfob.callbacks.schemas import CallbackSubscribe, load_stored
 from keyfob.callbacks.secrets import active_secrets
-from keyfob.db import Database
 from keyfob.kit.clock import Clock
 from keyfob.kit.ids import random_suffix
 from keyfob.notifications import ledger, queue
@@ -44,6 +43,7 @@ from keyfob.notifications.payload import encode, remote_events_body, stored_remo
 from keyfob.notifications.policy import Decision, Delivered, RetryPolicy, decide
 from keyfob.notifications.sender import WebhookSender
 from keyfob.notifications.signing import sign
+from keyfob.store.engine import Database
 
 log = logging.getLogger("keyfob.delivery")
 

@@ -38,18 +38,18 @@ from keyfob.callbacks.service import (
     callback_not_found,
     check_callback_id,
 )
-from keyfob.db import Database
 from keyfob.errors import ErrorCode, KeyfobError
 from keyfob.kit.clock import Clock
 from keyfob.kit.ids import new_id
 from keyfob.notifications.models import notifications
 from keyfob.notifications.outbox import notification_row
-from keyfob.nudge import nudge
 from keyfob.remotes.eligibility import ensure_vehicle_can
 from keyfob.remotes.events import RemoteRef, event_values
 from keyfob.remotes.models import idempotency_keys, remote_events, remotes
 from keyfob.remotes.schemas import RemoteBody, parse_remote_body
-from keyfob.steps import Execute, Fetch, Insert, Plan, Submit, run_unit, sqlite_turn
+from keyfob.store.engine import Database
+from keyfob.store.nudge import nudge
+from keyfob.store.units import Execute, Fetch, Insert, Plan, Submit, run_unit, sqlite_turn
 from keyfob.vehicles.models import fleets, vehicles
 from keyfob.vehicles.service import (
     Vehicle,
@@ -488,7 +488,7 @@ class Acceptor:
         if not self.database.sqlite and any(
             isinstance(answer, Posted) and not answer.replayed for answer in answers
         ):
-            try:  # dispatchers in other processes: new remotes are due (keyfob.nudge)
+            try:  # dispatchers in other processes: new remotes are due (keyfob.store.nudge)
                 await nudge(self.database)
             except Exception:
                 log.warning("could not nudge the dispatchers; they will poll", exc_info=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, String, Table, UniqueConstraint
 
-from keyfob.db import UtcDateTime, metadata
+from keyfob.store.schema import UtcDateTime, metadata
 
 remotes = Table(
     "remotes",

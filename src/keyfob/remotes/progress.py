@@ -17,14 +17,14 @@ from typing import Any
 from sqlalchemy import Integer, and_, bindparam, func, select, update
 from sqlalchemy.sql.elements import BindParameter
 
-from keyfob.db import UtcDateTime
 from keyfob.kit.ids import new_id
 from keyfob.notifications.models import notifications
 from keyfob.notifications.outbox import notification_row
 from keyfob.remotes.events import RemoteRef, event_values
 from keyfob.remotes.lifecycle import Facts, Step
 from keyfob.remotes.models import remote_events, remotes
-from keyfob.steps import Execute, Fetch, Insert, Plan
+from keyfob.store.schema import UtcDateTime
+from keyfob.store.units import Execute, Fetch, Insert, Plan
 from keyfob.vehicles.models import vehicle_states, vehicles, wake_ups
 from keyfob.vehicles.state import month_start
 from keyfob.vocabulary import RemoteType

@@ -13,12 +13,12 @@ from sqlalchemy import Row, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keyfob.callbacks.service import get_callback, mark_deleted
-from keyfob.db import paged
 from keyfob.errors import ErrorCode, KeyfobError
 from keyfob.kit.ids import is_valid_id
 from keyfob.kit.paging import PageRequest
 from keyfob.notifications.models import notifications
 from keyfob.remotes.models import remote_events, remotes
+from keyfob.store.queries import paged
 
 ACTIVE_PHASES = ("queued", "waking", "sent")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from keyfob.dispatch.protocol import Action
+from keyfob.link.protocol import Action
 from keyfob.sim.config import SimConfig
 from keyfob.sim.params import (
     ChargingRequest,

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from keyfob.dispatch.protocol import Action
 from keyfob.errors import ErrorCode, KeyfobError
+from keyfob.link.protocol import Action
 from keyfob.sim.faults import FaultPlan
 
 ACTION_SECONDS: Mapping[Action, float] = MappingProxyType(

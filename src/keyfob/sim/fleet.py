@@ -21,13 +21,13 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from keyfob.dispatch.memory import MemoryBroker
-from keyfob.dispatch.protocol import Command, Presence, PresenceState, ProtocolError, decode, encode
-from keyfob.dispatch.topics import Channel, vehicle_topic
-from keyfob.dispatch.transport import AbortableTransport, Backoff, TransportError, Will
-from keyfob.dispatch.wakeup import SimulatedSmsGateway
 from keyfob.errors import ErrorCode, KeyfobError
 from keyfob.kit.clock import Clock, utcnow
+from keyfob.link.memory import MemoryBroker
+from keyfob.link.protocol import Command, Presence, PresenceState, ProtocolError, decode, encode
+from keyfob.link.topics import Channel, vehicle_topic
+from keyfob.link.transport import AbortableTransport, Backoff, TransportError, Will
+from keyfob.link.wakeup import SimulatedSmsGateway
 from keyfob.sim.config import SimConfig
 from keyfob.sim.outputs import Connect, Disconnect, Output, Send, Timer
 from keyfob.sim.rng import Rng

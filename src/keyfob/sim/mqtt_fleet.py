@@ -25,9 +25,10 @@ from typing import Any
 import gmqtt
 from gmqtt.mqtt.constants import MQTTv50
 
-from keyfob.dispatch.protocol import ProtocolError
-from keyfob.dispatch.topics import WAKEUP_SUBSCRIPTION, parse_wakeup_topic
-from keyfob.dispatch.transport import (
+from keyfob.kit.ids import random_suffix
+from keyfob.link.protocol import ProtocolError
+from keyfob.link.topics import WAKEUP_SUBSCRIPTION, parse_wakeup_topic
+from keyfob.link.transport import (
     AbortableTransport,
     BrokerAddress,
     ConnectHook,
@@ -40,7 +41,6 @@ from keyfob.dispatch.transport import (
     parse_broker_url,
     publish_each,
 )
-from keyfob.kit.ids import random_suffix
 from keyfob.sim.config import SimConfig
 from keyfob.sim.fleet import Fleet, LinkFactory, VehicleSpec
 

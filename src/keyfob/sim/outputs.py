@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from keyfob.dispatch.protocol import Ack, Presence, Result, Telemetry
-from keyfob.dispatch.topics import Channel
+from keyfob.link.protocol import Ack, Presence, Result, Telemetry
+from keyfob.link.topics import Channel
 
 
 @dataclass(frozen=True, slots=True)

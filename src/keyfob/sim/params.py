@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from keyfob.dispatch.protocol import Action
 from keyfob.errors import ErrorCode, KeyfobError
+from keyfob.link.protocol import Action
 
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 LEVELS = ("Level1", "Level2", "Level3", "Level4", "Level5")

@@ -7,7 +7,7 @@ table. Policy refusals come first (the car will not even consider the command), 
 
 from __future__ import annotations
 
-from keyfob.dispatch.protocol import Action, Outcome, WireCause, WireFeedback
+from keyfob.link.protocol import Action, Outcome, WireCause, WireFeedback
 from keyfob.sim.config import SimConfig
 from keyfob.sim.params import (
     ChargingRequest,

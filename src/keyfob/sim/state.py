@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from keyfob.dispatch.protocol import Action, Command, Outcome, Result, WireCause, WireFeedback
+from keyfob.link.protocol import Action, Command, Outcome, Result, WireCause, WireFeedback
 from keyfob.sim.params import Request
 from keyfob.vocabulary import Motorization
 

@@ -62,7 +62,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from keyfob.dispatch.protocol import (
+from keyfob.kit.clock import Clock, utcnow
+from keyfob.link.protocol import (
     Ack,
     AckState,
     Command,
@@ -72,8 +73,7 @@ from keyfob.dispatch.protocol import (
     Telemetry,
     WireCause,
 )
-from keyfob.dispatch.topics import Channel, check_vin
-from keyfob.kit.clock import Clock, utcnow
+from keyfob.link.topics import Channel, check_vin
 from keyfob.sim import programs
 from keyfob.sim.actions import apply
 from keyfob.sim.config import SimConfig

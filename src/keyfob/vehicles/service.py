@@ -13,10 +13,10 @@ from typing import Any
 from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from keyfob.db import paged
 from keyfob.errors import ErrorCode, KeyfobError
 from keyfob.kit.ids import new_id
 from keyfob.kit.paging import PageRequest
+from keyfob.store.queries import paged
 from keyfob.vehicles.models import fleets, vehicle_states, vehicles
 
 

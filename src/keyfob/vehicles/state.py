@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Update, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from keyfob.db import UtcDateTime
+from keyfob.store.schema import UtcDateTime
 from keyfob.vehicles.models import vehicle_states, vehicles
 
 

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from keyfob.dispatch.protocol import Ack, Presence, ProtocolError, Result, Telemetry, decode
+from keyfob.link.protocol import Ack, Presence, ProtocolError, Result, Telemetry, decode
 
 ROOT = "keyfob/v1"
 VEHICLES = f"{ROOT}/vehicles"

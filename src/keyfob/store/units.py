@@ -26,7 +26,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import Delete, Update
 
-from keyfob.bulk import (
+from keyfob.store._sqlite import (
     Rows,
     fetch_all,
     insert_rows,
@@ -35,7 +35,7 @@ from keyfob.bulk import (
     prepare_statement,
     sqlite_driver,
 )
-from keyfob.db import Database
+from keyfob.store.engine import Database
 
 T = TypeVar("T")
 

@@ -2,9 +2,9 @@
 
 from keyfob.auth.models import partners
 from keyfob.callbacks.models import callbacks
-from keyfob.db import metadata
 from keyfob.notifications.models import delivery_attempts, notifications
 from keyfob.remotes.models import idempotency_keys, remote_events, remotes
+from keyfob.store.schema import metadata
 from keyfob.vehicles.models import fleets, vehicle_states, vehicles, wake_ups
 
 __all__ = [

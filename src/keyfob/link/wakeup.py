@@ -20,11 +20,11 @@ import asyncio
 from collections.abc import Callable
 from typing import Protocol
 
-from keyfob.dispatch.protocol import ProtocolError, WakeSignal, encode
-from keyfob.dispatch.topics import check_vin, wakeup_topic
-from keyfob.dispatch.transport import Transport, TransportError
 from keyfob.errors import ErrorCode, KeyfobError
 from keyfob.kit.clock import Clock, utcnow
+from keyfob.link.protocol import ProtocolError, WakeSignal, encode
+from keyfob.link.topics import check_vin, wakeup_topic
+from keyfob.link.transport import Transport, TransportError
 
 SmsReceiver = Callable[[str], None]
 

@@ -1,13 +1,13 @@
-"""Alembic environment: runs migrations on the connection ``keyfob.migrate`` hands over."""
+"""Alembic environment: runs migrations on the connection ``keyfob.store.migrate`` hands over.
+
+The store cannot import the domains' tables (they sit above it), so whoever wants autogenerate
+or a schema comparison passes the complete metadata (``keyfob.runtime.tables.metadata``) in
+the config's attributes; applying migrations needs none.
+"""
 
 from __future__ import annotations
 
 from alembic import context
-
-import keyfob.models
-from keyfob.db import metadata
-
-assert keyfob.models  # every table registered on the metadata
 
 connection = context.config.attributes.get("connection")
 if connection is None:  # pragma: no cover - only when alembic's own CLI is used
@@ -15,7 +15,7 @@ if connection is None:  # pragma: no cover - only when alembic's own CLI is used
 
 context.configure(
     connection=connection,
-    target_metadata=metadata,
+    target_metadata=context.config.attributes.get("target_metadata"),
     render_as_batch=connection.dialect.name == "sqlite",
     compare_type=True,
 )

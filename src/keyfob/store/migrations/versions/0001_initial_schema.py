@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import keyfob.db
+import keyfob.store.schema
 
 revision = "0001"
 down_revision = None
@@ -28,7 +28,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("rate_limit_day", sa.Integer(), nullable=True),
         sa.Column("rate_limit_burst", sa.Integer(), nullable=True),
-        sa.Column("created_at", keyfob.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", keyfob.store.schema.UtcDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_partners")),
         sa.UniqueConstraint("login", name=op.f("uq_partners_login")),
     )
@@ -37,8 +37,8 @@ def upgrade() -> None:
         sa.Column("id", sa.String(length=64), nullable=False),
         sa.Column("partner_id", sa.String(length=32), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
-        sa.Column("created_at", keyfob.db.UtcDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", keyfob.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", keyfob.store.schema.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", keyfob.store.schema.UtcDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["partner_id"], ["partners.id"], name=op.f("fk_fleets_partner_id_partners")
         ),
@@ -58,10 +58,10 @@ def upgrade() -> None:
         sa.Column("batch_size", sa.Integer(), nullable=True),
         sa.Column("batch_window_s", sa.Integer(), nullable=True),
         sa.Column("secrets", sa.JSON(), nullable=False),
-        sa.Column("created_at", keyfob.db.UtcDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", keyfob.db.UtcDateTime(timezone=True), nullable=False),
-        sa.Column("failed_at", keyfob.db.UtcDateTime(timezone=True), nullable=True),
-        sa.Column("deleted_at", keyfob.db.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", keyfob.store.schema.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", keyfob.store.schema.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("failed_at", keyfob.store.schema.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("deleted_at", keyfob.store.schema.UtcDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["fleet_id"], ["fleets.id"], name=op.f("fk_callbacks_fleet_id_fleets")
         ),
@@ -81,8 +81,8 @@ def upgrade() -> None:
         sa.Column("capabilities", sa.JSON(), nullable=False),
         sa.Column("simulated", sa.Boolean(), nullable=False),
         sa.Column("mqtt_password_hash", sa.String(length=256), nullable=True),
-        sa.Column("created_at", keyfob.db.UtcDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", keyfob.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", keyfob.store.schema.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", keyfob.store.schema.UtcDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["fleet_id"], ["fleets.id"], name=op.f("fk_vehicles_fleet_id_fleets")
         ),
@@ -98,7 +98,7 @@ def upgrade() -> None:
         sa.Column("callback_id", sa.String(length=32), nullable=False),
         sa.Column("message_id", sa.String(length=40), nullable=False),
         sa.Column("notification_ids", sa.JSON(), nullable=False),
-        sa.Column("started_at", keyfob.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("started_at", keyfob.store.schema.UtcDateTime(timezone=True), nullable=False),
         sa.Column("latency_ms", sa.Integer(), nullable=True),
         sa.Column("status_code", sa.Integer(), nullable=True),
         sa.Column("error_class", sa.String(length=40), nullable=True),
@@ -130,11 +130,11 @@ def upgrade() -> None:
         sa.Column("feedback_detail", sa.String(length=40), nullable=True),
         sa.Column("last_seq", sa.Integer(), nullable=False),
         sa.Column("phase", sa.String(length=16), nullable=False),
-        sa.Column("due_at", keyfob.db.UtcDateTime(timezone=True), nullable=True),
-        sa.Column("deadline_at", keyfob.db.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("due_at", keyfob.store.schema.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("deadline_at", keyfob.store.schema.UtcDateTime(timezone=True), nullable=True),
         sa.Column("command_id", sa.String(length=64), nullable=True),
-        sa.Column("created_at", keyfob.db.UtcDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", keyfob.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", keyfob.store.schema.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", keyfob.store.schema.UtcDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["callback_id"], ["callbacks.id"], name=op.f("fk_remotes_callback_id_callbacks")
         ),
@@ -157,9 +157,9 @@ def upgrade() -> None:
         "vehicle_states",
         sa.Column("vehicle_id", sa.String(length=64), nullable=False),
         sa.Column("presence", sa.String(length=16), nullable=False),
-        sa.Column("presence_at", keyfob.db.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("presence_at", keyfob.store.schema.UtcDateTime(timezone=True), nullable=True),
         sa.Column("status", sa.JSON(), nullable=True),
-        sa.Column("status_at", keyfob.db.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("status_at", keyfob.store.schema.UtcDateTime(timezone=True), nullable=True),
         sa.Column("wake_ups_month", sa.String(length=7), nullable=True),
         sa.Column("wake_ups_in_month", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(
@@ -171,7 +171,7 @@ def upgrade() -> None:
         "wake_ups",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("vehicle_id", sa.String(length=64), nullable=False),
-        sa.Column("at", keyfob.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("at", keyfob.store.schema.UtcDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["vehicle_id"], ["vehicles.id"], name=op.f("fk_wake_ups_vehicle_id_vehicles")
         ),
@@ -186,7 +186,7 @@ def upgrade() -> None:
         sa.Column("key", sa.String(length=255), nullable=False),
         sa.Column("request_hash", sa.String(length=64), nullable=False),
         sa.Column("remote_id", sa.String(length=32), nullable=False),
-        sa.Column("created_at", keyfob.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", keyfob.store.schema.UtcDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["partner_id"], ["partners.id"], name=op.f("fk_idempotency_keys_partner_id_partners")
         ),
@@ -204,7 +204,7 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=40), nullable=False),
         sa.Column("failure_cause", sa.String(length=60), nullable=True),
         sa.Column("feedback_detail", sa.String(length=40), nullable=True),
-        sa.Column("created_at", keyfob.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", keyfob.store.schema.UtcDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["remote_id"], ["remotes.id"], name=op.f("fk_remote_events_remote_id_remotes")
         ),
@@ -221,12 +221,12 @@ def upgrade() -> None:
         sa.Column("event", sa.JSON(), nullable=False),
         sa.Column("state", sa.String(length=16), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("raised_at", keyfob.db.UtcDateTime(timezone=True), nullable=False),
-        sa.Column("due_at", keyfob.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("raised_at", keyfob.store.schema.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("due_at", keyfob.store.schema.UtcDateTime(timezone=True), nullable=False),
         sa.Column("lease_owner", sa.String(length=64), nullable=True),
-        sa.Column("lease_until", keyfob.db.UtcDateTime(timezone=True), nullable=True),
-        sa.Column("last_attempt_at", keyfob.db.UtcDateTime(timezone=True), nullable=True),
-        sa.Column("finished_at", keyfob.db.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("lease_until", keyfob.store.schema.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("last_attempt_at", keyfob.store.schema.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("finished_at", keyfob.store.schema.UtcDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["callback_id"], ["callbacks.id"], name=op.f("fk_notifications_callback_id_callbacks")
         ),

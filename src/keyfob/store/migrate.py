@@ -8,7 +8,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection
 
-from keyfob.db import Database
+from keyfob.store.engine import Database
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 

@@ -13,19 +13,19 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
-from keyfob.api.context import AppContext
 from keyfob.config import Settings
-from keyfob.dispatch.memory import MemoryBroker
-from keyfob.dispatch.mqtt import MqttTransport
-from keyfob.dispatch.runner import Dispatcher, DispatcherOptions
-from keyfob.dispatch.transport import Transport
-from keyfob.dispatch.wakeup import MqttWakeUpChannel, SimulatedSmsGateway, WakeUpChannel
 from keyfob.kit.ids import random_suffix
-from keyfob.nudge import listening
+from keyfob.link.memory import MemoryBroker
+from keyfob.link.mqtt import MqttTransport
+from keyfob.link.transport import Transport
+from keyfob.link.wakeup import MqttWakeUpChannel, SimulatedSmsGateway, WakeUpChannel
+from keyfob.remotes.dispatcher import Dispatcher, DispatcherOptions
 from keyfob.remotes.lifecycle import Limits
+from keyfob.runtime.context import AppContext
 from keyfob.sim.config import SimConfig
 from keyfob.sim.fleet import Fleet, VehicleSpec, memory_fleet, run_fleet
 from keyfob.sim.mqtt_fleet import run_standalone
+from keyfob.store.nudge import listening
 from keyfob.vehicles.service import all_vehicles
 from keyfob.vocabulary import Motorization
 
@@ -89,7 +89,7 @@ async def vehicle_role(ctx: AppContext) -> AsyncIterator[Dispatcher]:
         fleet: Fleet = memory_fleet(
             broker, sms, seed=settings.sim_seed, speed=settings.sim_speed, clock=ctx.clock
         )
-        ctx.extras["fleet"] = fleet
+        ctx.fleet = fleet
         fleet_task = asyncio.create_task(
             run_fleet(fleet, specs, stop_fleet), name="simulated-fleet"
         )
@@ -102,12 +102,13 @@ async def vehicle_role(ctx: AppContext) -> AsyncIterator[Dispatcher]:
         options=dispatcher_options(settings, shared=bool(settings.mqtt)),
     )
     await dispatcher.start()
-    ctx.extras.setdefault("wakers", []).append(dispatcher.wake)
+    ctx.wakers.append(dispatcher.wake)
     task = asyncio.create_task(dispatcher.run(), name="dispatcher")
     try:
         async with listening(ctx.database, dispatcher.wake):  # remotes accepted elsewhere
             yield dispatcher
     finally:
+        ctx.wakers.remove(dispatcher.wake)
         dispatcher.stop()
         with contextlib.suppress(asyncio.CancelledError):
             await task

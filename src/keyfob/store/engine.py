@@ -11,38 +11,17 @@ unit of work and commits when its block ends without error.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
 from typing import Any
 
 import orjson
 from sqlalchemy import (
-    ColumnElement,
-    DateTime,
-    MetaData,
-    Row,
-    Table,
-    TypeDecorator,
     event,
-    func,
-    select,
 )
-from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
-
-from keyfob.kit.clock import as_utc
-from keyfob.kit.paging import PageRequest
-
-metadata = MetaData(
-    naming_convention={
-        "ix": "ix_%(column_0_label)s",
-        "uq": "uq_%(table_name)s_%(column_0_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        "pk": "pk_%(table_name)s",
-    }
-)
 
 
 def async_url(url: str) -> str:
@@ -123,35 +102,3 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
-
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """Timestamps stored as UTC and always handed back timezone-aware (SQLite forgets)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return as_utc(value) if dialect.name != "sqlite" else as_utc(value).replace(tzinfo=None)
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        return None if value is None else as_utc(value)
-
-
-async def paged(
-    conn: AsyncConnection,
-    table: Table,
-    where: Sequence[ColumnElement[bool]],
-    order_by: Sequence[ColumnElement[Any]],
-    page: PageRequest,
-) -> tuple[int, Sequence[Row[Any]]]:
-    """The size of the filtered collection and the rows of the requested page."""
-    total = (await conn.execute(select(func.count()).select_from(table).where(*where))).scalar_one()
-    rows = (
-        await conn.execute(
-            select(table).where(*where).order_by(*order_by).offset(page.offset).limit(page.limit())
-        )
-    ).all()
-    return int(total), rows

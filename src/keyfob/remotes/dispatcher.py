@@ -23,8 +23,8 @@ import logging
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from keyfob.db import Database
-from keyfob.dispatch.protocol import (
+from keyfob.kit.clock import Clock
+from keyfob.link.protocol import (
     Ack,
     Command,
     Presence,
@@ -35,7 +35,7 @@ from keyfob.dispatch.protocol import (
     action_for,
     encode,
 )
-from keyfob.dispatch.topics import (
+from keyfob.link.topics import (
     PLATFORM_SUBSCRIPTIONS,
     Channel,
     Uplink,
@@ -43,16 +43,16 @@ from keyfob.dispatch.topics import (
     shared,
     vehicle_topic,
 )
-from keyfob.dispatch.transport import Outgoing, Transport
-from keyfob.dispatch.wakeup import WakeUpChannel, WakeUpError
-from keyfob.kit.clock import Clock
+from keyfob.link.transport import Outgoing, Transport
+from keyfob.link.wakeup import WakeUpChannel, WakeUpError
 from keyfob.remotes import progress
 from keyfob.remotes.lifecycle import Limits, Step, advance
-from keyfob.steps import Execute, Plan, only, run_unit
+from keyfob.store.engine import Database
+from keyfob.store.units import Execute, Plan, only, run_unit
 from keyfob.vehicles import state as vehicle_state
 from keyfob.vocabulary import EventType, RemoteType
 
-log = logging.getLogger("keyfob.dispatch")
+log = logging.getLogger("keyfob.link")
 UPLINK_TRIES = 5
 
 

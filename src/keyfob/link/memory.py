@@ -14,7 +14,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Sequence
 
-from keyfob.dispatch.transport import (
+from keyfob.link.transport import (
     ConnectHook,
     MessageHandler,
     Outgoing,

@@ -20,11 +20,11 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from keyfob.db import Database
+from keyfob.store.engine import Database
 
 REMOTES_DUE = "keyfob_remotes_due"
 CHECK_S = 1.0
-log = logging.getLogger("keyfob.nudge")
+log = logging.getLogger("keyfob.store.nudge")
 
 
 async def nudge(database: Database, channel: str = REMOTES_DUE) -> None:

@@ -37,8 +37,8 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, cast
 
-from keyfob.dispatch import mqtt_packets as packets
-from keyfob.dispatch.transport import (
+from keyfob.link import mqtt_packets as packets
+from keyfob.link.transport import (
     Backoff,
     ConnectHook,
     MessageHandler,

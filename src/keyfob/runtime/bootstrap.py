@@ -1,0 +1,34 @@
+"""Getting a database ready to serve: migrations, then the demo tenant on an empty database."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from keyfob.config import Settings
+from keyfob.runtime import demo
+from keyfob.runtime.context import AppContext
+from keyfob.store import migrate
+
+
+async def prepare_database(ctx: AppContext, *, announce: Callable[[str], None]) -> None:
+    await migrate.upgrade(ctx.database)
+    if ctx.settings.vehicles <= 0:
+        return
+    async with ctx.database.transaction() as conn:
+        if not await demo.database_is_empty(conn):
+            return
+        tenant = await demo.provision_demo(
+            conn, vehicles=ctx.settings.vehicles, now=ctx.clock(), seed=ctx.settings.sim_seed
+        )
+    root = ctx.settings.public_url or f"http://{ctx.settings.host}:{ctx.settings.port}"
+    document = tenant.as_json(f"{root.rstrip('/')}/connectedcar/v3")
+    demo.write_credentials(ctx.settings.credentials_file, document)
+    announce(provision_message(document, ctx.settings))
+
+
+def provision_message(document: dict[str, object], settings: Settings) -> str:
+    return (
+        "Provisioned a demo partner, fleet and vehicles "
+        f"(also written to {settings.credentials_file}):\n{json.dumps(document, indent=2)}"
+    )

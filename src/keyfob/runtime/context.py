@@ -1,0 +1,67 @@
+"""The application context: every long-lived object a process shares, typed, built once.
+
+``build_context(settings)`` makes it at the entry point (``keyfob serve``, ``keyfob worker``,
+``keyfob dispatcher``); the HTTP handlers read it through ``api.deps``, and the roles add what
+they start (the ``wakers`` the API calls after accepting, the simulated ``fleet``). Nothing here
+is looked up by name: a new shared object is a new field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from keyfob.auth.ratelimit import RateLimiter
+from keyfob.auth.service import CredentialCache
+from keyfob.callbacks.targets import TargetPolicy
+from keyfob.config import Settings
+from keyfob.kit.clock import Clock, utcnow
+from keyfob.notifications.metrics import DeliveryMetrics
+from keyfob.remotes.accept import Acceptor
+from keyfob.sim.fleet import Fleet
+from keyfob.store.engine import Database
+
+Waker = Callable[[], None]
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    database: Database
+    clock: Clock
+    target_policy: TargetPolicy
+    acceptor: Acceptor
+    credentials: CredentialCache = field(default_factory=CredentialCache)
+    limiter: RateLimiter = field(default_factory=RateLimiter)
+    metrics: DeliveryMetrics = field(default_factory=DeliveryMetrics)
+    wakers: list[Waker] = field(default_factory=list)
+    """Called after work is stored: the dispatcher and the delivery worker in this process."""
+    fleet: Fleet | None = None
+    """The in-process simulated fleet, when ``serve`` runs one on the memory link."""
+
+    def wake(self) -> None:
+        for waker in self.wakers:
+            waker()
+
+
+def target_policy(settings: Settings) -> TargetPolicy:
+    return TargetPolicy(
+        allow_hosts=frozenset(h.lower() for h in settings.delivery.allowed_hosts),
+        allow_private=settings.delivery.allow_private_webhooks,
+    )
+
+
+def build_context(
+    settings: Settings, *, database: Database | None = None, clock: Clock = utcnow
+) -> AppContext:
+    db = database or Database(settings.db, pool_size=settings.db_pool_size)
+    return AppContext(
+        settings=settings,
+        database=db,
+        clock=clock,
+        target_policy=target_policy(settings),
+        acceptor=Acceptor(
+            db, clock=clock, idempotency_ttl=timedelta(seconds=settings.idempotency_ttl_s)
+        ),
+    )

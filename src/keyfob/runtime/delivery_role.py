@@ -1,0 +1,43 @@
+"""The delivery worker as a role: claims due notifications and posts them to webhooks."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from keyfob.notifications.sender import WebhookSender
+from keyfob.notifications.worker import DeliveryWorker, WorkerOptions
+from keyfob.runtime.context import AppContext
+
+
+@asynccontextmanager
+async def delivery_role(ctx: AppContext) -> AsyncIterator[DeliveryWorker]:
+    settings = ctx.settings.delivery
+    metrics = ctx.metrics
+    sender = WebhookSender(
+        ctx.target_policy,
+        timeout=settings.timeout_s,
+        limit=settings.max_connections,
+        limit_per_host=settings.max_connections_per_host,
+        metrics=metrics,
+    )
+    worker = DeliveryWorker(
+        ctx.database,
+        sender,
+        clock=ctx.clock,
+        options=WorkerOptions(lease_s=settings.lease_s, claim_limit=settings.batch_claim),
+        metrics=metrics,
+    )
+    ctx.wakers.append(worker.wake)
+    task = asyncio.create_task(worker.run(), name="delivery-worker")
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        try:
+            await asyncio.wait_for(task, timeout=settings.timeout_s + 5)
+        except TimeoutError:
+            task.cancel()
+        ctx.wakers.remove(worker.wake)
+        await sender.close()

@@ -1,0 +1,37 @@
+"""The background roles that run beside (or instead of) the API.
+
+Each role is an async context manager taking the app context: it starts its loops as named
+tasks on entry and stops them gracefully on exit. ``keyfob serve`` runs them all in one process
+(the embedded default); ``keyfob worker`` / ``keyfob dispatcher`` run one role alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+
+from keyfob.config import Settings
+from keyfob.runtime.context import AppContext
+from keyfob.runtime.delivery_role import delivery_role
+from keyfob.runtime.vehicle_role import vehicle_role
+
+Role = Callable[[AppContext], AbstractAsyncContextManager[object]]
+"""Starts its loops as named tasks on entry, stops them gracefully on exit."""
+
+
+@asynccontextmanager
+async def hosting(ctx: AppContext, roles: Sequence[Role]) -> AsyncIterator[None]:
+    """Every role started in order, stopped in reverse order, around the block."""
+    async with AsyncExitStack() as stack:
+        for role in roles:
+            await stack.enter_async_context(role(ctx))
+        yield
+
+
+def embedded_roles(settings: Settings) -> Sequence[Role]:
+    roles: list[Role] = []
+    if settings.run_dispatcher:
+        roles.append(vehicle_role)
+    if settings.run_worker:
+        roles.append(delivery_role)
+    return roles

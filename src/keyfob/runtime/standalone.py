@@ -1,0 +1,33 @@
+"""Running roles alone, outside ``keyfob serve``: the scaled-out deployment.
+
+``keyfob worker`` and ``keyfob dispatcher`` share the database with the API processes and
+need nothing else from them; run as many of each as the load needs (PostgreSQL). They stop
+gracefully on SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Sequence
+
+from keyfob.config import Settings
+from keyfob.runtime.context import build_context
+from keyfob.runtime.roles import Role, hosting
+from keyfob.store import migrate
+
+
+async def run_roles(settings: Settings, roles: Sequence[Role]) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    ctx = build_context(settings)  # its acceptor is never started: no API in this process
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await migrate.upgrade(ctx.database)
+        async with hosting(ctx, roles):
+            await stop.wait()
+    finally:
+        await ctx.database.dispose()

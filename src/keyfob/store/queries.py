@@ -1,0 +1,28 @@
+"""Query shapes more than one domain uses: a filtered collection and one page of it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, Row, Table, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from keyfob.kit.paging import PageRequest
+
+
+async def paged(
+    conn: AsyncConnection,
+    table: Table,
+    where: Sequence[ColumnElement[bool]],
+    order_by: Sequence[ColumnElement[Any]],
+    page: PageRequest,
+) -> tuple[int, Sequence[Row[Any]]]:
+    """The size of the filtered collection and the rows of the requested page."""
+    total = (await conn.execute(select(func.count()).select_from(table).where(*where))).scalar_one()
+    rows = (
+        await conn.execute(
+            select(table).where(*where).order_by(*order_by).offset(page.offset).limit(page.limit())
+        )
+    ).all()
+    return int(total), rows
