@@ -1,9 +1,9 @@
-"""The database: one schema, two engines, and the unit of work.
+"""Engines and the unit of work: the same code on SQLite and on PostgreSQL.
 
 SQLite (embedded default) runs in WAL mode behind a single connection, so there is exactly one
-writer and no ``database is locked``; PostgreSQL gets a pool. Tables are SQLAlchemy Core
-``Table`` objects on one ``metadata``; queries use Core, not ORM sessions, because the session
-costs about three times a raw insert on the hot path.
+writer and no ``database is locked``; PostgreSQL gets a pool. Queries use SQLAlchemy Core on the
+tables the domains declare (``store.schema``), not ORM sessions, because the session costs
+about three times a raw insert on the hot path.
 
 Services take an ``AsyncConnection`` first and never commit: ``Database.transaction()`` is the
 unit of work and commits when its block ends without error.
