@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
+import keyfob
 from keyfob.cli import admin, db, roles_cli
 from keyfob.cli.settings import build_settings
 
@@ -24,6 +25,27 @@ app.command()(roles_cli.worker)
 app.command()(roles_cli.dispatcher)
 app.command()(roles_cli.sim)
 app.command()(roles_cli.listen)
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        typer.echo(f"keyfob {keyfob.__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """keyfob: remote commands for connected vehicles, with webhook notifications."""
 
 
 @app.command()
