@@ -1,9 +1,10 @@
 """``create_app(settings)``: the one place the HTTP application is assembled.
 
+POST remote is served by ``api.lean``, the router's first route (unless
+``Settings.lean_accept`` is off), so like every other endpoint it runs inside every middleware.
 The lifespan applies migrations, provisions the demo tenant on an empty database, then starts
 whatever background roles the caller passes in (dispatcher, delivery worker, simulator) and
-stops them in reverse order on shutdown.
-"""
+stops them in reverse order on shutdown."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from starlette.types import Receive, Scope, Send
 
 import keyfob
 from keyfob.api import (
@@ -34,20 +34,6 @@ from keyfob.runtime.roles import Role, hosting
 from keyfob.store.engine import Database
 
 log = logging.getLogger("keyfob")
-
-
-class KeyfobApp(FastAPI):
-    """FastAPI, except that POST remote takes the lean path when one is set (``api.lean``)."""
-
-    lean: LeanRemotePost | None = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.lean is not None:
-            ids = self.lean.match(scope)
-            if ids is not None:
-                await self.lean(scope, receive, send, ids)
-                return
-        await super().__call__(scope, receive, send)
 
 
 def create_app(
@@ -72,17 +58,18 @@ def create_app(
         if database is None:
             await ctx.database.dispose()
 
-    app = KeyfobApp(
+    app = FastAPI(
         title="keyfob",
         version=keyfob.__version__,
         summary="Remote commands for connected vehicles, with webhook notifications.",
         lifespan=lifespan,
     )
     app.state.ctx = ctx
-    if settings.lean_accept:
-        app.lean = LeanRemotePost(ctx)
     errors.install(app)
     app.add_middleware(RateLimitHeaders)
+    if settings.lean_accept:
+        # The first route, so POST remote skips FastAPI's routing but no middleware (api.lean).
+        app.router.routes.insert(0, LeanRemotePost(ctx))
     for router in (
         routes_callbacks.router,
         routes_remotes.router,

@@ -1,57 +1,51 @@
-"""POST remote without the framework in the way.
+"""POST remote without FastAPI's routing and dependency solving, inside every middleware.
 
-Accepting remotes is the endpoint clients call at volume, and measured on it FastAPI's
-middleware stack, router and dependency solving cost more CPU than authenticating, validating
-and storing the remote. ``KeyfobApp`` therefore hands a ``POST .../remotes`` straight to
-``LeanRemotePost``, which takes the documented route's steps (``routes_remotes.post_remote``)
-through the same functions and in the same order:
+Accepting remotes is the endpoint clients call at volume, and measured on it FastAPI's router
+and dependency solving cost more CPU than authenticating, validating and storing the remote.
+``LeanRemotePost`` is therefore the router's first route: it claims ``POST .../remotes`` and
+takes the documented route's steps (``routes_remotes.post_remote``) through the same functions
+and in the same order:
 
     access.admit (credentials, client_id, U+0000, rate budget) ─► Idempotency-Key ─►
     Content-Type ─► JSON body ─► remote_post.accept (group commit) ─► 202 HAL answer
 
-Errors are the same ``xError`` bodies, and every answer after authentication carries the
-partner's ``X-RateLimit-*`` headers, as ``RateLimitHeaders`` adds them on the FastAPI side.
-Anything else (another method, a trailing slash, an app mounted under a root path) goes to
-FastAPI. ``Settings.lean_accept = false`` sends everything there.
+Being a route, it runs where the documented route would, the innermost layer of the ASGI
+stack, so every middleware wraps it as it wraps every other endpoint:
+
+    ServerErrorMiddleware (500) ─► user middleware (RateLimitHeaders, ...) ─►
+    ExceptionMiddleware (KeyfobError ─► xError) ─► router ─► LeanRemotePost | FastAPI routes
+
+It answers only the 202 itself. A refusal is raised, and the app's handlers render it; the
+partner's ``X-RateLimit-*`` headers are left in ``scope["state"]`` for ``RateLimitHeaders``, as
+the authentication dependency leaves them. Anything else (another method, a trailing slash, an
+app mounted under a root path) falls through to the FastAPI routes. It is not an
+``APIRoute``, so ``/openapi.json`` documents ``post_remote`` alone; ``Settings.lean_accept =
+false`` leaves it out of the router.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import re
 from typing import Any
 from urllib.parse import parse_qsl
 
+from starlette.datastructures import URLPath
 from starlette.requests import Request
+from starlette.routing import BaseRoute, Match, NoMatchFound
 from starlette.types import Receive, Scope, Send
 
 from keyfob.api import access, remote_post
 from keyfob.api.deps import base_url
-from keyfob.api.errors import error_body
-from keyfob.api.http import MAX_BODY, check_media_type, parse_json
+from keyfob.api.http import MAX_BODY, HalResponse, check_media_type, parse_json
 from keyfob.errors import ErrorCode, KeyfobError
 from keyfob.runtime.context import AppContext
 
-log = logging.getLogger("keyfob.api")
-
 PATH = re.compile(r"/connectedcar/v3/fleets/([^/]+)/vehicles/([^/]+)/callbacks/([^/]+)/remotes")
-HAL = b"application/hal+json"
-JSON = b"application/json"
-
-Ids = tuple[str, str, str]
 WANTED = (b"authorization", b"idempotency-key", b"content-type")
 
 
 class Disconnected(Exception):
     """The client went away before its body arrived: nothing to answer."""
-
-
-def _render(content: Any) -> bytes:
-    """As Starlette's ``JSONResponse`` renders, so both paths answer byte for byte alike."""
-    return json.dumps(
-        content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
-    ).encode("utf-8")
 
 
 async def _read_body(receive: Receive) -> bytes:
@@ -80,10 +74,70 @@ def _headers(scope: Scope) -> dict[bytes, str]:
     return found
 
 
-class LeanRemotePost:
+class LeanRemotePost(BaseRoute):
+    """The router's first route: POST remote, answered as ``post_remote`` answers it."""
+
+    path = path_format = "/connectedcar/v3/fleets/{fid}/vehicles/{vid}/callbacks/{cbid}/remotes"
+    name = "lean_post_remote"
+    include_in_schema = False
+
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
         self._bases: dict[tuple[Any, ...], str] = {}
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope.get("root_path"):
+            return Match.NONE, {}
+        found = PATH.fullmatch(scope["path"])
+        if found is None:
+            return Match.NONE, {}
+        fid, vid, cbid = found.groups()
+        params = {"fid": fid, "vid": vid, "cbid": cbid}
+        return Match.FULL, {"route": self, "endpoint": self.handle, "path_params": params}
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
+        # ``url_for("post_remote", ...)`` is the documented route's to answer.
+        raise NoMatchFound(name, path_params)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        params = scope["path_params"]
+        ids = (params["fid"], params["vid"], params["cbid"])
+        try:
+            response = await self._accept(scope, receive, ids)
+        except Disconnected:
+            return
+        await response(scope, receive, send)
+
+    async def _accept(
+        self, scope: Scope, receive: Receive, ids: tuple[str, str, str]
+    ) -> HalResponse:
+        ctx = self.ctx
+        state = scope.setdefault("state", {})
+        request_headers = _headers(scope)
+        query = parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
+        client_id = None
+        for name, value in query:  # the last one, as Starlette's ``QueryParams.get``
+            if name == "client_id":
+                client_id = value
+        try:
+            partner, granted = await access.admit(
+                ctx,
+                access.basic_credentials(request_headers.get(b"authorization")),
+                client_id,
+                path_params=scope["path_params"],
+                query=query,
+            )
+        except KeyfobError as refusal:
+            if refusal.error is ErrorCode.RATE_LIMITED:
+                state["rate_headers"] = refusal.headers
+            raise
+        state["rate_headers"] = granted
+        key = remote_post.idempotency_key(request_headers.get(b"idempotency-key"))
+        check_media_type(request_headers.get(b"content-type", ""))
+        data = parse_json(await _read_body(receive))
+        posted = await remote_post.accept(ctx, partner_id=partner.id, ids=ids, key=key, data=data)
+        body, headers = remote_post.answer(self._base_url(scope), ids, posted)
+        return HalResponse(body, status_code=202, headers=headers)
 
     def _base_url(self, scope: Scope) -> str:
         """``deps.base_url`` for this request, worked out once per scheme, host and server."""
@@ -96,77 +150,3 @@ class LeanRemotePost:
                 self._bases.clear()
             found = self._bases[memo] = base_url(Request(scope), self.ctx)
         return found
-
-    @staticmethod
-    def match(scope: Scope) -> Ids | None:
-        """The path's (fid, vid, cbid) when this request is a POST remote the lean path serves."""
-        if scope["type"] != "http" or scope["method"] != "POST" or scope.get("root_path"):
-            return None
-        found = PATH.fullmatch(scope["path"])
-        if found is None:
-            return None
-        fid, vid, cbid = found.groups()
-        return fid, vid, cbid
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send, ids: Ids) -> None:
-        rate_headers: dict[str, str] = {}
-        media = HAL
-        try:
-            status, body, headers = await self._accept(scope, receive, ids, rate_headers)
-        except Disconnected:
-            return
-        except KeyfobError as refusal:
-            media = JSON
-            status = refusal.error.status
-            body = error_body(refusal.error, refusal.message)
-            headers = refusal.headers
-        except Exception as exc:  # a bug: the same 500 the FastAPI side answers
-            log.exception("unexpected error", exc_info=exc)
-            media = JSON
-            status = 500
-            body = error_body(ErrorCode.INTERNAL, "unexpected server error; it has been logged")
-            headers = {}
-        content = _render(body)
-        raw = [(b"content-length", str(len(content)).encode()), (b"content-type", media)]
-        present = set()
-        for name, value in headers.items():
-            raw.append((name.lower().encode("latin-1"), value.encode("latin-1")))
-            present.add(name.lower())
-        raw.extend(
-            (name.lower().encode("latin-1"), value.encode("latin-1"))
-            for name, value in rate_headers.items()
-            if name.lower() not in present
-        )
-        await send({"type": "http.response.start", "status": status, "headers": raw})
-        await send({"type": "http.response.body", "body": content})
-
-    async def _accept(
-        self, scope: Scope, receive: Receive, ids: Ids, rate_headers: dict[str, str]
-    ) -> tuple[int, dict[str, Any], dict[str, str]]:
-        ctx = self.ctx
-        request_headers = _headers(scope)
-        query = parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
-        client_id = None
-        for name, value in query:  # the last one, as Starlette's ``QueryParams.get``
-            if name == "client_id":
-                client_id = value
-        fid, vid, cbid = ids
-        try:
-            partner, granted = await access.admit(
-                ctx,
-                access.basic_credentials(request_headers.get(b"authorization")),
-                client_id,
-                path_params={"fid": fid, "vid": vid, "cbid": cbid},
-                query=query,
-            )
-        except KeyfobError as refusal:
-            if refusal.error is ErrorCode.RATE_LIMITED:
-                rate_headers.update(refusal.headers)
-            raise
-        rate_headers.update(granted)
-        key = remote_post.idempotency_key(request_headers.get(b"idempotency-key"))
-        check_media_type(request_headers.get(b"content-type", ""))
-        data = parse_json(await _read_body(receive))
-        posted = await remote_post.accept(ctx, partner_id=partner.id, ids=ids, key=key, data=data)
-        body, extra = remote_post.answer(self._base_url(scope), ids, posted)
-        return 202, body, extra or {}

@@ -1,8 +1,9 @@
 """Adds the partner's ``X-RateLimit-*`` headers to every answer, errors included.
 
 A plain ASGI middleware (not ``BaseHTTPMiddleware``, which costs a task per request): the
-authentication dependency leaves the headers in the request state, and they are added when
-the response starts, whichever handler produced it.
+authentication dependency and the lean POST remote route (``api.lean``) leave the headers in
+``scope["state"]["rate_headers"]``, and they are added when the response starts, whichever
+handler produced it; headers the response already carries are kept.
 """
 
 from __future__ import annotations
