@@ -1,1 +1,5 @@
-"""Small helpers with no domain words: ids, time, paging and HAL links."""
+"""Small helpers with no domain words: ids, the clock, paging, HAL links, address classes.
+
+Imports nothing of keyfob, not even its siblings in the bottom layer (``config``, ``errors``,
+``vocabulary``), so that every package may use it.
+"""

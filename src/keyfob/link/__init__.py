@@ -10,6 +10,7 @@ A real telematics unit, the simulator and the dispatcher all meet on this small 
     mqtt_packets  the MQTT 3.1.1 packets ``mqtt`` reads and writes
     wakeup        the out-of-band wake-up channel (an SMS in real life)
 
-May import ``keyfob.kit`` and nothing else of keyfob: no database, no domain, no API. The
+May import ``keyfob.kit``, ``keyfob.errors`` and ``keyfob.vocabulary`` (the contract's words a
+result carries), nothing else of keyfob: no settings, no database, no domain, no API. The
 dispatcher that drives remotes over it lives with the lifecycle, in ``keyfob.remotes``.
 """

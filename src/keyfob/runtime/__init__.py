@@ -9,5 +9,6 @@
     standalone     one or more roles in a process of their own (``keyfob worker|dispatcher``)
 
 May import every domain package, the store, the vehicle link and the simulator; never
-``keyfob.api`` or ``keyfob.cli``, which sit above it (the API's lifespan hosts the roles).
+``keyfob.api``, ``keyfob.listen`` or ``keyfob.cli``, which sit above it: the API's lifespan
+hosts the roles and its handlers read ``AppContext`` (``docs/architecture.md`` says why).
 """

@@ -8,4 +8,7 @@ real telematics unit that follows the same document.
     faults       seeded fault injection
     fleet        runs many vehicles over any ``Transport``
     mqtt_fleet   the same over a real broker, one lightweight MQTT client per vehicle
+
+May import ``keyfob.link`` and the bottom layer (``kit``, ``config``, ``errors``,
+``vocabulary``) only: no store, no domain, no runtime, no SQLAlchemy (its own contract).
 """

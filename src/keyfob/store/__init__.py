@@ -10,6 +10,6 @@
     migrate    alembic migrations (``migrations/``), applied from async code
 
 May import: ``keyfob.kit``, ``keyfob.config``, ``keyfob.errors``, SQLAlchemy and the drivers.
-Never a domain package: the domains import the store, and ``keyfob.runtime.tables`` gathers
-their tables when the whole schema is wanted.
+Never a domain package or the vehicle link: the domains import the store, and
+``keyfob.runtime.tables`` gathers their tables when the whole schema is wanted.
 """
