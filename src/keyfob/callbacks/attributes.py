@@ -12,10 +12,13 @@ Grammar (the one of Python's ``string.Template``):
 * ``$$`` is one literal ``$``;
 * any other ``$`` is refused (UNKNOWN_VARIABLE), as is an unknown name.
 
-Names match case-insensitively (``$VIN`` is ``$vin``). The B2B variables are ``vin``,
-``callbackID``, ``remoteType`` and ``fleetID``; ``vin`` and ``remoteType`` differ between events
-of one callback, ``callbackID`` and ``fleetID`` do not, which is what decides whether events
-may share one request. In a batch, every attribute is rendered from the batch's first event.
+Names match case-insensitively (``$VIN`` is ``$vin``). Each face has its own set
+(``Variables``). The fleet face's (``FLEET``) is ``vin``, ``callbackID``, ``remoteType`` and
+``fleetID``; ``vin`` and ``remoteType`` differ between events of one callback, ``callbackID`` and
+``fleetID`` do not, which is what decides whether events may share one request. In a batch,
+every attribute is rendered from the batch's first event. The user face's (``USER``) is
+``Vin``, ``CallbackID``, ``CallbackLabel``, ``RemoteType``, ``RemoteStatus`` and ``RemoteLabel``
+(decision 8), on the callback's attributes and on a remote's own alike.
 """
 
 from __future__ import annotations
@@ -54,11 +57,6 @@ class RenderedAttributes:
     body: list[dict[str, str]] = field(default_factory=list)
 
 
-VARIABLES: tuple[str, ...] = ("vin", "callbackID", "remoteType", "fleetID")
-PER_EVENT_VARIABLES = frozenset({"vin", "remoteType"})
-_CANONICAL = {name.lower(): name for name in VARIABLES}
-_LISTED = ", ".join(f"${name}" for name in VARIABLES)
-
 _TOKEN = re.compile(
     r"\$(?:(?P<dollar>\$)"
     r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
@@ -93,13 +91,43 @@ RESERVED_HEADERS = frozenset(
 _HEADER_VALUE_BAD = re.compile(r"[^\t\x20-\x7e]")
 
 
+@dataclass(frozen=True, slots=True)
+class Variables:
+    """The ``$names`` a face offers, which of them differ between events of one callback, and
+    the headers its sender sets itself (so a configured attribute may not)."""
+
+    names: tuple[str, ...]
+    per_event: frozenset[str]
+    reserved_headers: frozenset[str] = RESERVED_HEADERS
+    canonical: dict[str, str] = field(init=False)
+    listed: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "canonical", {name.lower(): name for name in self.names})
+        object.__setattr__(self, "listed", ", ".join(f"${name}" for name in self.names))
+
+
+FLEET = Variables(("vin", "callbackID", "remoteType", "fleetID"), frozenset({"vin", "remoteType"}))
+"""The fleet face's variables (``RemoteAttribute`` of the B2B contract)."""
+
+USER = Variables(
+    ("Vin", "CallbackID", "CallbackLabel", "RemoteType", "RemoteStatus", "RemoteLabel"),
+    frozenset({"Vin", "RemoteType", "RemoteStatus", "RemoteLabel"}),
+    RESERVED_HEADERS | {"keyfob-sequence"},
+)
+"""The user face's variables: the callback's and the remote's of the B2C contract together."""
+
+VARIABLES = FLEET.names
+PER_EVENT_VARIABLES = FLEET.per_event
+
+
 class _TemplateError(Exception):
     def __init__(self, message: str) -> None:
         self.message = message
         super().__init__(message)
 
 
-def _scan(value: str) -> Iterator[tuple[bool, str]]:
+def _scan(value: str, variables: Variables) -> Iterator[tuple[bool, str]]:
     """``(is_variable, text)`` pieces; variable pieces carry the canonical name."""
     position = 0
     for match in _TOKEN.finditer(value):
@@ -113,12 +141,12 @@ def _scan(value: str) -> Iterator[tuple[bool, str]]:
         if name is None:
             raise _TemplateError(
                 f"the '$' at character {match.start() + 1} does not start a variable name; "
-                f"the variables are {_LISTED}; write $$ for a literal $"
+                f"the variables are {variables.listed}; write $$ for a literal $"
             )
-        canonical = _CANONICAL.get(name.lower())
+        canonical = variables.canonical.get(name.lower())
         if canonical is None:
             raise _TemplateError(
-                f"unknown variable ${name}; the variables are {_LISTED} "
+                f"unknown variable ${name}; the variables are {variables.listed} "
                 "(any case); write $$ for a literal $"
             )
         yield True, canonical
@@ -126,54 +154,55 @@ def _scan(value: str) -> Iterator[tuple[bool, str]]:
         yield False, value[position:]
 
 
-def _pieces(value: str, path: str) -> list[tuple[bool, str]]:
+def _pieces(value: str, path: str, variables: Variables) -> list[tuple[bool, str]]:
     try:
-        return list(_scan(value))
+        return list(_scan(value, variables))
     except _TemplateError as exc:
         raise KeyfobError(ErrorCode.UNKNOWN_VARIABLE, f"{path}: {exc.message}") from None
 
 
-def validate_value(value: str, path: str) -> None:
+def validate_value(value: str, path: str, *, face: Variables = FLEET) -> None:
     """Refuse a value that names an unknown variable or holds a stray ``$``."""
-    _pieces(value, path)
+    _pieces(value, path, face)
 
 
-def variables_in(value: str) -> frozenset[str]:
+def variables_in(value: str, *, face: Variables = FLEET) -> frozenset[str]:
     """The canonical names of the variables ``value`` refers to."""
-    return frozenset(text for is_variable, text in _pieces(value, "value") if is_variable)
+    return frozenset(text for is_variable, text in _pieces(value, "value", face) if is_variable)
 
 
-def varies_per_event(value: str) -> bool:
+def varies_per_event(value: str, *, face: Variables = FLEET) -> bool:
     """True if two events of one callback can render ``value`` differently."""
-    return not variables_in(value).isdisjoint(PER_EVENT_VARIABLES)
+    return not variables_in(value, face=face).isdisjoint(face.per_event)
 
 
-def render(value: str, variables: Mapping[str, str]) -> str:
+def render(value: str, variables: Mapping[str, str], *, face: Variables = FLEET) -> str:
     """Substitute the variables; ``variables`` is keyed by canonical name (``callbackID``).
 
     A variable the template uses but ``variables`` lacks is a ``KeyError``: the caller must
-    supply all four.
+    supply every variable of ``face``.
     """
     return "".join(
-        variables[text] if is_variable else text for is_variable, text in _pieces(value, "value")
+        variables[text] if is_variable else text
+        for is_variable, text in _pieces(value, "value", face)
     )
 
 
-def check_attribute(attribute: AttributeSpec, path: str) -> None:
+def check_attribute(attribute: AttributeSpec, path: str, *, face: Variables = FLEET) -> None:
     """Everything a configured attribute must satisfy; ``path`` names it in the message."""
     if attribute.type is AttributeType.HEADER:
-        _check_header(attribute, path)
-    validate_value(attribute.value, f"{path}.value")
+        _check_header(attribute, path, face)
+    validate_value(attribute.value, f"{path}.value", face=face)
 
 
-def _check_header(attribute: AttributeSpec, path: str) -> None:
+def _check_header(attribute: AttributeSpec, path: str, face: Variables) -> None:
     if not _HEADER_NAME.fullmatch(attribute.key):
         raise KeyfobError(
             ErrorCode.INVALID_BODY,
             f"{path}.key: {attribute.key!r} is not a valid HTTP header name "
             "(letters, digits and !#$%&'*+-.^_`|~ only; no spaces or colons)",
         )
-    if attribute.key.lower() in RESERVED_HEADERS:
+    if attribute.key.lower() in face.reserved_headers:
         raise KeyfobError(
             ErrorCode.INVALID_BODY,
             f"{path}.key: the header {attribute.key} is set by keyfob itself or is hop-by-hop "
@@ -200,7 +229,7 @@ def batching_allowed(attributes: Iterable[AttributeSpec]) -> bool:
 
 
 def render_request_parts(
-    attributes: Iterable[AttributeSpec], variables: Mapping[str, str]
+    attributes: Iterable[AttributeSpec], variables: Mapping[str, str], *, face: Variables = FLEET
 ) -> RenderedAttributes:
     """Render every attribute for one request.
 
@@ -209,7 +238,7 @@ def render_request_parts(
     """
     rendered = RenderedAttributes()
     for attribute in attributes:
-        value = render(attribute.value, variables)
+        value = render(attribute.value, variables, face=face)
         if attribute.type is AttributeType.HEADER:
             rendered.headers[attribute.key] = _HEADER_VALUE_BAD.sub("", value)
         elif attribute.type is AttributeType.QUERY:

@@ -18,20 +18,30 @@ worth of seconds, the retry horizon, beyond which a larger number changes nothin
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
+from pydantic import Field, Strict
 
-from keyfob.callbacks.attributes import AttributeSpec, AttributeType, check_attribute
+from keyfob.callbacks.attributes import AttributeSpec
+from keyfob.callbacks.parsing import (
+    MAX_ATTRIBUTES,
+    Attributes,
+    Input,
+    attribute_specs,
+    not_blank,
+    stored_attributes,
+    validate,
+)
 from keyfob.callbacks.targets import TargetPolicy, check_target
 from keyfob.errors import ErrorCode, KeyfobError
 from keyfob.vocabulary import CallbackStatus, RemoteType
 
 __all__ = [
     "DEFAULT_RETRY",
+    "MAX_ATTRIBUTES",
     "AttributeSpec",
     "BatchSpec",
     "CallbackSubscribe",
@@ -44,7 +54,6 @@ __all__ = [
 
 HORIZON_SECONDS = 72 * 3600
 MAX_BATCH_SIZE = 1000
-MAX_ATTRIBUTES = 64
 
 
 class RetryPolicyKind(StrEnum):
@@ -84,9 +93,7 @@ class CallbackSubscribe:
 
     def to_stored(self) -> dict[str, Any]:
         """The official ``RemoteCallbackSubscribe`` shape, canonical names, defaults filled."""
-        attributes = [
-            {"type": a.type.value, "key": a.key, "value": a.value} for a in self.attributes
-        ]
+        attributes = stored_attributes(self.attributes)
         body: dict[str, Any] = {} if self.label is None else {"label": self.label}
         body["callback"] = {
             "webhook": {"target": self.target, "name": self.webhook_name, "attributes": attributes}
@@ -108,40 +115,30 @@ _Seconds = Annotated[int, Field(ge=1, le=HORIZON_SECONDS)]
 _RemoteTypes = Annotated[list[Annotated[RemoteType, Strict(False)]], Field(min_length=1)]
 
 
-class _Input(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid")
-
-
-class _AttributeIn(_Input):
-    type: Annotated[AttributeType, Strict(False)]
-    key: Annotated[str, Field(min_length=1, max_length=256)]
-    value: Annotated[str, Field(max_length=4096)]
-
-
-class _WebhookIn(_Input):
+class _WebhookIn(Input):
     target: str
     name: Annotated[str, Field(min_length=1, max_length=256)]
-    attributes: Annotated[list[_AttributeIn], Field(max_length=MAX_ATTRIBUTES)] | None = None
+    attributes: Attributes | None = None
     batch: Any = None  # decision 5: doc examples carry it; accepted and dropped
 
 
-class _CallbackIn(_Input):
+class _CallbackIn(Input):
     webhook: _WebhookIn
 
 
-class _RetryIn(_Input):
+class _RetryIn(Input):
     policy: Annotated[RetryPolicyKind, Strict(False)]
     retryNumber: _Seconds | None = None
     maxRetryNumber: _Seconds | None = None
     retryDelay: _Seconds | None = None
 
 
-class _BatchIn(_Input):
+class _BatchIn(Input):
     size: Annotated[int, Field(ge=1, le=MAX_BATCH_SIZE)]
     timeWindow: Annotated[int, Field(ge=5, le=HORIZON_SECONDS)] | None = None
 
 
-class _BodyIn(_Input):
+class _BodyIn(Input):
     label: Annotated[str, Field(max_length=200)] | None = None
     callback: _CallbackIn
     retryPolicy: _RetryIn | None = None
@@ -150,7 +147,7 @@ class _BodyIn(_Input):
     notificationTypes: _RemoteTypes | None = None
 
 
-class _StatusIn(_Input):
+class _StatusIn(Input):
     status: str
 
 
@@ -172,7 +169,7 @@ def load_stored(data: Mapping[str, Any]) -> CallbackSubscribe:
 
 def parse_status_setter(data: object) -> CallbackStatus:
     """The body of PUT ``.../status``: ``{"status": "Running" | "Paused"}``."""
-    status = _validate(_StatusIn, data).status
+    status = validate(_StatusIn, data).status
     if status == CallbackStatus.FAILED:
         raise KeyfobError(
             ErrorCode.INVALID_BODY,
@@ -185,15 +182,15 @@ def parse_status_setter(data: object) -> CallbackStatus:
 
 def _parse(data: object, target_policy: TargetPolicy | None) -> CallbackSubscribe:
     _refuse_misspelt_attributes(data)
-    body = _validate(_BodyIn, data)
+    body = validate(_BodyIn, data)
     webhook = body.callback.webhook
     target = webhook.target
     if target_policy is not None:
         target = check_target(target, target_policy, field="callback.webhook.target")
     return CallbackSubscribe(
         target=target,
-        webhook_name=_not_blank(webhook.name, "callback.webhook.name"),
-        attributes=_attributes(webhook.attributes or []),
+        webhook_name=not_blank(webhook.name, "callback.webhook.name"),
+        attributes=attribute_specs(webhook.attributes or [], "callback.webhook.attributes"),
         remote_types=_remote_types(body),
         retry=_retry(body.retryPolicy),
         batch=_batch(body.batchNotify),
@@ -210,31 +207,6 @@ def _refuse_misspelt_attributes(data: object) -> None:
             "callback.webhook.attributres: misspelt in old documentation; "
             "the field is callback.webhook.attributes",
         )
-
-
-def _not_blank(value: str, path: str) -> str:
-    if not value.strip():
-        raise KeyfobError(ErrorCode.INVALID_BODY, f"{path}: must not be blank")
-    return value
-
-
-def _attributes(items: Sequence[_AttributeIn]) -> list[AttributeSpec]:
-    specs: list[AttributeSpec] = []
-    headers: dict[str, int] = {}
-    for index, item in enumerate(items):
-        path = f"callback.webhook.attributes[{index}]"
-        spec = AttributeSpec(type=item.type, key=item.key, value=item.value)
-        check_attribute(spec, path)
-        if spec.type is AttributeType.HEADER:
-            first = headers.setdefault(spec.key.lower(), index)
-            if first != index:
-                raise KeyfobError(
-                    ErrorCode.INVALID_BODY,
-                    f"{path}.key: the header {spec.key} is already set by "
-                    f"callback.webhook.attributes[{first}]",
-                )
-        specs.append(spec)
-    return specs
 
 
 def _remote_types(body: _BodyIn) -> list[RemoteType]:
@@ -282,38 +254,3 @@ def _batch(batch: _BatchIn | None) -> BatchSpec | None:
         return None
     window = DEFAULT_TIME_WINDOW if batch.timeWindow is None else batch.timeWindow
     return BatchSpec(size=batch.size, time_window=window)
-
-
-# -- pydantic errors into the contract's words ---------------------------------------------
-
-_M = TypeVar("_M", bound=BaseModel)
-
-_PHRASES = {
-    "missing": "is required",
-    "extra_forbidden": "is not a known field",
-    "model_type": "must be a JSON object",
-    "model_attributes_type": "must be a JSON object",
-    "dict_type": "must be a JSON object",
-    "list_type": "must be an array",
-    "string_type": "must be a string",
-    "int_type": "must be an integer",
-}
-
-
-def _validate(model: type[_M], data: object) -> _M:
-    if not isinstance(data, dict):
-        raise KeyfobError(ErrorCode.INVALID_BODY, "body: must be a JSON object")
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        problems = [_describe(error["loc"], error["type"], error["msg"]) for error in exc.errors()]
-        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
-        raise KeyfobError(ErrorCode.INVALID_BODY, "; ".join(problems[:3]) + more) from None
-
-
-def _describe(loc: tuple[int | str, ...], kind: str, message: str) -> str:
-    path = ""
-    for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else part)
-    phrase = _PHRASES.get(kind) or message[:1].lower() + message[1:]
-    return f"{path or 'body'}: {phrase}" if kind != "missing" else f"{path} {phrase}"
