@@ -59,7 +59,7 @@ from keyfob.kit.clock import utcnow
 from keyfob.kit.ids import new_id
 from keyfob.notifications.outbox import notification_row
 from keyfob.notifications.payload import EventRecord, build_remote_events, encode
-from keyfob.notifications.sender import WebhookSender
+from keyfob.notifications.sender import USER_AGENT, WebhookSender
 from keyfob.notifications.signing import sign
 from keyfob.notifications.worker import DeliveryWorker
 from keyfob.remotes.accept import first_status
@@ -91,7 +91,7 @@ def sample_body(events: int) -> tuple[str, dict[str, str]]:
         for _ in range(events)
     ]
     body = encode(build_remote_events(new_id(), [], records))
-    headers = {"Content-Type": "application/json", "User-Agent": "keyfob/0.1.0"}
+    headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
     headers.update(sign(["whsec_" + "A" * 44], f"msg_{new_id()}", int(now.timestamp()), body))
     return body.decode(), headers
 
