@@ -5,7 +5,7 @@ result; between steps it is plain Python. ``run_unit`` runs a plan as one transa
 
 * on SQLite, the whole plan (its Python included) in one hand-off to aiosqlite's thread,
   between ``BEGIN IMMEDIATE`` and ``COMMIT`` on the driver's own connection: one trip per unit
-  of work instead of several per statement (see ``bulk``). ``IMMEDIATE`` takes the write lock
+  of work instead of several per statement (see ``_sqlite``). ``IMMEDIATE`` takes the write lock
   at the start, so another process's writer makes it wait (busy timeout), never fail midway;
 * elsewhere (PostgreSQL), each step awaited in turn inside ``Database.transaction()``.
 
