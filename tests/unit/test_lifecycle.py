@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from keyfob.remotes.lifecycle import Facts, Limits, advance
+from keyfob.remotes.lifecycle import ACTIVE_PHASES, UNDER_WAY, Facts, Limits, Phase, advance
 from keyfob.vocabulary import RemoteType
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -42,7 +42,7 @@ def facts(type_: RemoteType = RemoteType.DOORS, **changes: Any) -> Facts:
     base = Facts(
         type=type_,
         body=body,
-        phase="queued",
+        phase=Phase.QUEUED,
         deadline_at=None,
         presence="online",
         status=status(),
@@ -191,3 +191,30 @@ def test_navigation_announces_neither_checking_again_nor_waking() -> None:
         asleep, phase="waking", presence="online", deadline_at=NOW + LIMITS.wake_up_timeout
     )
     assert [s for _, s, _ in statuses(advance(woken, NOW, LIMITS))] == ["SentToVehicle"]
+
+
+def test_phases_are_stored_as_the_same_four_strings() -> None:
+    """Rows already in a database carry these values: renaming one would strand them."""
+    assert [str(p) for p in Phase] == ["queued", "waking", "sent", "done"]
+    assert set(ACTIVE_PHASES) == set(Phase) - {Phase.DONE}
+    assert set(UNDER_WAY) == set(ACTIVE_PHASES) - {Phase.QUEUED}
+
+
+LATER = NOW + timedelta(seconds=5)
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({}, Phase.SENT),
+        ({"presence": "asleep"}, Phase.WAKING),
+        ({"in_fleet": False}, Phase.DONE),
+        ({"phase": "waking", "deadline_at": LATER}, Phase.SENT),
+        ({"phase": "waking", "presence": "asleep", "deadline_at": LATER}, Phase.WAKING),
+        ({"phase": "waking", "presence": "asleep", "deadline_at": NOW}, Phase.DONE),
+        ({"phase": "sent", "deadline_at": LATER}, Phase.SENT),
+        ({"phase": "sent", "deadline_at": NOW}, Phase.DONE),
+    ],
+)
+def test_every_step_names_its_phase_as_a_phase(changes: dict[str, Any], expected: Phase) -> None:
+    assert advance(facts(**changes), NOW, LIMITS).phase is expected

@@ -9,7 +9,13 @@ from typing import Any
 import pytest
 
 from keyfob.errors import KeyfobError
-from keyfob.notifications.payload import EventRecord, build_remote_events, encode
+from keyfob.notifications.payload import (
+    EventRecord,
+    build_remote_events,
+    encode,
+    remote_event,
+    stored_remote_event,
+)
 from oracle_schemas import assert_conforms, errors
 
 RID = "0f9a6c2e5b7d4e1f8a3b2c1d0e9f8a7b"
@@ -132,7 +138,7 @@ def test_encode_is_compact_utf8_json() -> None:
     assert json.loads(data) == body
 
 
-@pytest.mark.parametrize(
+REFUSALS = pytest.mark.parametrize(
     ("changes", "field"),
     [
         ({"event_type": "Done", "status": "Failed"}, "eventStatus.failureCause"),
@@ -150,12 +156,40 @@ def test_encode_is_compact_utf8_json() -> None:
         ({"seq": -1}, "sequence"),
     ],
 )
+
+
+@REFUSALS
 def test_inconsistent_events_are_refused_naming_the_field(
     changes: dict[str, Any], field: str
 ) -> None:
     with pytest.raises(KeyfobError) as caught:
-        event(**changes)
+        build_remote_events(CBID, [], [event(**changes)])
     assert caught.value.message.startswith(field)
+
+
+@REFUSALS
+def test_a_corrupt_stored_event_is_refused_where_it_is_read_back(
+    changes: dict[str, Any], field: str
+) -> None:
+    stored = event().as_json()
+    stored.update({k: v.isoformat() if isinstance(v, datetime) else v for k, v in changes.items()})
+    with pytest.raises(KeyfobError) as caught:
+        stored_remote_event(stored)
+    assert caught.value.message.startswith(field)
+
+
+def test_a_stored_event_reads_back_as_the_record_it_was_written_from() -> None:
+    paris = timezone(timedelta(hours=1))
+    record = event(
+        3,
+        event_type="Done",
+        status="Failed",
+        failure_cause="CidInside",
+        feedback_detail="CIDBlacklisted",
+        event_date=datetime(2026, 3, 1, 9, 30, 0, 123_456, tzinfo=paris),
+    )
+    stored = json.loads(json.dumps(record.as_json()))
+    assert stored_remote_event(stored) == remote_event(record)
 
 
 def test_a_body_needs_at_least_one_event() -> None:

@@ -7,7 +7,8 @@ from typing import Any
 from keyfob.callbacks.service import Callback
 from keyfob.kit.clock import isoformat
 from keyfob.kit.hal import link
-from keyfob.remotes.service import Event, Remote
+from keyfob.remotes.rows import Remote
+from keyfob.remotes.service import Event
 from keyfob.vehicles.service import Fleet, Vehicle
 
 

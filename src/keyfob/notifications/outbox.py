@@ -6,46 +6,17 @@ remote, and a crash between "event recorded" and "notification queued" cannot ha
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from keyfob.kit.clock import isoformat
 from keyfob.kit.ids import new_id
 from keyfob.notifications.models import notifications
+from keyfob.notifications.payload import EventRecord
 
 
-@dataclass(frozen=True)
-class OutboxEvent:
-    event_id: str
-    remote_id: str
-    seq: int
-    vin: str
-    event_date: datetime
-    remote_type: str
-    event_type: str
-    status: str
-    failure_cause: str | None = None
-    feedback_detail: str | None = None
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "event_id": self.event_id,
-            "remote_id": self.remote_id,
-            "seq": self.seq,
-            "vin": self.vin,
-            "event_date": isoformat(self.event_date),
-            "remote_type": self.remote_type,
-            "event_type": self.event_type,
-            "status": self.status,
-            "failure_cause": self.failure_cause,
-            "feedback_detail": self.feedback_detail,
-        }
-
-
-def notification_row(callback_id: str, event: OutboxEvent, now: datetime) -> dict[str, Any]:
+def notification_row(callback_id: str, event: EventRecord, now: datetime) -> dict[str, Any]:
     return {
         "id": new_id(),
         "callback_id": callback_id,
@@ -61,6 +32,6 @@ def notification_row(callback_id: str, event: OutboxEvent, now: datetime) -> dic
 
 
 async def enqueue(
-    conn: AsyncConnection, *, callback_id: str, event: OutboxEvent, now: datetime
+    conn: AsyncConnection, *, callback_id: str, event: EventRecord, now: datetime
 ) -> None:
     await conn.execute(notifications.insert().values(**notification_row(callback_id, event, now)))

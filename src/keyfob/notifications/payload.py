@@ -5,9 +5,14 @@ shape lives here and nowhere else. Besides the contract's fields each event carr
 extensions: a stable ``eventId`` and the per-remote ``sequence`` number, which a receiver can use
 to drop duplicates and to put events back in order.
 
-Two ways in, one shape out: ``EventRecord`` for code holding typed values, and
-``stored_remote_event`` for the delivery worker, which reads the outbox's stored records by the
-thousand and gains nothing from a round trip through datetimes. Both pass the same checks.
+``EventRecord`` is the one event record: the remotes domain builds it when it records an event,
+and ``as_json`` is what the outbox stores. It is not checked when it is built (the writers build
+it from the vocabulary's enums, one per event on the dispatcher's busiest path) but where a body
+is made of it, so a corrupt record fails loudly (500) instead of reaching a partner.
+
+Two ways in, one shape out: ``remote_event`` for a record in hand, and ``stored_remote_event``
+for the delivery worker, which reads the outbox's stored records back by the thousand and gains
+nothing from a round trip through datetimes. Both pass the same checks.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ _FEEDBACK_DETAILS = frozenset(FeedbackDetail)
 
 @dataclass(frozen=True, slots=True)
 class EventRecord:
-    """One remote event as stored; checked on construction so a corrupt row fails loudly (500)."""
+    """One remote event, as recorded and as the outbox stores it (``as_json``)."""
 
     event_id: str
     remote_id: str
@@ -56,16 +61,20 @@ class EventRecord:
     failure_cause: str | None = None
     feedback_detail: str | None = None
 
-    def __post_init__(self) -> None:
-        _check_event(
-            seq=self.seq,
-            zoned=self.event_date.tzinfo is not None,
-            remote_type=self.remote_type,
-            event_type=self.event_type,
-            status=self.status,
-            failure_cause=self.failure_cause,
-            feedback_detail=self.feedback_detail,
-        )
+    def as_json(self) -> dict[str, Any]:
+        """The stored form: these keys, the date as ``isoformat`` writes it."""
+        return {
+            "event_id": self.event_id,
+            "remote_id": self.remote_id,
+            "seq": self.seq,
+            "vin": self.vin,
+            "event_date": isoformat(self.event_date),
+            "remote_type": self.remote_type,
+            "event_type": self.event_type,
+            "status": self.status,
+            "failure_cause": self.failure_cause,
+            "feedback_detail": self.feedback_detail,
+        }
 
 
 def _refuse(field: str, problem: str) -> KeyfobError:
@@ -123,7 +132,16 @@ def event_status(event: EventRecord) -> dict[str, str]:
 
 
 def remote_event(event: EventRecord) -> dict[str, Any]:
-    """One item of ``events[]``, keyfob's extensions included."""
+    """One item of ``events[]``, keyfob's extensions included; a corrupt record is refused."""
+    _check_event(
+        seq=event.seq,
+        zoned=event.event_date.tzinfo is not None,
+        remote_type=event.remote_type,
+        event_type=event.event_type,
+        status=event.status,
+        failure_cause=event.failure_cause,
+        feedback_detail=event.feedback_detail,
+    )
     return {
         "remoteActionId": event.remote_id,
         "vin": event.vin,
@@ -149,7 +167,7 @@ def _canonical_date(text: str) -> str:
 
 
 def stored_remote_event(stored: Mapping[str, Any]) -> dict[str, Any]:
-    """One item of ``events[]`` from an outbox record (the keys ``OutboxEvent.as_json`` writes)."""
+    """One item of ``events[]`` from a stored record (the keys ``EventRecord.as_json`` writes)."""
     event_type, status = stored["event_type"], stored["status"]
     cause, detail = stored.get("failure_cause"), stored.get("feedback_detail")
     _check_event(

@@ -45,6 +45,7 @@ from keyfob.notifications.models import notifications
 from keyfob.notifications.outbox import notification_row
 from keyfob.remotes.eligibility import ensure_vehicle_can
 from keyfob.remotes.events import RemoteRef, event_values
+from keyfob.remotes.lifecycle import Phase
 from keyfob.remotes.models import idempotency_keys, remote_events, remotes
 from keyfob.remotes.schemas import RemoteBody, parse_remote_body
 from keyfob.store.engine import Database
@@ -263,7 +264,7 @@ def _stage(batch: _Batch, vehicle: Vehicle, callback: Callback, body: RemoteBody
             "failure_cause": None,
             "feedback_detail": None,
             "last_seq": 1,
-            "phase": "queued",
+            "phase": Phase.QUEUED,
             "due_at": now,
             "deadline_at": None,
             "command_id": None,

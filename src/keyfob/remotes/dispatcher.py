@@ -12,7 +12,6 @@ can crash, restart, or run beside others on PostgreSQL):
 
 A command is never published before the transaction that records SentToVehicle commits; a
 publication that fails is retried under the same command id until the command deadline.
-This is the only module of ``dispatch`` that touches domain services.
 """
 
 from __future__ import annotations
@@ -46,7 +45,7 @@ from keyfob.link.topics import (
 from keyfob.link.transport import Outgoing, Transport
 from keyfob.link.wakeup import WakeUpChannel, WakeUpError
 from keyfob.remotes import progress
-from keyfob.remotes.lifecycle import Limits, Step, advance
+from keyfob.remotes.lifecycle import UNDER_WAY, Limits, Phase, Step, advance
 from keyfob.store.engine import Database
 from keyfob.store.units import Execute, Plan, only, run_unit
 from keyfob.vehicles import state as vehicle_state
@@ -127,10 +126,10 @@ class Dispatcher:
         for remote in sorted(due, key=lambda d: (d.created_at, d.id)):
             found = facts[remote.id]
             key = (remote.vehicle_id, remote.type)
-            if remote.phase == "queued" and key in taken:
+            if remote.phase == Phase.QUEUED and key in taken:
                 found = replace(found, same_action_in_progress=True)
             step = advance(found, now, self.limits)
-            if remote.phase == "queued" and step.phase in ("waking", "sent"):
+            if remote.phase == Phase.QUEUED and step.phase in UNDER_WAY:
                 taken.add(key)
             planned.append(progress.plan(remote, step))
         yield from progress.apply(planned, now=now)

@@ -14,7 +14,8 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keyfob.kit.ids import new_id
-from keyfob.notifications.outbox import OutboxEvent, enqueue
+from keyfob.notifications.outbox import enqueue
+from keyfob.notifications.payload import EventRecord
 from keyfob.remotes.models import remote_events, remotes
 from keyfob.vocabulary import EventType
 
@@ -38,7 +39,7 @@ def event_values(
     now: datetime,
     failure_cause: str | None,
     feedback_detail: str | None,
-) -> tuple[dict[str, Any], OutboxEvent]:
+) -> tuple[dict[str, Any], EventRecord]:
     event_id = new_id()
     row = {
         "id": event_id,
@@ -50,7 +51,7 @@ def event_values(
         "feedback_detail": feedback_detail,
         "created_at": now,
     }
-    outbox = OutboxEvent(
+    outbox = EventRecord(
         event_id=event_id,
         remote_id=remote.id,
         seq=seq,

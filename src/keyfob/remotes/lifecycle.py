@@ -16,18 +16,38 @@ Navigation announces neither Accepted nor WakingUpVehicle (its first event, Chec
 is written when it is accepted). A ``sent`` remote that becomes due before its deadline is a
 command whose publication failed (the runner then set it due again soon): it is published
 again under the same id, and the vehicle answers a repeated id without acting twice.
+
+The phases are ``Phase``; their values are what the ``remotes.phase`` column stores.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from keyfob.remotes.checks import Refusal, precheck, wake_refusal
 from keyfob.vocabulary import DoneStatus, EventType, FailureCause, PendingStatus, RemoteType
 
 EventSpec = tuple[EventType, str, str | None, str | None]
+
+
+class Phase(StrEnum):
+    """Where a remote stands; the value is the string stored in ``remotes.phase``."""
+
+    QUEUED = "queued"
+    WAKING = "waking"
+    SENT = "sent"
+    DONE = "done"
+
+
+ACTIVE_PHASES = (Phase.QUEUED, Phase.WAKING, Phase.SENT)
+"""A remote in one of these is in progress: the dispatcher still owes it a step."""
+
+UNDER_WAY = (Phase.WAKING, Phase.SENT)
+"""Active and past ``queued``: the vehicle is being woken or commanded for it, so a queued
+remote of the same type for the same vehicle fails with SameActionInProgress."""
 
 
 @dataclass(frozen=True)
@@ -43,7 +63,7 @@ class Limits:
 class Facts:
     type: RemoteType
     body: dict[str, Any]
-    phase: str
+    phase: Phase
     deadline_at: datetime | None
     presence: str
     status: dict[str, Any] | None
@@ -56,7 +76,7 @@ class Facts:
 @dataclass(frozen=True)
 class Step:
     events: list[EventSpec] = field(default_factory=list)
-    phase: str = "done"
+    phase: Phase = Phase.DONE
     due_at: datetime | None = None
     deadline_at: datetime | None = None
     send_command: bool = False
@@ -81,7 +101,7 @@ def _send(facts: Facts, now: datetime, limits: Limits) -> Step:
         events.append((EventType.PENDING, PendingStatus.CHECKING_VEHICLE.value, None, None))
     events.append((EventType.PENDING, PendingStatus.SENT_TO_VEHICLE.value, None, None))
     deadline = now + limits.command_timeout
-    return Step(events, "sent", deadline, deadline, send_command=True)
+    return Step(events, Phase.SENT, deadline, deadline, send_command=True)
 
 
 def _start(facts: Facts, now: datetime, limits: Limits) -> Step:
@@ -108,20 +128,20 @@ def _start(facts: Facts, now: datetime, limits: Limits) -> Step:
     if facts.type is not RemoteType.NAVIGATION:
         events.append((EventType.PENDING, PendingStatus.WAKING_UP_VEHICLE.value, None, None))
     deadline = now + limits.wake_up_timeout
-    return Step(events, "waking", deadline, deadline, send_wake_up=True)
+    return Step(events, Phase.WAKING, deadline, deadline, send_wake_up=True)
 
 
 def advance(facts: Facts, now: datetime, limits: Limits) -> Step:
     """The next step of a remote that is due."""
-    if facts.phase == "queued":
+    if facts.phase == Phase.QUEUED:
         return _start(facts, now, limits)
     deadline = facts.deadline_at or now
-    if facts.phase == "waking":
+    if facts.phase == Phase.WAKING:
         if facts.presence == "online":
             return _send(facts, now, limits)
         if now >= deadline:
             return failed(FailureCause.VEHICLE_CONNECTION_TIMEOUT)
-        return Step(phase="waking", due_at=deadline, deadline_at=deadline)
+        return Step(phase=Phase.WAKING, due_at=deadline, deadline_at=deadline)
     if now >= deadline:
         return failed(FailureCause.VEHICLE_CONNECTION_TIMEOUT)
-    return Step(phase="sent", due_at=deadline, deadline_at=deadline, send_command=True)
+    return Step(phase=Phase.SENT, due_at=deadline, deadline_at=deadline, send_command=True)

@@ -2,7 +2,8 @@
 
 Everything works on batches, so a busy dispatcher spends a handful of statements per batch of
 remotes instead of a handful per remote, and every function here is a plan of steps
-(``keyfob.steps``): the dispatcher runs each batch as one unit of work, on SQLite in one trip.
+(``keyfob.store.units``): the dispatcher runs each batch as one unit of work, on SQLite in one
+trip. The remotes it reads are ``remotes.rows.Remote``, built straight from their row tuples.
 Claiming uses ``FOR UPDATE SKIP LOCKED`` on PostgreSQL inside the transaction that applies the
 steps, so two dispatchers never advance the same remote; the commands are published only after
 that transaction commits.
@@ -20,76 +21,30 @@ from sqlalchemy.sql.elements import BindParameter
 from keyfob.kit.ids import new_id
 from keyfob.notifications.models import notifications
 from keyfob.notifications.outbox import notification_row
-from keyfob.remotes.events import RemoteRef, event_values
-from keyfob.remotes.lifecycle import Facts, Step
+from keyfob.remotes.events import event_values
+from keyfob.remotes.lifecycle import ACTIVE_PHASES, UNDER_WAY, Facts, Phase, Step
 from keyfob.remotes.models import remote_events, remotes
+from keyfob.remotes.rows import REMOTE_COLUMNS, REMOTES_AND_VEHICLES, Remote, read_remotes
 from keyfob.store.schema import UtcDateTime
 from keyfob.store.units import Execute, Fetch, Insert, Plan
-from keyfob.vehicles.models import vehicle_states, vehicles, wake_ups
+from keyfob.vehicles.models import vehicle_states, wake_ups
 from keyfob.vehicles.state import month_start
 from keyfob.vocabulary import RemoteType
-
-ACTIVE = ("queued", "waking", "sent")
-
-
-@dataclass(frozen=True)
-class Due:
-    id: str
-    fleet_id: str
-    vehicle_id: str
-    callback_id: str
-    type: str
-    body: dict[str, Any]
-    status: str
-    failure_cause: str | None
-    feedback_detail: str | None
-    phase: str
-    last_seq: int
-    deadline_at: datetime | None
-    command_id: str | None
-    created_at: datetime
-    vin: str
-    vehicle_fleet_id: str
-
-    @property
-    def ref(self) -> RemoteRef:
-        return RemoteRef(self.id, self.callback_id, self.vin, self.type, self.last_seq)
-
-
-_DUE_COLUMNS = (
-    remotes.c.id,
-    remotes.c.fleet_id,
-    remotes.c.vehicle_id,
-    remotes.c.callback_id,
-    remotes.c.type,
-    remotes.c.body,
-    remotes.c.status,
-    remotes.c.failure_cause,
-    remotes.c.feedback_detail,
-    remotes.c.phase,
-    remotes.c.last_seq,
-    remotes.c.deadline_at,
-    remotes.c.command_id,
-    remotes.c.created_at,
-    vehicles.c.vin,
-    vehicles.c.fleet_id.label("vehicle_fleet_id"),
-)
-
 
 _IDS: BindParameter[Any] = bindparam("ids", expanding=True)
 _NOW: BindParameter[datetime] = bindparam("now", type_=UtcDateTime)
 _CLAIM = (
-    select(*_DUE_COLUMNS)
-    .join(vehicles, vehicles.c.id == remotes.c.vehicle_id)
-    .where(remotes.c.phase.in_(ACTIVE), remotes.c.due_at <= _NOW)
+    select(*REMOTE_COLUMNS)
+    .select_from(REMOTES_AND_VEHICLES)
+    .where(remotes.c.phase.in_(ACTIVE_PHASES), remotes.c.due_at <= _NOW)
     .order_by(remotes.c.due_at)
     .limit(bindparam("limit", type_=Integer))
     .with_for_update(skip_locked=True, of=remotes)
 )
 _SENT = (
-    select(*_DUE_COLUMNS)
-    .join(vehicles, vehicles.c.id == remotes.c.vehicle_id)
-    .where(remotes.c.command_id.in_(_IDS), remotes.c.phase == "sent")
+    select(*REMOTE_COLUMNS)
+    .select_from(REMOTES_AND_VEHICLES)
+    .where(remotes.c.command_id.in_(_IDS), remotes.c.phase == Phase.SENT)
     .order_by(remotes.c.id)  # one lock order for every dispatcher
     .with_for_update(of=remotes)
 )
@@ -98,7 +53,7 @@ _STATES = select(
 ).where(vehicle_states.c.vehicle_id.in_(_IDS))
 _IN_PROGRESS = select(
     remotes.c.id, remotes.c.vehicle_id, remotes.c.type, remotes.c.created_at
-).where(remotes.c.vehicle_id.in_(_IDS), remotes.c.phase.in_(("waking", "sent")))
+).where(remotes.c.vehicle_id.in_(_IDS), remotes.c.phase.in_(UNDER_WAY))
 _WAKE_COUNTS = (
     select(wake_ups.c.vehicle_id, func.count().label("n"))
     .where(wake_ups.c.vehicle_id.in_(_IDS), wake_ups.c.at >= bindparam("since", type_=UtcDateTime))
@@ -107,16 +62,16 @@ _WAKE_COUNTS = (
 """The look-ups, built once: their values are ``Fetch`` parameters."""
 
 
-def claim_due(*, now: datetime, limit: int) -> Plan[list[Due]]:
+def claim_due(*, now: datetime, limit: int) -> Plan[list[Remote]]:
     """Active remotes whose time has come, locked for this transaction."""
     rows = yield Fetch(_CLAIM, {"now": now, "limit": limit})
-    return [Due(*row) for row in rows]
+    return read_remotes(rows)
 
 
-def sent_by_command(command_ids: list[str]) -> Plan[list[Due]]:
+def sent_by_command(command_ids: list[str]) -> Plan[list[Remote]]:
     """Remotes waiting for the answers to these commands, locked for this transaction."""
     rows = yield Fetch(_SENT, {"ids": sorted(command_ids)})
-    return [Due(*row) for row in rows]
+    return read_remotes(rows)
 
 
 def _states(vehicle_ids: set[str]) -> Plan[dict[str, Any]]:
@@ -139,16 +94,16 @@ def _wake_counts(vehicle_ids: set[str], since: datetime) -> Plan[dict[str, int]]
 
 
 def facts_for(
-    due: list[Due], *, now: datetime, short_window: timedelta
+    due: list[Remote], *, now: datetime, short_window: timedelta
 ) -> Plan[tuple[dict[str, Facts], set[tuple[str, str]]]]:
     """The facts of each due remote, and the (vehicle, type) pairs already in progress."""
     vehicle_ids = {d.vehicle_id for d in due}
     states = yield from _states(vehicle_ids)
-    busy = yield from _in_progress({d.vehicle_id for d in due if d.phase == "queued"})
+    busy = yield from _in_progress({d.vehicle_id for d in due if d.phase == Phase.QUEUED})
     sleepy = {
         d.vehicle_id
         for d in due
-        if d.phase == "queued"
+        if d.phase == Phase.QUEUED
         and (states.get(d.vehicle_id) is None or states[d.vehicle_id].presence != "online")
     }
     month = yield from _wake_counts(sleepy, month_start(now))
@@ -160,7 +115,7 @@ def facts_for(
         facts[d.id] = Facts(
             type=RemoteType(d.type),
             body=d.body,
-            phase=d.phase,
+            phase=Phase(d.phase),
             deadline_at=d.deadline_at,
             presence=state.presence if state is not None else "unknown",
             status=state.status if state is not None else None,
@@ -176,15 +131,15 @@ def facts_for(
 class Planned:
     """A step to write for a remote, and the command id it goes out with, if any."""
 
-    due: Due
+    due: Remote
     step: Step
     command_id: str | None
 
 
-def plan(due: Due, step: Step) -> Planned:
+def plan(due: Remote, step: Step) -> Planned:
     command_id = None
     if step.send_command:
-        command_id = due.command_id if due.phase == "sent" and due.command_id else new_id()
+        command_id = due.command_id if due.phase == Phase.SENT and due.command_id else new_id()
     return Planned(due, step, command_id)
 
 
@@ -258,7 +213,7 @@ def hurry_waking(*, vehicle_ids: set[str], now: datetime) -> Execute:
     """Vehicles came online: their waking remotes are due now."""
     return Execute(
         update(remotes)
-        .where(and_(remotes.c.vehicle_id.in_(vehicle_ids), remotes.c.phase == "waking"))
+        .where(and_(remotes.c.vehicle_id.in_(vehicle_ids), remotes.c.phase == Phase.WAKING))
         .values(due_at=now)
     )
 
@@ -267,6 +222,6 @@ def retry_publish_soon(*, remote_ids: list[str], at: datetime) -> Execute:
     """Commands that could not be handed to the broker: try again at ``at`` (same id)."""
     return Execute(
         update(remotes)
-        .where(remotes.c.id.in_(remote_ids), remotes.c.phase == "sent")
+        .where(remotes.c.id.in_(remote_ids), remotes.c.phase == Phase.SENT)
         .values(due_at=at)
     )

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Row, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keyfob.callbacks.service import get_callback, mark_deleted
@@ -17,25 +16,9 @@ from keyfob.errors import ErrorCode, KeyfobError
 from keyfob.kit.ids import is_valid_id
 from keyfob.kit.paging import PageRequest
 from keyfob.notifications.models import notifications
+from keyfob.remotes.lifecycle import ACTIVE_PHASES
 from keyfob.remotes.models import remote_events, remotes
-from keyfob.store.queries import paged
-
-ACTIVE_PHASES = ("queued", "waking", "sent")
-
-
-@dataclass(frozen=True)
-class Remote:
-    id: str
-    fleet_id: str
-    vehicle_id: str
-    callback_id: str
-    type: str
-    body: dict[str, Any]
-    status: str
-    failure_cause: str | None
-    feedback_detail: str | None
-    phase: str
-    created_at: datetime
+from keyfob.remotes.rows import REMOTE_COLUMNS, REMOTES_AND_VEHICLES, Remote, read_remotes
 
 
 @dataclass(frozen=True)
@@ -47,22 +30,6 @@ class Event:
     failure_cause: str | None
     feedback_detail: str | None
     created_at: datetime
-
-
-def _remote(row: Row[Any]) -> Remote:
-    return Remote(
-        row.id,
-        row.fleet_id,
-        row.vehicle_id,
-        row.callback_id,
-        row.type,
-        row.body,
-        row.status,
-        row.failure_cause,
-        row.feedback_detail,
-        row.phase,
-        row.created_at,
-    )
 
 
 def _check_remote_id(remote_id: str) -> None:
@@ -78,7 +45,9 @@ async def get_remote(
     _check_remote_id(remote_id)
     row = (
         await conn.execute(
-            select(remotes).where(
+            select(*REMOTE_COLUMNS)
+            .select_from(REMOTES_AND_VEHICLES)
+            .where(
                 remotes.c.id == remote_id,
                 remotes.c.fleet_id == fleet_id,
                 remotes.c.vehicle_id == vehicle_id,
@@ -99,7 +68,7 @@ async def get_remote(
         Event(e.id, e.seq, e.type, e.status, e.failure_cause, e.feedback_detail, e.created_at)
         for e in events
     ]
-    remote = _remote(row)
+    remote = read_remotes([row])[0]
     if history:
         # The row and the events are two reads: on PostgreSQL an event committed between them
         # would contradict the row. The status is the last event's, by construction.
@@ -117,8 +86,17 @@ async def list_remotes(
     conn: AsyncConnection, *, vehicle_id: str, callback_id: str, page: PageRequest
 ) -> tuple[int, list[Remote]]:
     where = (remotes.c.vehicle_id == vehicle_id, remotes.c.callback_id == callback_id)
-    total, rows = await paged(conn, remotes, where, [remotes.c.created_at, remotes.c.id], page)
-    return total, [_remote(r) for r in rows]
+    count = select(func.count()).select_from(remotes).where(*where)
+    total = (await conn.execute(count)).scalar_one()
+    rows = await conn.execute(
+        select(*REMOTE_COLUMNS)
+        .select_from(REMOTES_AND_VEHICLES)
+        .where(*where)
+        .order_by(remotes.c.created_at, remotes.c.id)
+        .offset(page.offset)
+        .limit(page.limit())
+    )
+    return int(total), read_remotes(rows)
 
 
 async def delete_callback(
