@@ -7,8 +7,9 @@ Every setting has a ``KEYFOB_`` environment variable (nested groups use ``__``),
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -46,6 +47,21 @@ class DeliverySettings(BaseModel):
     batch_claim: int = Field(1000, ge=1)
 
 
+class OAuthSettings(BaseModel):
+    """The user face's authorization server: token lifetimes, revocation, sign-in throttling."""
+
+    access_token_ttl_s: int = Field(3600, ge=60)
+    refresh_token_ttl_s: int = Field(180 * 86_400, ge=3600)
+    id_token_ttl_s: int = Field(3600, ge=60)
+    code_ttl_s: int = Field(60, ge=1)
+    revocation_poll_s: float = Field(0.5, gt=0, le=1.0)
+    key_reload_s: float = Field(60.0, gt=0)
+    token_cache_size: int = Field(10_000, ge=1)
+    login_failures: int = Field(5, ge=1)
+    login_failures_per_address: int = Field(20, ge=1)
+    login_window_s: float = Field(900.0, gt=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="KEYFOB_", env_nested_delimiter="__", extra="forbid"
@@ -71,6 +87,25 @@ class Settings(BaseSettings):
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
     vehicle: VehicleSettings = Field(default_factory=VehicleSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    oauth: OAuthSettings = Field(default_factory=OAuthSettings)
+    oauth_issuer: str | None = None
+    """``iss`` of keyfob's own tokens; default ``<public_url or http://host:port>/am/oauth2``."""
+    oidc_issuer: str | None = None
+    """An external identity provider whose access tokens the user face also accepts."""
+    oidc_audience: str | None = None
+    oidc_jwks_uri: str | None = None
+    oidc_user_claim: str = "sub"
+    oidc_user_field: Literal["login", "id"] = "login"
+    oidc_client_claim: str = "client_id"
+    oidc_realm_claim: str = "realm"
+    oidc_realm: str | None = None
+    oidc_scope_claim: str = "scope"
+
+    @model_validator(mode="after")
+    def _external_issuer_has_audience(self) -> Settings:
+        if self.oidc_issuer and not self.oidc_audience:
+            raise ValueError("oidc_audience is required when oidc_issuer is set")
+        return self
 
 
 def load_settings(config_file: Path | None = None, **given: object) -> Settings:

@@ -33,6 +33,7 @@ class ErrorCode(Enum):
     INVALID_WEBHOOK_TARGET = (40008, "The webhook target is not an acceptable URL.")
     UNKNOWN_VARIABLE = (40009, "An attribute value names an unknown $variable.")
     INVALID_PAGE_TOKEN = (40010, "The pageToken is not one this server issued for this query.")
+    UNKNOWN_REALM = (40011, "The x-introspect-realm header is missing or names no brand realm.")
     UNAUTHENTICATED = (40100, "Credentials are missing.")
     BAD_CREDENTIALS = (40101, "The login, password or client_id is wrong.")
     FORBIDDEN = (40300, "The credentials do not give access to this resource.")
@@ -52,6 +53,7 @@ class ErrorCode(Enum):
     UNSUPPORTED_MEDIA_TYPE = (41500, "The body must be application/json.")
     IDEMPOTENCY_KEY_REUSED = (42200, "The Idempotency-Key was used with a different request body.")
     RATE_LIMITED = (42900, "Too many requests; see Retry-After.")
+    SIGN_IN_THROTTLED = (42901, "Too many failed sign-ins; see Retry-After.")
     INTERNAL = (50000, "Unexpected server error.")
     UNAVAILABLE = (50300, "The service is not ready.")
 
@@ -66,6 +68,17 @@ class ErrorCode(Enum):
     @property
     def status(self) -> int:
         return self.value[0] // 100
+
+
+class InvalidToken(Exception):
+    """The user face's Bearer token is missing, malformed, expired, revoked or for another
+    realm or client: answered with the API gateway's own 401 body, not ``xError``
+    (decision 28), because clients refresh their token only on that exact body."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        """For the log only; the answer never says why."""
+        super().__init__(reason)
 
 
 class KeyfobError(Exception):

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from keyfob.auth.authority import UserAuth
 from keyfob.auth.ratelimit import RateLimiter
 from keyfob.auth.service import CredentialCache
 from keyfob.callbacks.targets import TargetPolicy
@@ -32,6 +33,8 @@ class AppContext:
     clock: Clock
     target_policy: TargetPolicy
     acceptor: Acceptor
+    user_auth: UserAuth
+    """The user face's tokens: keys, revocations, verified-token cache, sign-in throttle."""
     credentials: CredentialCache = field(default_factory=CredentialCache)
     limiter: RateLimiter = field(default_factory=RateLimiter)
     metrics: DeliveryMetrics = field(default_factory=DeliveryMetrics)
@@ -64,4 +67,5 @@ def build_context(
         acceptor=Acceptor(
             db, clock=clock, idempotency_ttl=timedelta(seconds=settings.idempotency_ttl_s)
         ),
+        user_auth=UserAuth(settings, db, clock=clock),
     )
