@@ -1,6 +1,8 @@
 """One renderer for every non-2XX answer: the contract's ``xError`` body (decision 11).
 
-FastAPI's own 422 never escapes: invalid input is a 400 with a message naming the field.
+FastAPI's own 422 never escapes: invalid input is a 400 with a message naming the field. The
+one exception is the user face's refused Bearer token (``InvalidToken``): it gets the API
+gateway's own 401 body, which clients match to know they must refresh (decision 28).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from keyfob.errors import ErrorCode, KeyfobError
+from keyfob.errors import ErrorCode, InvalidToken, KeyfobError
 from keyfob.kit.clock import isoformat, utcnow
 
 log = logging.getLogger("keyfob.api")
@@ -36,6 +38,19 @@ def error_response(
     return JSONResponse(
         error_body(error, message or error.meaning), status_code=error.status, headers=headers
     )
+
+
+GATEWAY_UNAUTHORIZED = {
+    "httpCode": "401",
+    "httpMessage": "Unauthorized",
+    "moreInformation": "Token is invalid",
+}
+TOKEN_CHALLENGE = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+
+
+def token_invalid_response() -> JSONResponse:
+    """The gateway's 401, exactly (decision 28); it never says which check failed."""
+    return JSONResponse(GATEWAY_UNAUTHORIZED, status_code=401, headers=TOKEN_CHALLENGE)
 
 
 def _describe(errors: Sequence[Any]) -> tuple[ErrorCode, str]:
@@ -60,6 +75,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(KeyfobError)
     async def keyfob_error(_: Request, exc: KeyfobError) -> JSONResponse:
         return error_response(exc.error, exc.message, exc.headers)
+
+    @app.exception_handler(InvalidToken)
+    async def invalid_token(_: Request, exc: InvalidToken) -> JSONResponse:
+        log.debug("bearer token refused: %s", exc.reason)
+        return token_invalid_response()
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
