@@ -50,6 +50,10 @@ class FailureThrottle:
             window = self._windows[key] = SlidingWindow(self.window_s, self._buckets)
         window.add(now)
 
+    def __len__(self) -> int:
+        """Keys remembered (bounded by ``max_keys``)."""
+        return len(self._windows)
+
     def _forget_idle(self, now: float) -> None:
         for key in [k for k, w in self._windows.items() if w.count(now) == 0]:
             del self._windows[key]
