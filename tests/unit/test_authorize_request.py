@@ -15,10 +15,10 @@ from keyfob.auth.authorize import (
     Refusal,
     error_redirect,
     judge,
-    split_scopes,
     with_query,
 )
 from keyfob.auth.flow import Flow, FlowSealer, cookie_digest, derive_key, new_cookie
+from keyfob.auth.scopes import ALL_SCOPES, DATA_SCOPES, REMOTE_SCOPES
 
 APP = "mymap://oauth2redirect/fr"
 CHALLENGE = base64.urlsafe_b64encode(hashlib.sha256(b"v" * 50).digest()).rstrip(b"=").decode()
@@ -30,6 +30,8 @@ class Client:
     redirect_uris: tuple[str, ...] = (APP, "https://app.example/cb?tenant=7")
     realm: str = "clientsB2CPeugot/OTPPeugeot"
     is_public: bool = False
+    scopes: frozenset[str] = ALL_SCOPES
+    first_party: bool = True
 
 
 def ask(client: Client | None = None, **params: str) -> AuthorizeRequest | Refusal:
@@ -39,15 +41,16 @@ def ask(client: Client | None = None, **params: str) -> AuthorizeRequest | Refus
 
 
 def test_a_good_request_keeps_what_was_asked() -> None:
-    found = ask(scope="openid profile", locale="en-GB")
+    found = ask(scope="openid profile", locale="en-GB", nonce="n-1")
     assert found == AuthorizeRequest(
         client_id="app",
         redirect_uri=APP,
         realm="clientsB2CPeugot/OTPPeugeot",
-        scopes=("openid", "profile"),
+        scopes=tuple(sorted(ALL_SCOPES)),
         state="s1",
         code_challenge=None,
         locale="en-GB",
+        nonce="n-1",
     )
 
 
@@ -119,13 +122,27 @@ def test_either_realm_spelling_of_the_clients_realm_is_accepted() -> None:
         assert isinstance(ask(realm=spelling), AuthorizeRequest)
 
 
-def test_scopes_split_on_spaces_or_commas_in_order_without_repeats() -> None:
-    assert split_scopes("openid  profile,remote:door:write openid") == (
-        "openid",
-        "profile",
-        "remote:door:write",
-    )
-    assert split_scopes(None) == ()
+def test_a_third_party_client_gets_what_it_asked_and_may_have() -> None:
+    client = Client(first_party=False, scopes=frozenset({"openid", "remote:door:write"}))
+    found = ask(client, scope="openid,remote:door:write remote:horn:write")
+    assert isinstance(found, AuthorizeRequest)
+    assert found.scopes == ("openid", "remote:door:write")
+
+
+def test_a_first_party_client_asking_openid_profile_gets_every_data_and_remote_scope() -> None:
+    found = ask(scope="openid profile")
+    assert isinstance(found, AuthorizeRequest)
+    assert set(found.scopes) >= DATA_SCOPES | REMOTE_SCOPES
+    narrower = ask(scope="openid remote:door:write")
+    assert isinstance(narrower, AuthorizeRequest)
+    assert narrower.scopes == ("openid", "remote:door:write")
+
+
+def test_scopes_the_client_may_not_have_are_refused_on_its_redirect_uri() -> None:
+    client = Client(first_party=False, scopes=frozenset({"openid"}))
+    found = ask(client, scope="remote:door:write")
+    assert isinstance(found, Refusal)
+    assert (found.error, found.redirect, found.state) == ("invalid_scope", APP, "s1")
 
 
 def test_with_query_keeps_the_registered_query_and_custom_schemes() -> None:

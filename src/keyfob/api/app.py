@@ -17,6 +17,7 @@ from fastapi import FastAPI
 import keyfob
 from keyfob.api import (
     errors,
+    oauth,
     routes_admin,
     routes_callbacks,
     routes_deliveries,
@@ -77,6 +78,7 @@ def create_app(
         routes_deliveries.router,
         routes_admin.router,
         routes_ops.router,
+        oauth.router,
     ):
         app.include_router(router)
     return app

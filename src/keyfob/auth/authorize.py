@@ -19,9 +19,12 @@ from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from keyfob.auth.oauth_errors import OAuthError
 from keyfob.auth.realms import find_realm
+from keyfob.auth.scopes import grant_scopes, parse_scopes
 
 MAX_STATE = 2048
+MAX_NONCE = 512
 _CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")
 """BASE64URL(SHA-256(verifier)) without padding: always 43 characters."""
 _LOCALE = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
@@ -36,6 +39,7 @@ _SINGLE = (
     "locale",
     "local",
     "realm",
+    "nonce",
 )
 
 
@@ -50,6 +54,10 @@ class RegisteredClient(Protocol):
     def realm(self) -> str: ...
     @property
     def is_public(self) -> bool: ...
+    @property
+    def scopes(self) -> frozenset[str]: ...
+    @property
+    def first_party(self) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,10 +68,13 @@ class AuthorizeRequest:
     redirect_uri: str
     realm: str
     scopes: tuple[str, ...]
-    """As asked, in order, duplicates removed; ``()`` when the request named none."""
+    """What the client will be granted for what it asked (``auth.scopes.grant_scopes``),
+    sorted."""
     state: str | None
     code_challenge: str | None
     locale: str | None
+    nonce: str | None = None
+    """OpenID Connect's ``nonce``, repeated in the ID token."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,17 +85,6 @@ class Refusal:
     redirect: str | None = None
     """Where to send the error; ``None`` when the redirect URI cannot be trusted."""
     state: str | None = None
-
-
-def split_scopes(raw: str | None) -> tuple[str, ...]:
-    """Scopes as sent: space-separated (RFC 6749), or comma-separated as the old docs show."""
-    if not raw:
-        return ()
-    seen: dict[str, None] = {}
-    for item in re.split(r"[\s,]+", raw.strip()):
-        if item:
-            seen.setdefault(item, None)
-    return tuple(seen)
 
 
 def with_query(uri: str, params: Iterable[tuple[str, str | None]]) -> str:
@@ -172,6 +172,15 @@ def _judge_trusted(
             return refuse("invalid_request", "code_challenge_method must be S256")
         if not _CHALLENGE.match(challenge):
             return refuse("invalid_request", "code_challenge is not a base64url S256 digest")
+    try:
+        granted = grant_scopes(
+            parse_scopes(values.get("scope")), allowed=client.scopes, first_party=client.first_party
+        )
+    except OAuthError as refusal:
+        return refuse(refusal.error, refusal.description)
+    nonce = values.get("nonce")
+    if nonce is not None and len(nonce) > MAX_NONCE:
+        return refuse("invalid_request", f"nonce is longer than {MAX_NONCE} characters")
     locale = values.get("locale") or values.get("local")
     if locale is not None and not _LOCALE.match(locale):
         locale = None
@@ -179,8 +188,9 @@ def _judge_trusted(
         client_id=client.client_id,
         redirect_uri=redirect_uri,
         realm=client.realm,
-        scopes=split_scopes(values.get("scope")),
+        scopes=tuple(sorted(granted)),
         state=state,
         code_challenge=challenge,
         locale=locale,
+        nonce=nonce,
     )

@@ -49,6 +49,7 @@ class Flow:
     """A digest of the browser's CSRF cookie: the flow only completes in that browser."""
     expires: int
     """Unix seconds."""
+    nonce: str | None = None
     user_id: str | None = None
     login: str | None = None
 
