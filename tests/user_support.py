@@ -14,7 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
 
+from keyfob.api import errors
+from keyfob.api.middleware import RateLimitHeaders
+from keyfob.api.user_access import CurrentUser
 from keyfob.auth.clients import OAuthClient, create_client
 from keyfob.auth.oauth import exchange_code, issue_code
 from keyfob.auth.pkce import new_verifier, s256
@@ -144,6 +148,25 @@ async def relogin(ctx: AppContext, user: UserLogin, *, scopes: Iterable[str]) ->
             },
         }
     )
+
+
+def probe_app(ctx: AppContext) -> FastAPI:
+    """A minimal app with one v4 route behind ``CurrentUser`` that echoes the caller."""
+    app = FastAPI()
+    app.state.ctx = ctx
+    errors.install(app)
+    app.add_middleware(RateLimitHeaders)
+
+    @app.get("/connectedcar/v4/probe")
+    async def probe(user: CurrentUser) -> dict[str, Any]:
+        return {
+            "user": user.user_id,
+            "client": user.client_id,
+            "realm": user.realm,
+            "scopes": sorted(user.scopes),
+        }
+
+    return app
 
 
 def user_http(app: Any, user: UserLogin) -> httpx.AsyncClient:

@@ -15,40 +15,18 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from joserfc import jwt
 from joserfc.jwk import ECKey
 
 from conftest import make_settings
-from keyfob.api import errors
-from keyfob.api.middleware import RateLimitHeaders
-from keyfob.api.user_access import CurrentUser
 from keyfob.auth.oauth import revoke
 from keyfob.auth.tokens import peek
 from keyfob.kit.clock import FakeClock
 from keyfob.runtime.context import AppContext, build_context
 from keyfob.store.engine import Database
-from user_support import UserLogin, make_user, relogin
+from user_support import UserLogin, make_user, probe_app, relogin
 
 GATEWAY = {"httpCode": "401", "httpMessage": "Unauthorized", "moreInformation": "Token is invalid"}
-
-
-def probe_app(ctx: AppContext) -> FastAPI:
-    app = FastAPI()
-    app.state.ctx = ctx
-    errors.install(app)
-    app.add_middleware(RateLimitHeaders)
-
-    @app.get("/connectedcar/v4/probe")
-    async def probe(user: CurrentUser) -> dict[str, Any]:
-        return {
-            "user": user.user_id,
-            "client": user.client_id,
-            "realm": user.realm,
-            "scopes": sorted(user.scopes),
-        }
-
-    return app
 
 
 def context(db: Database, clock: FakeClock, **overrides: Any) -> AppContext:

@@ -105,7 +105,9 @@ class UserAuth:
         self.external = (
             None
             if external is None
-            else ExternalIssuer(external, http or httpx.AsyncClient(timeout=10.0))
+            else ExternalIssuer(
+                external, http or httpx.AsyncClient(timeout=10.0), monotonic=monotonic
+            )
         )
 
     async def principal(self, token: str) -> UserPrincipal:
