@@ -26,6 +26,9 @@ notifications = Table(
     Column("seq", Integer, nullable=False),
     # The RemoteEvent item exactly as it will be posted (keyfob extensions included).
     Column("event", JSON, nullable=False),
+    # User face only: what its Message needs of the remote beyond the event, its label and
+    # own attributes (``message.remote_context``); NULL on the fleet face.
+    Column("context", JSON, nullable=True),
     Column("state", String(16), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
     Column("raised_at", UtcDateTime, nullable=False),

@@ -3,11 +3,25 @@
 The ``remotes`` row is also the dispatcher's queue entry: ``phase`` says where the lifecycle
 stands and ``due_at`` when it must be looked at next; a dispatcher holds a row only for the
 transaction that advances it (``FOR UPDATE SKIP LOCKED``), so a crash holds nothing.
+
+A remote belongs to a fleet (the fleet face) or to an end user through one OAuth client (the
+user face, ``user_id`` + ``client_id``), never both: a check constraint says so. Only the user
+face's remotes carry attributes of their own (``Remote.attributes``, ``callbackAttributes``).
 """
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, String, Table, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    UniqueConstraint,
+)
 
 from keyfob.store.schema import UtcDateTime, metadata
 
@@ -15,7 +29,7 @@ remotes = Table(
     "remotes",
     metadata,
     Column("id", String(32), primary_key=True),
-    Column("fleet_id", String(64), ForeignKey("fleets.id"), nullable=False),
+    Column("fleet_id", String(64), ForeignKey("fleets.id"), nullable=True),
     Column("vehicle_id", String(64), ForeignKey("vehicles.id"), nullable=False),
     Column("callback_id", String(32), ForeignKey("callbacks.id"), nullable=False),
     Column("type", String(40), nullable=False),
@@ -32,9 +46,19 @@ remotes = Table(
     Column("command_id", String(64), nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    Column("user_id", String(32), ForeignKey("users.id"), nullable=True),
+    Column("client_id", String(128), ForeignKey("oauth_clients.client_id"), nullable=True),
+    # The user face's per-remote attributes, as given ({type, key, value} lists).
+    Column("attributes", JSON, nullable=True),
+    Column("callback_attributes", JSON, nullable=True),
     Index("ix_remotes_listing", "callback_id", "vehicle_id", "created_at"),
     Index("ix_remotes_phase_due", "phase", "due_at"),
     Index("ix_remotes_vehicle_phase", "vehicle_id", "phase"),
+    CheckConstraint(
+        "(fleet_id IS NOT NULL AND user_id IS NULL AND client_id IS NULL)"
+        " OR (fleet_id IS NULL AND user_id IS NOT NULL AND client_id IS NOT NULL)",
+        name="ck_remotes_owner",
+    ),
 )
 
 remote_events = Table(
@@ -55,6 +79,18 @@ idempotency_keys = Table(
     "idempotency_keys",
     metadata,
     Column("partner_id", String(32), ForeignKey("partners.id"), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("remote_id", String(32), ForeignKey("remotes.id"), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+# The user face's Idempotency-Key, scoped to the (client_id, user) pair that sent it.
+user_idempotency_keys = Table(
+    "user_idempotency_keys",
+    metadata,
+    Column("client_id", String(128), ForeignKey("oauth_clients.client_id"), primary_key=True),
+    Column("user_id", String(32), ForeignKey("users.id"), primary_key=True),
     Column("key", String(255), primary_key=True),
     Column("request_hash", String(64), nullable=False),
     Column("remote_id", String(32), ForeignKey("remotes.id"), nullable=False),

@@ -13,7 +13,7 @@ from keyfob.auth.user_models import (
 )
 from keyfob.callbacks.models import callbacks
 from keyfob.notifications.models import delivery_attempts, notifications
-from keyfob.remotes.models import idempotency_keys, remote_events, remotes
+from keyfob.remotes.models import idempotency_keys, remote_events, remotes, user_idempotency_keys
 from keyfob.store.schema import metadata
 from keyfob.vehicles.models import fleets, vehicle_states, vehicles, wake_ups
 
@@ -33,6 +33,7 @@ __all__ = [
     "remotes",
     "signing_keys",
     "token_revocations",
+    "user_idempotency_keys",
     "user_vehicles",
     "users",
     "vehicle_states",
