@@ -265,5 +265,15 @@ def test_every_operation_documents_its_errors_as_xerror(running: tuple[Any, Path
                 if status == "default" or status.startswith(("4", "5")):
                     assert list(answer["content"]) == ["application/json"], f"{where} {status}"
                     shape = answer["content"]["application/json"]["schema"]
+                    if status == "401" and path.startswith("/connectedcar/v4"):
+                        # A refused Bearer token gets the gateway's body (decision 28).
+                        shapes = {s["title"]: s for s in shape["anyOf"]}
+                        assert set(shapes) == {"XError", "GatewayUnauthorized"}, where
+                        assert shapes["GatewayUnauthorized"]["required"] == [
+                            "httpCode",
+                            "httpMessage",
+                            "moreInformation",
+                        ]
+                        shape = shapes["XError"]
                     assert shape["title"] == "XError", f"{where} {status}"
                     assert shape["required"] == ["code", "uuid", "message", "timestamp"]

@@ -24,6 +24,7 @@ from keyfob.api import (
     routes_fleets,
     routes_ops,
     routes_remotes,
+    routes_user,
 )
 from keyfob.api.lean import LeanRemotePost
 from keyfob.api.middleware import RateLimitHeaders
@@ -75,6 +76,7 @@ def create_app(
         routes_callbacks.router,
         routes_remotes.router,
         routes_fleets.router,
+        routes_user.router,
         routes_deliveries.router,
         routes_admin.router,
         routes_ops.router,
