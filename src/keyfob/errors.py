@@ -37,6 +37,7 @@ class ErrorCode(Enum):
     UNAUTHENTICATED = (40100, "Credentials are missing.")
     BAD_CREDENTIALS = (40101, "The login, password or client_id is wrong.")
     FORBIDDEN = (40300, "The credentials do not give access to this resource.")
+    MISSING_SCOPE = (40301, "The access token lacks the scope this action needs.")
     NOT_FOUND = (40400, "No such resource.")
     FLEET_NOT_FOUND = (40401, "No such fleet for this partner.")
     VEHICLE_NOT_FOUND = (40402, "No such vehicle in this fleet.")
