@@ -8,7 +8,7 @@ not writing. Here SQLAlchemy still compiles every statement and each column's ow
 result processors convert the values, exactly as ``conn.execute`` would; only the trips change:
 
 * ``insert_rows`` / ``fetch_all``: one hand-off per call, inside the caller's transaction;
-* ``steps.run_unit``: a whole unit of work, written as a generator of steps, in one hand-off.
+* ``units.run_unit``: a whole unit of work, written as a generator of steps, in one hand-off.
 
 PostgreSQL (asyncpg) goes through SQLAlchemy as before; so does SQLite when the driver does not
 expose what the one hand-off needs, or a statement needs more than plain parameters.
