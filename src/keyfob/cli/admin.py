@@ -1,61 +1,42 @@
-"""``keyfob admin``: provision partners, fleets and vehicles directly in the database."""
+"""``keyfob admin``: provision partners, fleets and vehicles directly in the database.
+
+The user face's accounts (end users, OAuth clients, vehicle links, signing keys) are in
+``cli.admin_users``."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 import random
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keyfob.auth.passwords import new_password
 from keyfob.auth.service import create_partner, get_partner_by_login, list_partners
-from keyfob.cli.settings import build_settings
-from keyfob.errors import KeyfobError
+from keyfob.cli import admin_users
+from keyfob.cli.admin_db import DbOption
+from keyfob.cli.admin_db import print_json as _print
+from keyfob.cli.admin_db import run as _run
 from keyfob.kit.clock import utcnow
-from keyfob.store import migrate
-from keyfob.store.engine import Database
 from keyfob.vehicles.capabilities import capabilities_for
 from keyfob.vehicles.service import create_fleet, create_vehicle, fleet_exists
 from keyfob.vehicles.vins import random_vin
 from keyfob.vocabulary import Motorization
 
-app = typer.Typer(help="Provision partners, fleets and vehicles.", no_args_is_help=True)
+app = typer.Typer(
+    help="Provision partners, fleets and vehicles; end users, OAuth clients and signing keys.",
+    no_args_is_help=True,
+)
 partner_app = typer.Typer(help="Partners (tenants).", no_args_is_help=True)
 fleet_app = typer.Typer(help="Fleets of a partner.", no_args_is_help=True)
 vehicle_app = typer.Typer(help="Vehicles of a fleet.", no_args_is_help=True)
 app.add_typer(partner_app, name="partner")
 app.add_typer(fleet_app, name="fleet")
 app.add_typer(vehicle_app, name="vehicle")
-
-DbOption = Annotated[str | None, typer.Option("--db", help="Database URL (KEYFOB_DB).")]
-T = TypeVar("T")
-
-
-def _run(db_url: str | None, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-    settings = build_settings(db=db_url)
-
-    async def run() -> T:
-        database = Database(settings.db)
-        try:
-            await migrate.upgrade(database)
-            async with database.transaction() as conn:
-                return await work(conn)
-        finally:
-            await database.dispose()
-
-    try:
-        return asyncio.run(run())
-    except KeyfobError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
-        raise typer.Exit(1) from None
-
-
-def _print(document: Any) -> None:
-    typer.echo(json.dumps(document, indent=2))
+app.add_typer(admin_users.user_app, name="user")
+app.add_typer(admin_users.oauth_client_app, name="oauth-client")
+app.add_typer(admin_users.keys_app, name="keys")
+vehicle_app.command("link")(admin_users.vehicle_link)
 
 
 @partner_app.command("add")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import uvicorn
@@ -106,7 +106,12 @@ def demo_env(
         int, typer.Option(help="Which demo vehicle KF_VEHICLE names (0-based).")
     ] = 0,
 ) -> None:
-    """Print shell exports of the demo credentials: eval "$(keyfob env)"."""
+    """Print shell exports of the demo credentials: eval "$(keyfob env)".
+
+    The fleet face: KF_API, KF_AUTH, KF_CLIENT, KF_FLEET, KF_VEHICLE, KF_VIN. The user face:
+    KF_API4, KF_OAUTH, KF_USER, KF_USER_PASSWORD, KF_USER_VEHICLE, KF_OAUTH_CLIENT,
+    KF_OAUTH_SECRET, KF_REDIRECT, KF_REALM, KF_SCOPE.
+    """
     import json
     import shlex
 
@@ -125,8 +130,30 @@ def demo_env(
         "KF_VEHICLE": chosen["vid"],
         "KF_VIN": chosen["vin"],
     }
+    exports.update(_user_face_exports(demo))
     for name, value in exports.items():
         typer.echo(f"export {name}={shlex.quote(value)}")
+
+
+def _user_face_exports(demo: dict[str, Any]) -> dict[str, str]:
+    """The demo end user and their OAuth client, when the file has them (files written
+    before the user face have not)."""
+    user, client = demo.get("user"), demo.get("oauthClient")
+    if not isinstance(user, dict) or not isinstance(client, dict):
+        return {}
+    owned = user.get("vehicles") or [{}]
+    return {
+        "KF_API4": demo["userBaseUrl"],
+        "KF_OAUTH": demo["oauthBaseUrl"],
+        "KF_USER": user["login"],
+        "KF_USER_PASSWORD": user["password"],
+        "KF_USER_VEHICLE": owned[0].get("id", ""),
+        "KF_OAUTH_CLIENT": client["clientId"],
+        "KF_OAUTH_SECRET": client["clientSecret"],
+        "KF_REDIRECT": client["redirectUri"],
+        "KF_REALM": client["realm"],
+        "KF_SCOPE": " ".join(client["scopes"]),
+    }
 
 
 if __name__ == "__main__":  # pragma: no cover

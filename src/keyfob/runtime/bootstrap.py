@@ -1,4 +1,5 @@
-"""Getting a database ready to serve: migrations, then the demo tenant on an empty database."""
+"""Getting a database ready to serve: migrations, a first signing key, then the demo tenant
+(partner, fleet, vehicles, an end user and their app) on an empty database."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ from keyfob.store import migrate
 
 async def prepare_database(ctx: AppContext, *, announce: Callable[[str], None]) -> None:
     await migrate.upgrade(ctx.database)
+    async with ctx.database.transaction() as conn:
+        # The first signing key, so the JWKS is never empty (no-op once one exists).
+        await ctx.user_auth.keys.signing_key(conn, now=ctx.clock())
     if ctx.settings.vehicles <= 0:
         return
     async with ctx.database.transaction() as conn:
@@ -22,13 +26,13 @@ async def prepare_database(ctx: AppContext, *, announce: Callable[[str], None]) 
             conn, vehicles=ctx.settings.vehicles, now=ctx.clock(), seed=ctx.settings.sim_seed
         )
     root = ctx.settings.public_url or f"http://{ctx.settings.host}:{ctx.settings.port}"
-    document = tenant.as_json(f"{root.rstrip('/')}/connectedcar/v3")
+    document = tenant.as_json(root)
     demo.write_credentials(ctx.settings.credentials_file, document)
     announce(provision_message(document, ctx.settings))
 
 
 def provision_message(document: dict[str, object], settings: Settings) -> str:
     return (
-        "Provisioned a demo partner, fleet and vehicles "
+        "Provisioned a demo partner, fleet and vehicles, and an end user with an OAuth client "
         f"(also written to {settings.credentials_file}):\n{json.dumps(document, indent=2)}"
     )
