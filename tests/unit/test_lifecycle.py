@@ -46,7 +46,7 @@ def facts(type_: RemoteType = RemoteType.DOORS, **changes: Any) -> Facts:
         deadline_at=None,
         presence="online",
         status=status(),
-        in_fleet=True,
+        entitled=True,
         same_action_in_progress=False,
         wake_ups_this_month=0,
         wake_ups_recent=0,
@@ -121,7 +121,7 @@ def test_unpublished_command_is_published_again_under_its_id() -> None:
 @pytest.mark.parametrize(
     ("changes", "expected"),
     [
-        ({"in_fleet": False}, [("Done", "Failed", "MissingRights")]),
+        ({"entitled": False}, [("Done", "Failed", "MissingRights")]),
         ({"same_action_in_progress": True}, [("Done", "Failed", "SameActionInProgress")]),
         (
             {"status": status(privacy={"state": "Full"})},
@@ -208,7 +208,7 @@ LATER = NOW + timedelta(seconds=5)
     [
         ({}, Phase.SENT),
         ({"presence": "asleep"}, Phase.WAKING),
-        ({"in_fleet": False}, Phase.DONE),
+        ({"entitled": False}, Phase.DONE),
         ({"phase": "waking", "deadline_at": LATER}, Phase.SENT),
         ({"phase": "waking", "presence": "asleep", "deadline_at": LATER}, Phase.WAKING),
         ({"phase": "waking", "presence": "asleep", "deadline_at": NOW}, Phase.DONE),

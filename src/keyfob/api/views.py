@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from keyfob.callbacks.service import Callback
+from keyfob.errors import ErrorCode, KeyfobError
 from keyfob.kit.clock import isoformat
 from keyfob.kit.hal import link
 from keyfob.remotes.rows import Remote
@@ -82,14 +83,9 @@ def event_view(event: Event) -> dict[str, Any]:
     return view
 
 
-def remote_action(base: str, remote: Remote, events: list[Event] | None = None) -> dict[str, Any]:
-    href = remotes_href(base, remote.fleet_id, remote.vehicle_id, remote.callback_id)
+def remote_action_fields(remote: Remote, events: list[Event] | None = None) -> dict[str, Any]:
+    """A ``RemoteAction`` without its ``_links``: the same on both faces."""
     body: dict[str, Any] = {
-        "_links": {
-            "self": link(f"{href}/{remote.id}"),
-            "fleet": link(fleet_href(base, remote.fleet_id)),
-            "callback": link(callback_href(base, remote.fleet_id, remote.callback_id)),
-        },
         "remoteActionId": remote.id,
         "type": remote.type,
         "remote": remote.body,
@@ -102,6 +98,19 @@ def remote_action(base: str, remote: Remote, events: list[Event] | None = None) 
     if events is not None:
         body["events"] = [event_view(e) for e in events]  # extension: the ordered history
     return body
+
+
+def remote_action(base: str, remote: Remote, events: list[Event] | None = None) -> dict[str, Any]:
+    fleet_id = remote.fleet_id
+    if fleet_id is None:
+        raise KeyfobError(ErrorCode.INTERNAL, f"remote {remote.id} has no fleet")
+    href = remotes_href(base, fleet_id, remote.vehicle_id, remote.callback_id)
+    links = {
+        "self": link(f"{href}/{remote.id}"),
+        "fleet": link(fleet_href(base, fleet_id)),
+        "callback": link(callback_href(base, fleet_id, remote.callback_id)),
+    }
+    return {"_links": links, **remote_action_fields(remote, events)}
 
 
 def fleet_view(base: str, fleet: Fleet) -> dict[str, Any]:

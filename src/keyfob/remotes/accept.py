@@ -10,6 +10,9 @@ or the same error, in the same order of checks, as if it had been alone:
     fleet ─► vehicle ─► callback ─► Idempotency-Key replay ─► body ─► callback Running and
     remoteTypes ─► vehicle capabilities ─► stored
 
+Requests of the user face (``remotes.accept_user``, with its own order of checks) share the
+same queue, batches and commits: one accept path for both faces.
+
 A database failure of the whole batch (e.g. another process stored the same Idempotency-Key
 first) is retried request by request, so one request never fails another.
 """
@@ -18,12 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import json
 import logging
 import sqlite3
 from collections import deque
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -42,12 +44,19 @@ from keyfob.errors import ErrorCode, KeyfobError
 from keyfob.kit.clock import Clock
 from keyfob.kit.ids import new_id
 from keyfob.notifications.models import notifications
-from keyfob.notifications.outbox import notification_row
+from keyfob.remotes import accept_user
+from keyfob.remotes.accept_user import UserAcceptRequest
 from keyfob.remotes.eligibility import ensure_vehicle_can
-from keyfob.remotes.events import RemoteRef, event_values
-from keyfob.remotes.lifecycle import Phase
-from keyfob.remotes.models import idempotency_keys, remote_events, remotes
+from keyfob.remotes.models import (
+    idempotency_keys,
+    remote_events,
+    remotes,
+    user_idempotency_keys,
+)
 from keyfob.remotes.schemas import RemoteBody, parse_remote_body
+from keyfob.remotes.staging import Batch as _Batch
+from keyfob.remotes.staging import Known as _Known
+from keyfob.remotes.staging import Posted, first_status, replay, request_hash, stage
 from keyfob.store.engine import Database
 from keyfob.store.nudge import nudge
 from keyfob.store.units import Execute, Fetch, Insert, Plan, Submit, run_unit, sqlite_turn
@@ -58,7 +67,19 @@ from keyfob.vehicles.service import (
     vehicle_from_row,
     vehicle_not_found,
 )
-from keyfob.vocabulary import CallbackStatus, EventType, PendingStatus, RemoteType
+from keyfob.vocabulary import CallbackStatus
+
+__all__ = [
+    "AcceptRequest",
+    "Acceptor",
+    "Posted",
+    "Request",
+    "UserAcceptRequest",
+    "accept_plan",
+    "check_callback",
+    "first_status",
+    "request_hash",
+]
 
 log = logging.getLogger("keyfob.accept")
 
@@ -71,25 +92,6 @@ class AcceptRequest:
     callback_id: str
     data: object
     idempotency_key: str | None = None
-
-
-@dataclass(frozen=True)
-class Posted:
-    remote_id: str
-    type: str
-    replayed: bool
-
-
-def request_hash(data: object) -> str:
-    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def first_status(remote_type: RemoteType) -> PendingStatus:
-    """Navigation never reports Accepted (§1.2): its history starts at CheckingVehicle."""
-    if remote_type is RemoteType.NAVIGATION:
-        return PendingStatus.CHECKING_VEHICLE
-    return PendingStatus.ACCEPTED
 
 
 def check_callback(callback: Callback, body: RemoteBody) -> None:
@@ -115,27 +117,12 @@ class _Lookups:
     keys: dict[tuple[str, str], Any]
 
 
-@dataclass
-class _Known:
-    """Fleets' owners and vehicles seen before. Neither is ever updated or deleted, so a
-    positive lookup stays true; only unknown ids go to the database."""
-
-    fleet_owner: dict[str, str] = field(default_factory=dict)
-    vehicles: dict[str, Vehicle] = field(default_factory=dict)
-    limit: int = 100_000
-
-    def remember(self, owners: dict[str, str], found: dict[str, Vehicle]) -> None:
-        if len(self.fleet_owner) + len(self.vehicles) > self.limit:
-            self.fleet_owner.clear()
-            self.vehicles.clear()
-        self.fleet_owner.update(owners)
-        self.vehicles.update(found)
-
-
 _IDS: BindParameter[Any] = bindparam("ids", expanding=True)
 _FLEET_OWNERS = select(fleets.c.id, fleets.c.partner_id).where(fleets.c.id.in_(_IDS))
 _VEHICLES = select(vehicles).where(vehicles.c.id.in_(_IDS))
-_CALLBACKS = select(callbacks).where(callbacks.c.id.in_(_IDS), callbacks.c.deleted_at.is_(None))
+_CALLBACKS = select(callbacks).where(
+    callbacks.c.id.in_(_IDS), callbacks.c.deleted_at.is_(None), callbacks.c.fleet_id.is_not(None)
+)
 
 
 def _lookups(batch: list[AcceptRequest], known: _Known) -> Plan[_Lookups]:
@@ -172,42 +159,6 @@ def _lookups(batch: list[AcceptRequest], known: _Known) -> Plan[_Lookups]:
     )
 
 
-@dataclass
-class _Batch:
-    """What one transaction will write, and what each request will be answered."""
-
-    now: datetime
-    ttl: timedelta
-    remotes: list[dict[str, Any]] = field(default_factory=list)
-    events: list[dict[str, Any]] = field(default_factory=list)
-    notifications: list[dict[str, Any]] = field(default_factory=list)
-    keys: list[dict[str, Any]] = field(default_factory=list)
-    expired_keys: list[tuple[str, str]] = field(default_factory=list)
-    fresh_keys: dict[tuple[str, str], tuple[str, Posted]] = field(default_factory=dict)
-
-
-def _replay(request: AcceptRequest, digest: str, found: _Lookups, batch: _Batch) -> Posted | None:
-    pair = (request.partner_id, request.idempotency_key or "")
-    if pair in batch.fresh_keys:
-        first_digest, posted = batch.fresh_keys[pair]
-        stored: tuple[str, str, str] | None = (first_digest, posted.remote_id, posted.type)
-    elif pair in found.keys and found.keys[pair].created_at > batch.now - batch.ttl:
-        row = found.keys[pair]
-        stored = (row.request_hash, row.remote_id, row.type)
-    else:
-        if pair in found.keys and pair not in batch.expired_keys:
-            batch.expired_keys.append(pair)
-        stored = None
-    if stored is None:
-        return None
-    if stored[0] != digest:
-        raise KeyfobError(
-            ErrorCode.IDEMPOTENCY_KEY_REUSED,
-            "this Idempotency-Key was first used with a different request; use a new key",
-        )
-    return Posted(stored[1], stored[2], replayed=True)
-
-
 def _judge(request: AcceptRequest, found: _Lookups, batch: _Batch) -> Posted:
     if found.fleet_owner.get(request.fleet_id) != request.partner_id:
         raise fleet_not_found(request.fleet_id)
@@ -223,14 +174,17 @@ def _judge(request: AcceptRequest, found: _Lookups, batch: _Batch) -> Posted:
         digest = request_hash(
             {"v": request.vehicle_id, "c": request.callback_id, "b": request.data}
         )
-        replay = _replay(request, digest, found, batch)
-        if replay is not None:
-            return replay
+        pair = (request.partner_id, request.idempotency_key)
+        replayed, expired = replay(batch, pair, found.keys.get(pair), digest)
+        if expired and pair not in batch.expired_keys:
+            batch.expired_keys.append(pair)
+        if replayed is not None:
+            return replayed
     body = parse_remote_body(request.data)
     check_callback(callback, body)
     ensure_vehicle_can(vehicle.capabilities, body, motorization=vehicle.motorization)
     posted = Posted(new_id(), body.type.value, replayed=False)
-    _stage(batch, vehicle, callback, body, posted.remote_id)
+    stage(batch, remote_id=posted.remote_id, vehicle=vehicle, callback_id=callback.id, body=body)
     if request.idempotency_key is not None:
         pair = (request.partner_id, request.idempotency_key)
         batch.fresh_keys[pair] = (digest, posted)
@@ -246,46 +200,26 @@ def _judge(request: AcceptRequest, found: _Lookups, batch: _Batch) -> Posted:
     return posted
 
 
-def _stage(batch: _Batch, vehicle: Vehicle, callback: Callback, body: RemoteBody, rid: str) -> None:
-    now = batch.now
-    status = first_status(body.type)
-    ref = RemoteRef(rid, callback.id, vehicle.vin, body.type.value, 0)
-    event_row, outbox = event_values(ref, 1, EventType.PENDING, status.value, now, None, None)
-    batch.remotes.append(
-        {
-            "id": rid,
-            "fleet_id": vehicle.fleet_id,
-            "vehicle_id": vehicle.id,
-            "callback_id": callback.id,
-            "type": body.type.value,
-            "label": body.label,
-            "body": body.to_stored(),
-            "status": status.value,
-            "failure_cause": None,
-            "feedback_detail": None,
-            "last_seq": 1,
-            "phase": Phase.QUEUED,
-            "due_at": now,
-            "deadline_at": None,
-            "command_id": None,
-            "created_at": now,
-            "updated_at": now,
-        }
-    )
-    batch.events.append(event_row)
-    batch.notifications.append(notification_row(callback.id, outbox, now))
+Request = AcceptRequest | UserAcceptRequest
+"""A POST remote of either face; one batch may mix them."""
 
 
 def accept_plan(
-    requests: list[AcceptRequest], *, now: datetime, ttl: timedelta, known: _Known
+    requests: Sequence[Request], *, now: datetime, ttl: timedelta, known: _Known
 ) -> Plan[list[Posted | KeyfobError]]:
     """Judge and store a batch as one unit of work; one answer per request, in order."""
-    found = yield from _lookups(requests, known)
+    fleet = [r for r in requests if isinstance(r, AcceptRequest)]
+    users = [r for r in requests if isinstance(r, UserAcceptRequest)]
+    found = (yield from _lookups(fleet, known)) if fleet else _Lookups({}, {}, {}, {})
+    found_users = (yield from accept_user.lookups(users, known)) if users else accept_user.NONE
     batch = _Batch(now=now, ttl=ttl)
     answers: list[Posted | KeyfobError] = []
     for request in requests:
         try:
-            answers.append(_judge(request, found, batch))
+            if isinstance(request, UserAcceptRequest):
+                answers.append(accept_user.judge(request, found_users, batch))
+            else:
+                answers.append(_judge(request, found, batch))
         except KeyfobError as refusal:
             answers.append(refusal)
     for partner_id, key in batch.expired_keys:
@@ -294,18 +228,27 @@ def accept_plan(
                 idempotency_keys.c.partner_id == partner_id, idempotency_keys.c.key == key
             )
         )
+    for client_id, user_id, key in batch.expired_user_keys:
+        yield Execute(
+            delete(user_idempotency_keys).where(
+                user_idempotency_keys.c.client_id == client_id,
+                user_idempotency_keys.c.user_id == user_id,
+                user_idempotency_keys.c.key == key,
+            )
+        )
     yield Insert(
         [
             (remotes, batch.remotes),
             (remote_events, batch.events),
             (notifications, batch.notifications),
             (idempotency_keys, batch.keys),
+            (user_idempotency_keys, batch.user_keys),
         ]
     )
     return answers
 
 
-_Waiting = tuple[AcceptRequest, "asyncio.Future[Posted]"]
+_Waiting = tuple[Request, "asyncio.Future[Posted]"]
 _Answers = list[Posted | KeyfobError]
 
 
@@ -357,7 +300,7 @@ class Acceptor:
         self._stopping = False
         self._known = _Known()
 
-    async def accept(self, request: AcceptRequest) -> Posted:
+    async def accept(self, request: Request) -> Posted:
         """Stored and committed when this returns; a refusal raises its ``KeyfobError``."""
         if self._task is None or self._task.done():
             raise KeyfobError(ErrorCode.UNAVAILABLE, "the server is starting or stopping")

@@ -22,13 +22,18 @@ from keyfob.vocabulary import EventType
 
 @dataclass(frozen=True)
 class RemoteRef:
-    """What an event needs to know about its remote."""
+    """What an event needs to know about its remote.
+
+    ``context`` is the user face's ``message.remote_context`` (label and own attributes),
+    copied onto each notification row; ``None`` on the fleet face.
+    """
 
     id: str
     callback_id: str
     vin: str
     type: str
     last_seq: int
+    context: dict[str, Any] | None = None
 
 
 def event_values(
@@ -90,5 +95,7 @@ async def record_event(
     }
     await conn.execute(update(remotes).where(remotes.c.id == remote.id).values(**changes))
     await conn.execute(remote_events.insert().values(**row))
-    await enqueue(conn, callback_id=remote.callback_id, event=outbox, now=now)
+    await enqueue(
+        conn, callback_id=remote.callback_id, event=outbox, now=now, context=remote.context
+    )
     return seq

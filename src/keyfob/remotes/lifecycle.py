@@ -67,7 +67,9 @@ class Facts:
     deadline_at: datetime | None
     presence: str
     status: dict[str, Any] | None
-    in_fleet: bool
+    entitled: bool
+    """The caller still has rights on the vehicle: on the fleet face it is still in the
+    remote's fleet, on the user face still linked to the remote's user (else MissingRights)."""
     same_action_in_progress: bool
     wake_ups_this_month: int
     wake_ups_recent: int
@@ -105,7 +107,7 @@ def _send(facts: Facts, now: datetime, limits: Limits) -> Step:
 
 
 def _start(facts: Facts, now: datetime, limits: Limits) -> Step:
-    if not facts.in_fleet:
+    if not facts.entitled:
         return failed(FailureCause.MISSING_RIGHTS)
     if facts.same_action_in_progress:
         return failed(FailureCause.SAME_ACTION_IN_PROGRESS)

@@ -18,6 +18,8 @@ from typing import Any
 from sqlalchemy import Integer, and_, bindparam, func, select, update
 from sqlalchemy.sql.elements import BindParameter
 
+from keyfob.auth.user_models import user_vehicles
+from keyfob.callbacks.models import callbacks
 from keyfob.kit.ids import new_id
 from keyfob.notifications.models import notifications
 from keyfob.notifications.outbox import notification_row
@@ -59,6 +61,10 @@ _WAKE_COUNTS = (
     .where(wake_ups.c.vehicle_id.in_(_IDS), wake_ups.c.at >= bindparam("since", type_=UtcDateTime))
     .group_by(wake_ups.c.vehicle_id)
 )
+_LINKED = select(user_vehicles.c.user_id, user_vehicles.c.vehicle_id).where(
+    user_vehicles.c.vehicle_id.in_(_IDS)
+)
+_GONE = select(callbacks.c.id).where(callbacks.c.id.in_(_IDS), callbacks.c.deleted_at.is_not(None))
 """The look-ups, built once: their values are ``Fetch`` parameters."""
 
 
@@ -93,6 +99,22 @@ def _wake_counts(vehicle_ids: set[str], since: datetime) -> Plan[dict[str, int]]
     return {r.vehicle_id: int(r.n) for r in rows}
 
 
+def _linked(due: list[Remote]) -> Plan[set[tuple[str, str]]]:
+    """(user, vehicle) links of the user-face remotes about to start (none on the fleet face)."""
+    vehicle_ids = {d.vehicle_id for d in due if d.user_id is not None and d.phase == Phase.QUEUED}
+    if not vehicle_ids:
+        return set()
+    rows = yield Fetch(_LINKED, {"ids": sorted(vehicle_ids)})
+    return {(r.user_id, r.vehicle_id) for r in rows}
+
+
+def _entitled(remote: Remote, links: set[tuple[str, str]]) -> bool:
+    """Fleet face: the vehicle is still in the remote's fleet. User face: still the user's."""
+    if remote.user_id is None:
+        return remote.vehicle_fleet_id == remote.fleet_id
+    return remote.phase != Phase.QUEUED or (remote.user_id, remote.vehicle_id) in links
+
+
 def facts_for(
     due: list[Remote], *, now: datetime, short_window: timedelta
 ) -> Plan[tuple[dict[str, Facts], set[tuple[str, str]]]]:
@@ -108,6 +130,7 @@ def facts_for(
     }
     month = yield from _wake_counts(sleepy, month_start(now))
     recent = yield from _wake_counts(sleepy, now - short_window)
+    links = yield from _linked(due)
     taken = {(other.vehicle_id, other.type) for other in busy}
     facts = {}
     for d in due:
@@ -119,7 +142,7 @@ def facts_for(
             deadline_at=d.deadline_at,
             presence=state.presence if state is not None else "unknown",
             status=state.status if state is not None else None,
-            in_fleet=d.vehicle_fleet_id == d.fleet_id,
+            entitled=_entitled(d, links),
             same_action_in_progress=(d.vehicle_id, d.type) in taken,
             wake_ups_this_month=month.get(d.vehicle_id, 0),
             wake_ups_recent=recent.get(d.vehicle_id, 0),
@@ -144,7 +167,7 @@ def plan(due: Remote, step: Step) -> Planned:
 
 
 def _event_rows(
-    planned: Planned, now: datetime
+    planned: Planned, now: datetime, gone: set[str]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
     due, events = planned.due, planned.step.events
     ref = due.ref
@@ -157,7 +180,10 @@ def _event_rows(
             ref, seq, event_type, event_status, now, event_cause, event_feedback
         )
         event_rows.append(row)
-        notification_rows.append(notification_row(due.callback_id, outbox, now))
+        note = notification_row(due.callback_id, outbox, now, ref.context)
+        if due.callback_id in gone:  # decision 24: recorded, never delivered
+            note.update(state="dropped", finished_at=now)
+        notification_rows.append(note)
         status, cause, feedback = event_status, event_cause, event_feedback
     change = {
         "b_id": due.id,
@@ -191,6 +217,15 @@ _APPLY = (
 )
 
 
+def _deleted_user_callbacks(planned: list[Planned]) -> Plan[set[str]]:
+    """User callbacks deleted while their remotes ran (decision 24; the fleet face refuses)."""
+    ids = {p.due.callback_id for p in planned if p.due.user_id is not None and p.step.events}
+    if not ids:
+        return set()
+    rows = yield Fetch(_GONE, {"ids": sorted(ids)})
+    return {r.id for r in rows}
+
+
 def apply(planned: list[Planned], *, now: datetime) -> Plan[None]:
     """Write the events, their notifications and the remotes' new state, all at once."""
     if not planned:
@@ -198,8 +233,9 @@ def apply(planned: list[Planned], *, now: datetime) -> Plan[None]:
     event_rows: list[dict[str, Any]] = []
     notification_rows: list[dict[str, Any]] = []
     changes: list[dict[str, Any]] = []
+    gone = yield from _deleted_user_callbacks(planned)
     for item in planned:
-        events, notes, change = _event_rows(item, now)
+        events, notes, change = _event_rows(item, now, gone)
         event_rows.extend(events)
         notification_rows.extend(notes)
         changes.append(change)

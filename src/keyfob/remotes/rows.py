@@ -5,6 +5,9 @@ dispatcher reads a batch of them every turn; the column list is derived from the
 own fields, so the two cannot drift apart. The vehicle's VIN and fleet come from a join with
 ``vehicles`` (``REMOTES_AND_VEHICLES``): the dispatcher addresses the car by VIN and checks
 that it is still in the remote's fleet.
+
+A remote of the user face has no fleet: ``user_id`` says whose it is, and its label and own
+attributes travel with every notification it raises (``ref.context``).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement
 
+from keyfob.notifications.message import remote_context
 from keyfob.remotes.events import RemoteRef
 from keyfob.remotes.models import remotes
 from keyfob.vehicles.models import vehicles
@@ -26,7 +30,7 @@ class Remote:
     """One remote; ``phase`` holds a ``lifecycle.Phase`` value as stored (a plain string)."""
 
     id: str
-    fleet_id: str
+    fleet_id: str | None
     vehicle_id: str
     callback_id: str
     type: str
@@ -41,10 +45,17 @@ class Remote:
     command_id: str | None
     vin: str
     vehicle_fleet_id: str
+    user_id: str | None
+    label: str | None
+    attributes: list[dict[str, str]] | None
+    callback_attributes: dict[str, Any] | None
 
     @property
     def ref(self) -> RemoteRef:
-        return RemoteRef(self.id, self.callback_id, self.vin, self.type, self.last_seq)
+        context = None
+        if self.user_id is not None:
+            context = remote_context(self.label, self.attributes, self.callback_attributes)
+        return RemoteRef(self.id, self.callback_id, self.vin, self.type, self.last_seq, context)
 
 
 _FROM_VEHICLES: dict[str, ColumnElement[Any]] = {

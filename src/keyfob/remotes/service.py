@@ -8,14 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keyfob.callbacks.service import get_callback, mark_deleted
 from keyfob.errors import ErrorCode, KeyfobError
 from keyfob.kit.ids import is_valid_id
 from keyfob.kit.paging import PageRequest
-from keyfob.notifications.models import notifications
+from keyfob.notifications.outbox import drop_pending
 from keyfob.remotes.lifecycle import ACTIVE_PHASES
 from keyfob.remotes.models import remote_events, remotes
 from keyfob.remotes.rows import REMOTE_COLUMNS, REMOTES_AND_VEHICLES, Remote, read_remotes
@@ -119,8 +119,4 @@ async def delete_callback(
         )
     await mark_deleted(conn, callback=callback, now=now)
     # What was not delivered yet goes with the webhook the partner removed; the log keeps it.
-    await conn.execute(
-        update(notifications)
-        .where(notifications.c.callback_id == callback.id, notifications.c.state == "pending")
-        .values(state="dropped", finished_at=now, lease_owner=None, lease_until=None)
-    )
+    await drop_pending(conn, callback_id=callback.id, now=now)
