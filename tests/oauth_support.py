@@ -8,8 +8,9 @@ headless sign-in script reads them), the redirect, then the token endpoint.
 from __future__ import annotations
 
 import base64
+import contextlib
 import secrets
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any
@@ -27,6 +28,11 @@ PEUGEOT = "clientsB2CPeugot/OTPPeugeot"
 APP_REDIRECT = "mymap://oauth2redirect/fr"
 WEB_REDIRECT = "https://app.example.com/oauth/callback?tenant=7"
 PASSWORD = "correct horse battery staple"
+GATEWAY_401 = {
+    "httpCode": "401",
+    "httpMessage": "Unauthorized",
+    "moreInformation": "Token is invalid",
+}
 
 
 @dataclass
@@ -230,3 +236,22 @@ async def tokens_for(
     assert answer.status_code == 200, answer.text
     tokens: dict[str, Any] = answer.json()
     return tokens
+
+
+@contextlib.asynccontextmanager
+async def browser_http(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client to ``app`` from one address, keeping cookies as a browser does."""
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, client=("203.0.113.7", 50000)),
+        base_url="https://keyfob.test",
+    ) as client:
+        yield client
+
+
+async def user_face(http: httpx.AsyncClient, client: Registered, token: str) -> httpx.Response:
+    """``GET /connectedcar/v4/user`` with ``token``, as the client's app calls it."""
+    return await http.get(
+        "/connectedcar/v4/user",
+        params={"client_id": client.client_id},
+        headers={"Authorization": f"Bearer {token}", "x-introspect-realm": "clientsB2CPeugeot"},
+    )

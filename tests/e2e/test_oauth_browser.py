@@ -31,9 +31,9 @@ from keyfob.auth.pkce import new_verifier, s256
 from keyfob.config import Settings
 from keyfob.store import migrate
 from keyfob.store.engine import Database
+from oauth_support import PASSWORD, Registered, add_user, register
 
 pytestmark = pytest.mark.browser
-from oauth_support import PASSWORD, Registered, add_user, register
 
 
 @dataclass
