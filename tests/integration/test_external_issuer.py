@@ -35,6 +35,7 @@ class Issuer:
     clock: FakeClock
     keys: list[RSAKey] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)
+    down: bool = False
 
     def new_key(self, kid: str) -> RSAKey:
         key = RSAKey.generate_key(2048, parameters={"kid": kid, "alg": "RS256"}, private=True)
@@ -43,6 +44,8 @@ class Issuer:
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request.url.path)
+        if self.down:
+            return httpx.Response(503)
         if request.url.path == "/realms/cars/.well-known/openid-configuration":
             return httpx.Response(
                 200, json={"issuer": ISSUER, "jwks_uri": f"{ISSUER}/protocol/openid-connect/certs"}
@@ -237,3 +240,19 @@ async def test_a_fixed_realm_users_by_id_and_a_list_of_scopes(
     assert answer.json()["user"] == ann.id
     assert answer.json()["scopes"] == ["remote:horn:write"]
     assert issuer.requests == ["/realms/cars/protocol/openid-connect/certs"]
+
+
+async def test_an_issuer_that_is_down_is_asked_again_only_after_a_while(
+    http: httpx.AsyncClient, issuer: Issuer, monotonic: Monotonic
+) -> None:
+    key = issuer.new_key("k1")
+    issuer.down = True
+    for index in range(3):
+        answer = await call(http, issuer.token(key, jti=f"d-{index}"))
+        assert (answer.status_code, answer.json()) == (401, GATEWAY)
+    assert len(issuer.requests) == 1, "one attempt, not one per token"
+    issuer.down = False
+    assert (await call(http, issuer.token(key, jti="d-9"))).status_code == 401
+    assert len(issuer.requests) == 1, "asked again only after min_refetch_s"
+    monotonic.now += 10
+    assert (await call(http, issuer.token(key, jti="d-10"))).status_code == 200

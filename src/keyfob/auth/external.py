@@ -136,8 +136,9 @@ class ExternalIssuer:
         unknown = kid is not None and kid not in self._kids and age >= self._min_refetch_s
         if stale or unknown:
             async with self._lock:
-                age = self._monotonic() - self._fetched_at
-                if age >= self._min_refetch_s or self._keys is None:
+                # Another request may have fetched while this one waited; an issuer that is
+                # down is asked again only every min_refetch_s, however many tokens arrive.
+                if self._monotonic() - self._fetched_at >= self._min_refetch_s:
                     await self._fetch()
         if self._keys is None:
             raise InvalidToken("the issuer's keys are unavailable")
