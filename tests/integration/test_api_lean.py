@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 from fastapi.routing import APIRoute
+from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from conftest import Tenant, create_callback, make_settings, make_tenant
@@ -87,10 +88,42 @@ async def app_pair(
         yield apps
 
 
-def client(application: Any) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=application), base_url="https://keyfob.test"
-    )
+def client(application: Any, *, raise_app_exceptions: bool = True) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=application, raise_app_exceptions=raise_app_exceptions)
+    return httpx.AsyncClient(transport=transport, base_url="https://keyfob.test")
+
+
+REFUSING = {
+    "sqlite": [
+        "CREATE TRIGGER refuse_remotes BEFORE INSERT ON remotes "
+        "BEGIN SELECT RAISE(ABORT, 'storage is failing'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION refuse_remotes() RETURNS trigger LANGUAGE plpgsql "
+        "AS $$ BEGIN RAISE EXCEPTION 'storage is failing'; END $$",
+        "CREATE TRIGGER refuse_remotes BEFORE INSERT ON remotes "
+        "FOR EACH ROW EXECUTE FUNCTION refuse_remotes()",
+    ],
+}
+RESTORING = {
+    "sqlite": ["DROP TRIGGER refuse_remotes"],
+    "postgresql": ["DROP TRIGGER refuse_remotes ON remotes", "DROP FUNCTION refuse_remotes()"],
+}
+
+
+@asynccontextmanager
+async def storage_failing(db: Database) -> AsyncIterator[None]:
+    """Every insert into ``remotes`` fails, as a database in trouble would."""
+    dialect = "sqlite" if db.sqlite else "postgresql"
+    async with db.transaction() as conn:
+        for statement in REFUSING[dialect]:
+            await conn.execute(text(statement))
+    try:
+        yield
+    finally:
+        async with db.transaction() as conn:
+            for statement in RESTORING[dialect]:
+                await conn.execute(text(statement))
 
 
 def summary(answer: httpx.Response) -> dict[str, Any]:
@@ -221,6 +254,33 @@ async def test_idempotent_replays_and_budgets_alike(db: Database, clock: FakeClo
         assert found[0] == found[1]
         assert served_by(seen[0]) == {LeanRemotePost}
         assert served_by(seen[1]) == {APIRoute}
+
+
+async def test_a_failure_to_store_is_the_same_500(db: Database, clock: FakeClock) -> None:
+    """The app's last-resort handler answers it, outside every middleware, on both sides."""
+    seen: list[list[Any]] = []
+    async with app_pair(db, clock, seen) as (lean, documented, setup):
+        tenant = await make_tenant(setup, db, "lena", clock())
+        async with tenant.http:
+            cbid = await create_callback(tenant)
+        vid = tenant.vehicles["Electric"].id
+        post = {
+            "url": f"{tenant.fleet}/vehicles/{vid}/callbacks/{cbid}/remotes",
+            "auth": (tenant.login, tenant.password),
+            "params": {"client_id": tenant.client_id},
+            "json": {"horn": {"state": "Activated"}},
+        }
+        async with (
+            storage_failing(db),
+            client(lean, raise_app_exceptions=False) as fast,
+            client(documented, raise_app_exceptions=False) as slow,
+        ):
+            found = [summary(await http.post(**post)) for http in (fast, slow)]
+    assert found[0]["status"] == 500
+    assert '"code": 50000' in found[0]["body"]
+    assert "storage" not in found[0]["body"]
+    assert found[0] == found[1]
+    assert found[0]["headers"] == [("content-type", "application/json")]
 
 
 async def test_a_middleware_added_to_the_app_wraps_the_lean_route(
