@@ -259,3 +259,17 @@ async def test_the_whole_flow_over_a_real_server(app: Any, client: Registered, l
         assert revoked.status_code == 200
         refused = await user_face(http, client, fresh["access_token"])
         assert (refused.status_code, refused.json()) == (401, GATEWAY_401)
+
+
+async def test_a_nul_anywhere_is_refused_as_invalid_input(
+    http: httpx.AsyncClient, client: Registered, login: str
+) -> None:
+    for change in ({"client_id": "a\x00b"}, {"state": "\x00"}):
+        params = {**authorize_params(client), **change}
+        answer = await http.get("/am/oauth2/authorize", params=params)
+        assert answer.status_code == 400
+        assert "location" not in answer.headers
+    page = await http.get("/am/oauth2/authorize", params=authorize_params(client))
+    refused = await submit(http, page, login=login + "\x00", password=PASSWORD)
+    assert refused.status_code == 400
+    assert "U+0000" in page_text(refused.text)

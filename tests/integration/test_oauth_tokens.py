@@ -272,6 +272,13 @@ async def test_token_request_errors_are_rfc_6749_bodies(
         assert answer.status_code == 400
         assert set(answer.json()) == {"error", "error_description"}
         assert answer.json()["error"] == error
+    for where in ("params", "data"):
+        nul = await http.post(
+            "/am/oauth2/access_token",
+            **{where: {"grant_type": "refresh_token", "refresh_token": "a\x00"}},
+            headers={"Authorization": client.basic},
+        )
+        assert (nul.status_code, nul.json()["error"]) == (400, "invalid_request")
     twice = await http.post(
         "/am/oauth2/access_token?grant_type=refresh_token",
         data={"grant_type": "refresh_token"},

@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from keyfob.api.deps import Ctx
 from keyfob.api.oauth import pages
-from keyfob.api.oauth.params import read_form
+from keyfob.api.oauth.params import read_form, refuse_nul
 from keyfob.auth import oauth
 from keyfob.auth.authorize import AuthorizeRequest, Refusal, error_redirect, judge, with_query
 from keyfob.auth.clients import OAuthClient, get_client
@@ -41,6 +41,7 @@ router = APIRouter(prefix="/am/oauth2", tags=["Authorization server"], include_i
 COOKIE = "kf_oauth_csrf"
 PATH = "/am/oauth2/authorize"
 RESTART = "Go back to the app and sign in again."
+INVALID = "This sign-in link is not valid"
 
 
 async def _sealer(ctx: AppContext) -> FlowSealer:
@@ -68,7 +69,7 @@ def _set_cookie(request: Request, answer: Response, cookie: str) -> None:
 def _refusal(refusal: Refusal, request: Request) -> Response:
     if refusal.redirect is None:
         return pages.error_page(
-            "This sign-in link is not valid",
+            INVALID,
             refusal.description,
             hint="The app that sent you here is not set up correctly. Nothing was sent to it.",
             root=_root(request),
@@ -109,6 +110,10 @@ async def style_sheet() -> Response:
 @router.get("/authorize")
 async def authorize(request: Request, ctx: Ctx) -> Response:
     query = request.query_params.multi_items()
+    try:
+        refuse_nul(query)
+    except OAuthError as refusal:
+        return pages.error_page(INVALID, refusal.description, root=_root(request))
     client_id = request.query_params.get("client_id")
     async with ctx.database.read() as conn:
         client = await get_client(conn, client_id) if client_id else None

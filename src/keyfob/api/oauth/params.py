@@ -48,18 +48,25 @@ async def read_form(request: Request) -> list[tuple[str, str]]:
     if mime != FORM:
         raise OAuthError("invalid_request", f"send the parameters as {FORM} or in the query")
     try:
-        text = raw.decode("utf-8")
-        return parse_qsl(text, keep_blank_values=True, errors="strict")
+        pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, errors="strict")
     except (UnicodeDecodeError, ValueError):
         raise OAuthError("invalid_request", "the body is not UTF-8 form data") from None
+    refuse_nul(pairs)
+    return pairs
+
+
+def refuse_nul(pairs: list[tuple[str, str]]) -> None:
+    """No parameter holds U+0000, and PostgreSQL cannot compare one: a 400, not a 500."""
+    if any("\x00" in name or "\x00" in value for name, value in pairs):
+        raise OAuthError("invalid_request", "parameters must not contain U+0000")
 
 
 async def read_params(request: Request) -> dict[str, str]:
     """Body and query parameters as one mapping; a repeated name or a U+0000 is refused."""
     found: dict[str, str] = {}
-    for name, value in [*request.query_params.multi_items(), *await read_form(request)]:
-        if "\x00" in name or "\x00" in value:
-            raise OAuthError("invalid_request", "parameters must not contain U+0000")
+    query = request.query_params.multi_items()
+    refuse_nul(query)
+    for name, value in [*query, *await read_form(request)]:
         if name in found:
             raise OAuthError("invalid_request", f"the {name} parameter is given more than once")
         found[name] = value
