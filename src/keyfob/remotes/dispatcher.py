@@ -45,7 +45,7 @@ from keyfob.link.topics import (
 from keyfob.link.transport import Outgoing, Transport
 from keyfob.link.wakeup import WakeUpChannel, WakeUpError
 from keyfob.remotes import progress
-from keyfob.remotes.lifecycle import UNDER_WAY, Limits, Phase, Step, advance
+from keyfob.remotes.lifecycle import QUEUED, UNDER_WAY, Limits, Step, advance
 from keyfob.store.engine import Database
 from keyfob.store.units import Execute, Plan, only, run_unit
 from keyfob.vehicles import state as vehicle_state
@@ -126,10 +126,10 @@ class Dispatcher:
         for remote in sorted(due, key=lambda d: (d.created_at, d.id)):
             found = facts[remote.id]
             key = (remote.vehicle_id, remote.type)
-            if remote.phase == Phase.QUEUED and key in taken:
+            if remote.phase == QUEUED and key in taken:
                 found = replace(found, same_action_in_progress=True)
             step = advance(found, now, self.limits)
-            if remote.phase == Phase.QUEUED and step.phase in UNDER_WAY:
+            if remote.phase == QUEUED and step.phase in UNDER_WAY:
                 taken.add(key)
             planned.append(progress.plan(remote, step))
         yield from progress.apply(planned, now=now)

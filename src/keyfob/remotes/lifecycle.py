@@ -42,6 +42,13 @@ class Phase(StrEnum):
     DONE = "done"
 
 
+QUEUED, WAKING, SENT, DONE = Phase.QUEUED, Phase.WAKING, Phase.SENT, Phase.DONE
+"""The members as module constants, for the code run once per remote: on Python 3.11 the enum
+metaclass's ``__getattr__`` makes ``Phase.QUEUED`` a slow look-up (~150 ns; a global, ~20)."""
+
+PHASE_OF = {str(p): p for p in Phase}
+"""A stored string to its ``Phase`` in one dict look-up (``Phase(text)`` costs ~400 ns)."""
+
 ACTIVE_PHASES = (Phase.QUEUED, Phase.WAKING, Phase.SENT)
 """A remote in one of these is in progress: the dispatcher still owes it a step."""
 
@@ -103,7 +110,7 @@ def _send(facts: Facts, now: datetime, limits: Limits) -> Step:
         events.append((EventType.PENDING, PendingStatus.CHECKING_VEHICLE.value, None, None))
     events.append((EventType.PENDING, PendingStatus.SENT_TO_VEHICLE.value, None, None))
     deadline = now + limits.command_timeout
-    return Step(events, Phase.SENT, deadline, deadline, send_command=True)
+    return Step(events, SENT, deadline, deadline, send_command=True)
 
 
 def _start(facts: Facts, now: datetime, limits: Limits) -> Step:
@@ -130,20 +137,20 @@ def _start(facts: Facts, now: datetime, limits: Limits) -> Step:
     if facts.type is not RemoteType.NAVIGATION:
         events.append((EventType.PENDING, PendingStatus.WAKING_UP_VEHICLE.value, None, None))
     deadline = now + limits.wake_up_timeout
-    return Step(events, Phase.WAKING, deadline, deadline, send_wake_up=True)
+    return Step(events, WAKING, deadline, deadline, send_wake_up=True)
 
 
 def advance(facts: Facts, now: datetime, limits: Limits) -> Step:
     """The next step of a remote that is due."""
-    if facts.phase == Phase.QUEUED:
+    if facts.phase == QUEUED:
         return _start(facts, now, limits)
     deadline = facts.deadline_at or now
-    if facts.phase == Phase.WAKING:
+    if facts.phase == WAKING:
         if facts.presence == "online":
             return _send(facts, now, limits)
         if now >= deadline:
             return failed(FailureCause.VEHICLE_CONNECTION_TIMEOUT)
-        return Step(phase=Phase.WAKING, due_at=deadline, deadline_at=deadline)
+        return Step(phase=WAKING, due_at=deadline, deadline_at=deadline)
     if now >= deadline:
         return failed(FailureCause.VEHICLE_CONNECTION_TIMEOUT)
-    return Step(phase=Phase.SENT, due_at=deadline, deadline_at=deadline, send_command=True)
+    return Step(phase=SENT, due_at=deadline, deadline_at=deadline, send_command=True)

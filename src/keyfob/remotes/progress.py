@@ -24,7 +24,16 @@ from keyfob.kit.ids import new_id
 from keyfob.notifications.models import notifications
 from keyfob.notifications.outbox import notification_row
 from keyfob.remotes.events import event_values
-from keyfob.remotes.lifecycle import ACTIVE_PHASES, UNDER_WAY, Facts, Phase, Step
+from keyfob.remotes.lifecycle import (
+    ACTIVE_PHASES,
+    PHASE_OF,
+    QUEUED,
+    SENT,
+    UNDER_WAY,
+    Facts,
+    Phase,
+    Step,
+)
 from keyfob.remotes.models import remote_events, remotes
 from keyfob.remotes.rows import REMOTE_COLUMNS, REMOTES_AND_VEHICLES, Remote, read_remotes
 from keyfob.store.schema import UtcDateTime
@@ -101,7 +110,7 @@ def _wake_counts(vehicle_ids: set[str], since: datetime) -> Plan[dict[str, int]]
 
 def _linked(due: list[Remote]) -> Plan[set[tuple[str, str]]]:
     """(user, vehicle) links of the user-face remotes about to start (none on the fleet face)."""
-    vehicle_ids = {d.vehicle_id for d in due if d.user_id is not None and d.phase == Phase.QUEUED}
+    vehicle_ids = {d.vehicle_id for d in due if d.user_id is not None and d.phase == QUEUED}
     if not vehicle_ids:
         return set()
     rows = yield Fetch(_LINKED, {"ids": sorted(vehicle_ids)})
@@ -112,7 +121,7 @@ def _entitled(remote: Remote, links: set[tuple[str, str]]) -> bool:
     """Fleet face: the vehicle is still in the remote's fleet. User face: still the user's."""
     if remote.user_id is None:
         return remote.vehicle_fleet_id == remote.fleet_id
-    return remote.phase != Phase.QUEUED or (remote.user_id, remote.vehicle_id) in links
+    return remote.phase != QUEUED or (remote.user_id, remote.vehicle_id) in links
 
 
 def facts_for(
@@ -121,11 +130,11 @@ def facts_for(
     """The facts of each due remote, and the (vehicle, type) pairs already in progress."""
     vehicle_ids = {d.vehicle_id for d in due}
     states = yield from _states(vehicle_ids)
-    busy = yield from _in_progress({d.vehicle_id for d in due if d.phase == Phase.QUEUED})
+    busy = yield from _in_progress({d.vehicle_id for d in due if d.phase == QUEUED})
     sleepy = {
         d.vehicle_id
         for d in due
-        if d.phase == Phase.QUEUED
+        if d.phase == QUEUED
         and (states.get(d.vehicle_id) is None or states[d.vehicle_id].presence != "online")
     }
     month = yield from _wake_counts(sleepy, month_start(now))
@@ -138,7 +147,7 @@ def facts_for(
         facts[d.id] = Facts(
             type=RemoteType(d.type),
             body=d.body,
-            phase=Phase(d.phase),
+            phase=PHASE_OF[d.phase],
             deadline_at=d.deadline_at,
             presence=state.presence if state is not None else "unknown",
             status=state.status if state is not None else None,
@@ -162,7 +171,7 @@ class Planned:
 def plan(due: Remote, step: Step) -> Planned:
     command_id = None
     if step.send_command:
-        command_id = due.command_id if due.phase == Phase.SENT and due.command_id else new_id()
+        command_id = due.command_id if due.phase == SENT and due.command_id else new_id()
     return Planned(due, step, command_id)
 
 

@@ -20,7 +20,7 @@ from keyfob.errors import ErrorCode, KeyfobError
 from keyfob.notifications.message import remote_context
 from keyfob.notifications.outbox import notification_row
 from keyfob.remotes.events import RemoteRef, event_values
-from keyfob.remotes.lifecycle import Phase
+from keyfob.remotes.lifecycle import QUEUED
 from keyfob.remotes.schemas import RemoteBody
 from keyfob.vehicles.service import Vehicle
 from keyfob.vocabulary import EventType, PendingStatus, RemoteType
@@ -150,7 +150,7 @@ def stage(
             "failure_cause": None,
             "feedback_detail": None,
             "last_seq": 1,
-            "phase": Phase.QUEUED,
+            "phase": QUEUED,
             "due_at": now,
             "deadline_at": None,
             "command_id": None,
