@@ -11,6 +11,12 @@ order, while other remotes go on. A batching callback's rows are claimed togethe
 ``size`` are ready or the oldest has waited ``timeWindow`` seconds; a batch may carry
 consecutive events of one remote, in their order, and one claim takes every batch that is ready.
 
+A user-face callback has no ``batchNotify``: its messages go one per POST while the receiver
+keeps up, because the consumers of that face do not read arrays. Once it lags (its oldest
+undelivered message has waited ``USER_BACKLOG_AFTER``, one retry delay: the receiver failed,
+or the callback was paused) every claim sends what is due in batches of up to
+``USER_BATCH_SIZE``, as JSON arrays (decisions 13 and 30), until the backlog is gone.
+
 A claim costs what it takes, not what waits: it reads pending rows off partial indexes in the
 order it wants them and stops at its limit, and the statements are built once, here.
 
@@ -23,7 +29,7 @@ order it wants them and stops at its limit, and the statements are built once, h
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -42,7 +48,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from keyfob.callbacks.models import callbacks
+from keyfob.callbacks.models import Face, callbacks
 from keyfob.notifications.models import notifications
 from keyfob.notifications.policy import HORIZON
 from keyfob.store.schema import UtcDateTime
@@ -50,6 +56,11 @@ from keyfob.vocabulary import CallbackStatus
 
 _IDS_PER_STATEMENT = 500
 """Rows named in one ``IN (...)``: far below every driver's parameter limit."""
+
+USER_BATCH_SIZE = 100
+"""The user face's bucket: at most this many messages in one array (spec §3.2)."""
+USER_BACKLOG_AFTER = timedelta(seconds=10)
+"""A user callback whose oldest undelivered message is this old is in backlog."""
 
 
 class Claimed(NamedTuple):
@@ -77,18 +88,24 @@ class Target:
     """
 
     id: str
-    fleet_id: str
+    fleet_id: str | None
     subscribe: str
     secrets: list[dict[str, Any]]
     updated_at: datetime
+    face: str = Face.FLEET.value
 
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """One POST: a callback and the notifications it carries, in order."""
+    """One POST: a callback and the notifications it carries, in order.
+
+    ``contexts`` is filled on the user face only: each row's stored ``context`` (JSON text or
+    ``None``), what its ``Message`` needs of the remote beyond the event.
+    """
 
     target: Target
     rows: list[Claimed]
+    contexts: dict[str, str | None] = field(default_factory=dict)
 
 
 def pending(table: Any = notifications) -> ColumnElement[bool]:
@@ -161,6 +178,7 @@ _ACTIVE = select(
     cast(callbacks.c.subscribe, Text),
     callbacks.c.secrets,
     callbacks.c.updated_at,
+    callbacks.c.face,
     callbacks.c.batch_size,
     callbacks.c.batch_window_s,
     select(func.min(notifications.c.raised_at))
@@ -214,7 +232,7 @@ _LOCK = (
 )
 
 
-_TARGETS = select(*_ACTIVE.selected_columns[:5]).where(
+_TARGETS = select(*_ACTIVE.selected_columns[:6]).where(
     callbacks.c.id.in_(bindparam("ids", expanding=True))
 )
 
@@ -238,10 +256,26 @@ class _Active:
 async def _active_callbacks(conn: AsyncConnection) -> list[_Active]:
     """Running callbacks that have anything pending, oldest waiting first."""
     found = [
-        _Active(Target(*r[:5]), r[5], timedelta(seconds=r[6] or 0), r[7])
+        _Active(Target(*r[:6]), r[6], timedelta(seconds=r[7] or 0), r[8])
         for r in (await conn.execute(_ACTIVE)).all()
     ]
     return sorted(found, key=lambda c: c.oldest)
+
+
+def _in_backlog(callback: _Active, now: datetime) -> bool:
+    return callback.target.face == Face.USER and callback.oldest <= now - USER_BACKLOG_AFTER
+
+
+_CONTEXTS = select(notifications.c.id, cast(notifications.c.context, Text)).where(
+    notifications.c.id.in_(bindparam("ids", expanding=True))
+)
+
+
+async def _contexts(conn: AsyncConnection, ids: list[str]) -> dict[str, str | None]:
+    found: dict[str, str | None] = {}
+    for chunk in chunks(ids):
+        found.update({row[0]: row[1] for row in (await conn.execute(_CONTEXTS, {"ids": chunk}))})
+    return found
 
 
 async def _claim_singles(
@@ -254,14 +288,19 @@ async def _claim_singles(
 
 
 async def _claim_batches(
-    conn: AsyncConnection, callback: _Active, params: dict[str, Any], room: int, size: int
+    conn: AsyncConnection,
+    callback: _Active,
+    params: dict[str, Any],
+    room: int,
+    size: int,
+    window: timedelta,
 ) -> list[list[Claimed]]:
     """Every batch of one callback that is ready, up to ``room`` rows in all (not leased yet)."""
     if conn.dialect.name == "postgresql" and not await _lock_callback(conn, callback.target.id):
         return []
     query = {**params, "callback_id": callback.target.id, "limit": room}
     rows = [Claimed(*row) for row in (await conn.execute(_BATCH_ROWS, query)).all()]
-    return ready_batches(rows, size=size, window=callback.window, now=params["now"])
+    return ready_batches(rows, size=size, window=window, now=params["now"])
 
 
 def ready_batches(
@@ -322,12 +361,26 @@ async def claim(
     take is sent in batches of that many rows. ``max_deliveries`` caps the POSTs.
     """
     params = {"now": now, "oldest": now - HORIZON, "owner": owner, "until": now + lease}
+    room = limit
     posts = limit if max_deliveries is None else min(limit, max_deliveries)
     active = await _active_callbacks(conn)
+    # User callbacks in backlog first, leased at once so the singles below pass them by.
+    backlog: list[list[Claimed]] = []
+    for callback in active:
+        if room <= 0 or posts <= 0:
+            break
+        if not _in_backlog(callback, now):
+            continue
+        size = min(USER_BATCH_SIZE, batch_limit or limit)
+        found = (await _claim_batches(conn, callback, params, room, size, timedelta(0)))[:posts]
+        backlog.extend(found)
+        room, posts = room - sum(len(batch) for batch in found), posts - len(found)
+    for ids in chunks([row.id for batch in backlog for row in batch]):
+        await conn.execute(_LEASE, {**params, "ids": ids})
     singles: list[Claimed] = []
     if posts > 0 and any(c.size is None for c in active):
-        singles = await _claim_singles(conn, params, posts)
-    room, posts = limit - len(singles), posts - len(singles)
+        singles = await _claim_singles(conn, params, min(posts, room))
+    room, posts = room - len(singles), posts - len(singles)
     batches: list[list[Claimed]] = []
     for callback in active:
         if callback.size is None:
@@ -335,12 +388,13 @@ async def claim(
         if room <= 0 or posts <= 0:
             break
         size = min(callback.size, batch_limit or limit)
-        found = (await _claim_batches(conn, callback, params, room, size))[:posts]
+        found = (await _claim_batches(conn, callback, params, room, size, callback.window))[:posts]
         batches.extend(found)
         room, posts = room - sum(len(batch) for batch in found), posts - len(found)
     leased = [row.id for batch in batches for row in batch]
     for ids in chunks(leased):
         await conn.execute(_LEASE, {**params, "ids": ids})
+    batches = backlog + batches
     if not singles and not batches:
         return []
     targets = {c.target.id: c.target for c in active}
@@ -349,6 +403,12 @@ async def claim(
         targets.update(await _targets(conn, missing))
     deliveries = [Delivery(targets[r.callback_id], [r]) for r in singles]
     deliveries.extend(Delivery(targets[batch[0].callback_id], batch) for batch in batches)
+    user_rows = [r.id for d in deliveries if d.target.face == Face.USER for r in d.rows]
+    if user_rows:
+        contexts = await _contexts(conn, user_rows)
+        for delivery in deliveries:
+            if delivery.target.face == Face.USER:
+                delivery.contexts.update({r.id: contexts.get(r.id) for r in delivery.rows})
     return deliveries
 
 

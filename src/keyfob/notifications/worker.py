@@ -13,6 +13,11 @@ Cooperating loops keep the database off the hot path of the network:
 
 ``run_once`` does one expire → claim → send → record cycle and waits for it, for tests driving
 an injected clock and for the crash test's restarts.
+
+Both faces go through the same loops. What differs is picked per callback: a fleet callback's
+``RemoteEvents`` body and its own ``retryPolicy``; a user callback's ``Message`` body
+(``notifications.user_delivery``) and the platform's fixed policy, every 10 s until delivered
+or the 72 h horizon (``policy.B2C_POLICY``).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from keyfob.callbacks.attributes import (
     render_request_parts,
     varies_per_event,
 )
+from keyfob.callbacks.models import Face
 from keyfob.callbacks.schemas import CallbackSubscribe, load_stored
 from keyfob.callbacks.secrets import active_secrets
 from keyfob.kit.clock import Clock
@@ -40,9 +46,10 @@ from keyfob.notifications import ledger, queue
 from keyfob.notifications.metrics import DeliveryMetrics
 from keyfob.notifications.outcome import Outcome
 from keyfob.notifications.payload import encode, remote_events_body, stored_remote_event
-from keyfob.notifications.policy import Decision, Delivered, RetryPolicy, decide
+from keyfob.notifications.policy import B2C_POLICY, Decision, Delivered, RetryPolicy, decide
 from keyfob.notifications.sender import WebhookSender
 from keyfob.notifications.signing import sign
+from keyfob.notifications.user_delivery import UserMessages
 from keyfob.store.engine import Database
 
 log = logging.getLogger("keyfob.delivery")
@@ -94,7 +101,7 @@ def _variables(target: queue.Target, vin: str, remote_type: str) -> dict[str, st
         "vin": vin,
         "remoteType": remote_type,
         "callbackID": target.id,
-        "fleetID": target.fleet_id,
+        "fleetID": target.fleet_id or "",
     }
 
 
@@ -121,6 +128,7 @@ class DeliveryWorker:
         self._drained = asyncio.Event()
         self._drained.set()
         self._callbacks: dict[tuple[str, str], _Callback] = {}
+        self._user = UserMessages()
 
     # -- preparing one POST -------------------------------------------------------------
 
@@ -143,6 +151,9 @@ class DeliveryWorker:
 
     def prepare(self, delivery: queue.Delivery) -> Request:
         target = delivery.target
+        if target.face == Face.USER:
+            made = self._user.prepare(delivery, self.clock())
+            return Request(made.url, made.query, made.headers, made.body, made.message_id)
         callback = self._callback(target)
         subscribe = callback.subscribe
         events = [stored_remote_event(json.loads(row.event)) for row in delivery.rows]
@@ -166,7 +177,8 @@ class DeliveryWorker:
     def decisions(self, delivery: queue.Delivery, outcome: Outcome) -> list[Decision]:
         if outcome.delivered:
             return [_DELIVERED] * len(delivery.rows)
-        policy = self._callback(delivery.target).policy
+        target = delivery.target
+        policy = B2C_POLICY if target.face == Face.USER else self._callback(target).policy
         now = self.clock()
         return [
             decide(
