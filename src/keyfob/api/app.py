@@ -25,6 +25,8 @@ from keyfob.api import (
     routes_ops,
     routes_remotes,
     routes_user,
+    routes_user_callbacks,
+    routes_user_remotes,
 )
 from keyfob.api.lean import LeanRemotePost
 from keyfob.api.middleware import RateLimitHeaders
@@ -77,6 +79,8 @@ def create_app(
         routes_remotes.router,
         routes_fleets.router,
         routes_user.router,
+        routes_user_callbacks.router,
+        routes_user_remotes.router,
         routes_deliveries.router,
         routes_admin.router,
         routes_ops.router,

@@ -74,13 +74,15 @@ def user_callback_from_row(row: Row[Any]) -> UserCallback:
     )
 
 
-def _owned_by(owner: Owner) -> list[Any]:
-    return [
+def _owned_by(owner: Owner, *, include_deleted: bool = False) -> list[Any]:
+    where = [
         callbacks.c.user_id == owner.user_id,
         callbacks.c.client_id == owner.client_id,
         callbacks.c.face == Face.USER.value,
-        callbacks.c.deleted_at.is_(None),
     ]
+    if not include_deleted:
+        where.append(callbacks.c.deleted_at.is_(None))
+    return where
 
 
 def callback_not_found(callback_id: str) -> KeyfobError:
@@ -126,13 +128,14 @@ async def create_user_callback(
 
 
 async def get_user_callback(
-    conn: AsyncConnection, *, owner: Owner, callback_id: str
+    conn: AsyncConnection, *, owner: Owner, callback_id: str, include_deleted: bool = False
 ) -> UserCallback:
+    """The owner's callback; ``include_deleted`` for reading the remotes that went through a
+    callback deleted since, which stay readable (decision 24)."""
     check_callback_id(callback_id)
+    where = _owned_by(owner, include_deleted=include_deleted)
     row = (
-        await conn.execute(
-            select(callbacks).where(callbacks.c.id == callback_id, *_owned_by(owner))
-        )
+        await conn.execute(select(callbacks).where(callbacks.c.id == callback_id, *where))
     ).first()
     if row is None:
         raise callback_not_found(callback_id)

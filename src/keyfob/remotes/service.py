@@ -8,10 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keyfob.callbacks.service import get_callback, mark_deleted
+from keyfob.callbacks.user_service import Owner
 from keyfob.errors import ErrorCode, KeyfobError
 from keyfob.kit.ids import is_valid_id
 from keyfob.kit.paging import PageRequest
@@ -43,16 +44,38 @@ async def get_remote(
     conn: AsyncConnection, *, fleet_id: str, vehicle_id: str, callback_id: str, remote_id: str
 ) -> tuple[Remote, list[Event]]:
     _check_remote_id(remote_id)
+    return await _one(
+        conn,
+        remote_id,
+        remotes.c.fleet_id == fleet_id,
+        remotes.c.vehicle_id == vehicle_id,
+        remotes.c.callback_id == callback_id,
+    )
+
+
+async def get_user_remote(
+    conn: AsyncConnection, *, owner: Owner, vehicle_id: str, callback_id: str, remote_id: str
+) -> tuple[Remote, list[Event]]:
+    """A remote of the user face, only if ``owner`` (the client and user) posted it."""
+    _check_remote_id(remote_id)
+    return await _one(
+        conn,
+        remote_id,
+        remotes.c.user_id == owner.user_id,
+        remotes.c.client_id == owner.client_id,
+        remotes.c.vehicle_id == vehicle_id,
+        remotes.c.callback_id == callback_id,
+    )
+
+
+async def _one(
+    conn: AsyncConnection, remote_id: str, *where: ColumnElement[bool]
+) -> tuple[Remote, list[Event]]:
     row = (
         await conn.execute(
             select(*REMOTE_COLUMNS)
             .select_from(REMOTES_AND_VEHICLES)
-            .where(
-                remotes.c.id == remote_id,
-                remotes.c.fleet_id == fleet_id,
-                remotes.c.vehicle_id == vehicle_id,
-                remotes.c.callback_id == callback_id,
-            )
+            .where(remotes.c.id == remote_id, *where)
         )
     ).first()
     if row is None:
