@@ -8,7 +8,8 @@ belong to and the user face's ``type`` list; remotes gain their own attributes
 ``Message`` needs of its remote beyond the event (its label and own attributes), written with
 the row so delivery still needs no join back to the remote. Idempotency keys of the user face
 are scoped to the pair, in a table of their own. SQLite changes a column's nullability only by
-rebuilding the table, which batch mode does.
+rebuilding the table, which batch mode does (``keyfob.store.migrate`` turns SQLite's foreign
+keys off around it and checks them before the commit).
 
 Revision ID: 0004
 Revises: 0003
