@@ -24,13 +24,12 @@ class RateLimitHeaders:
             if message["type"] == "http.response.start":
                 extra = scope.get("state", {}).get("rate_headers")
                 if extra:
-                    present = {k.lower() for k, _ in message.get("headers", [])}
-                    headers = list(message.get("headers", []))
-                    headers.extend(
-                        (k.lower().encode(), v.encode())
-                        for k, v in extra.items()
-                        if k.lower().encode() not in present
-                    )
+                    headers = list(message.get("headers", ()))
+                    present = {name.lower() for name, _ in headers}
+                    for key, value in extra.items():
+                        name = key.lower().encode("latin-1")
+                        if name not in present:
+                            headers.append((name, value.encode("latin-1")))
                     message["headers"] = headers
             await send(message)
 
