@@ -100,12 +100,46 @@ class Settings(BaseSettings):
     oidc_realm_claim: str = "realm"
     oidc_realm: str | None = None
     oidc_scope_claim: str = "scope"
+    tls_cert: Path | None = None
+    """PEM certificate (chain) served on both faces; HTTPS when it and ``tls_key`` are set."""
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    """PEM bundle of the CAs whose client certificates are accepted."""
+    tls_client_cert: Literal["none", "optional", "required"] = "none"
 
     @model_validator(mode="after")
     def _external_issuer_has_audience(self) -> Settings:
         if self.oidc_issuer and not self.oidc_audience:
             raise ValueError("oidc_audience is required when oidc_issuer is set")
         return self
+
+    @model_validator(mode="after")
+    def _tls_settings_agree(self) -> Settings:
+        # Each of these would otherwise serve something other than what the operator meant,
+        # most dangerously plain HTTP, or HTTPS that asks for no client certificate.
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key must be set together")
+        if self.tls_client_cert != "none" and self.tls_client_ca is None:
+            raise ValueError(f"tls_client_cert = {self.tls_client_cert} needs tls_client_ca")
+        if self.tls_client_ca is not None and self.tls_client_cert == "none":
+            raise ValueError(
+                "tls_client_ca is set but tls_client_cert is none: set it to optional or required"
+            )
+        if self.tls_client_ca is not None and not self.tls:
+            raise ValueError("client certificates (tls_client_ca) need tls_cert and tls_key")
+        return self
+
+    @property
+    def tls(self) -> bool:
+        """Whether the API is served over HTTPS."""
+        return self.tls_cert is not None and self.tls_key is not None
+
+    @property
+    def root_url(self) -> str:
+        """``public_url``, else where this process listens (``https`` when TLS is on)."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
 
 def load_settings(config_file: Path | None = None, **given: object) -> Settings:

@@ -13,6 +13,8 @@ import uvicorn
 import keyfob
 from keyfob.cli import admin, db, roles_cli
 from keyfob.cli.settings import build_settings
+from keyfob.config import Settings
+from keyfob.runtime.tls import TlsFiles, TlsSetupError, harden, tls_files
 
 app = typer.Typer(
     help="keyfob: remote commands for connected vehicles, with webhook notifications.",
@@ -75,6 +77,20 @@ def serve(
             help="Allow webhooks on loopback and private addresses (local development).",
         ),
     ] = None,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(help="PEM certificate (chain) to serve HTTPS with; needs --tls-key."),
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option(help="The certificate's PEM private key (unencrypted).")
+    ] = None,
+    tls_client_ca: Annotated[
+        Path | None, typer.Option(help="PEM bundle of the CAs that sign client certificates.")
+    ] = None,
+    tls_client_cert: Annotated[
+        str | None,
+        typer.Option(help="Client certificates: none, optional or required [none]."),
+    ] = None,
 ) -> None:
     """Serve the API with every role in one process (embedded default: SQLite, in-memory link)."""
     from keyfob.api.app import create_app
@@ -88,13 +104,41 @@ def serve(
         vehicles=vehicles,
         credentials_file=credentials_file,
         mqtt=mqtt,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        tls_client_ca=tls_client_ca,
+        tls_client_cert=tls_client_cert,
     )
     if allow_private_webhooks:
         settings.delivery.allow_private_webhooks = True
+    try:
+        tls = tls_files(settings)
+    except TlsSetupError as problem:
+        typer.echo(f"cannot serve HTTPS: {problem}", err=True)
+        raise typer.Exit(2) from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     application = create_app(settings, roles=embedded_roles(settings))
-    server = uvicorn.Config(application, host=settings.host, port=settings.port, log_level="info")
-    asyncio.run(uvicorn.Server(server).serve())
+    asyncio.run(uvicorn.Server(server_config(application, settings, tls)).serve())
+
+
+def server_config(application: Any, settings: Settings, tls: TlsFiles | None) -> uvicorn.Config:
+    """uvicorn's settings for ``serve``: HTTPS (TLS 1.2 or later) and client certificates when
+    ``tls`` is given. Loaded here, so that its TLS context can be hardened before serving."""
+    options: dict[str, Any] = {}
+    if tls is not None:
+        options = {
+            "ssl_certfile": tls.cert,
+            "ssl_keyfile": tls.key,
+            "ssl_ca_certs": tls.client_ca,
+            "ssl_cert_reqs": tls.verify_mode,
+        }
+    config = uvicorn.Config(
+        application, host=settings.host, port=settings.port, log_level="info", **options
+    )
+    config.load()
+    if config.ssl is not None:
+        harden(config.ssl)
+    return config
 
 
 @app.command("env")

@@ -23,8 +23,13 @@ def build_settings(config_file: Path | None = None, **options: Any) -> Settings:
     try:
         return load_settings(config_file, **given)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
+        problems = "; ".join(_problem(e["loc"], e["msg"]) for e in exc.errors())
         typer.echo(f"invalid settings: {problems}", err=True)
         raise typer.Exit(2) from None
+
+
+def _problem(loc: tuple[int | str, ...], message: str) -> str:
+    """``port: Input should be ...``; a rule across settings has no location and its message
+    is the operator's own sentence (pydantic prefixes it with ``Value error, ``)."""
+    message = message.removeprefix("Value error, ")
+    return f"{'.'.join(str(p) for p in loc)}: {message}" if loc else message

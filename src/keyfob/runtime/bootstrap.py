@@ -25,8 +25,7 @@ async def prepare_database(ctx: AppContext, *, announce: Callable[[str], None]) 
         tenant = await demo.provision_demo(
             conn, vehicles=ctx.settings.vehicles, now=ctx.clock(), seed=ctx.settings.sim_seed
         )
-    root = ctx.settings.public_url or f"http://{ctx.settings.host}:{ctx.settings.port}"
-    document = tenant.as_json(root)
+    document = tenant.as_json(ctx.settings.root_url)
     demo.write_credentials(ctx.settings.credentials_file, document)
     announce(provision_message(document, ctx.settings))
 
