@@ -89,7 +89,7 @@ def serve(
     ] = None,
     tls_client_cert: Annotated[
         str | None,
-        typer.Option(help="Client certificates: none, optional or required [none]."),
+        typer.Option(help="Client certificates: none (the default), optional or required."),
     ] = None,
 ) -> None:
     """Serve the API with every role in one process (embedded default: SQLite, in-memory link)."""
