@@ -65,8 +65,7 @@ class TokenPolicy:
 def issuer_of(settings: Settings) -> str:
     if settings.oauth_issuer:
         return settings.oauth_issuer.rstrip("/")
-    root = settings.public_url or f"http://{settings.host}:{settings.port}"
-    return f"{root.rstrip('/')}/am/oauth2"
+    return f"{settings.root_url}/am/oauth2"
 
 
 @dataclass(frozen=True, slots=True)
