@@ -95,6 +95,49 @@ async def test_b2c_messages_alone_or_in_an_array(client_for: Client) -> None:
     assert all(line.split()[1:] == ["ra1", "-", "WakeUp", "Done/Success"] for line in lines)
 
 
+async def test_b2c_sequence_numbers_come_from_the_header(client_for: Client) -> None:
+    def message(rid: str) -> dict[str, object]:
+        return {
+            "callbackId": "cb",
+            "attributes": [],
+            "type": "Remote",
+            "date": "2026-03-01T08:00:09.000Z",
+            "remoteEvent": {
+                "remoteActionId": rid,
+                "remoteType": "Horn",
+                "eventStatus": {"type": "Pending", "status": "Accepted"},
+            },
+        }
+
+    out = io.StringIO()
+    client = await client_for(build_app(None, 0.0, False, out, None))
+    await client.post("/", data=json.dumps(message("a")), headers={"keyfob-sequence": "3"})
+    body = json.dumps([message("b"), message("c")])
+    await client.post("/", data=body, headers={"keyfob-sequence": "1,7"})
+    lines = [line.split()[1:] for line in out.getvalue().splitlines()]
+    assert lines == [
+        ["a", "-", "Horn", "Pending/Accepted", "#3"],
+        ["b", "-", "Horn", "Pending/Accepted", "#1"],
+        ["c", "-", "Horn", "Pending/Accepted", "#7"],
+    ]
+
+
+async def test_an_oauth_redirect_shows_and_prints_the_code(client_for: Client) -> None:
+    out = io.StringIO()
+    client = await client_for(build_app(None, 0.0, False, out, None))
+    code = "0b6f7a52-8d0c-4f59-9d53-2f1f4b1c9e11"
+    page = await client.get("/oauth/callback", params={"code": code, "state": "s1"})
+    assert page.status == 200
+    assert code in await page.text()
+    refused = await client.get("/oauth/callback", params={"error": "access_denied"})
+    assert refused.status == 200
+    assert "access_denied" in await refused.text()
+    assert (await client.get("/elsewhere")).status == 404
+    lines = out.getvalue().splitlines()
+    assert lines[0].split()[1:] == ["authorization", "code", code, "(state", "s1)"]
+    assert "authorization refused: access_denied" in lines[1]
+
+
 async def test_raw_prints_the_body_as_received(client_for: Client) -> None:
     out = io.StringIO()
     client = await client_for(build_app(None, 0.0, True, out, None))

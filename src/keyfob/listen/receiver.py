@@ -3,7 +3,10 @@
 Developers point a callback at it to see what keyfob sends without writing a server first. It can
 check the signatures (``--secret``) and answer 500 to a chosen share of requests
 (``--fail-rate``) so retries can be watched happening. It reads both payload families: B2B
-``RemoteEvents`` (one line per event of a batch) and B2C ``Message`` (alone or in an array).
+``RemoteEvents`` (one line per event of a batch) and B2C ``Message`` (alone or in an array,
+its sequence numbers taken from the ``keyfob-sequence`` header since the body carries none).
+It also serves as an app's OAuth redirect URI: a browser landing on it with ``?code=`` gets a
+page with the code, and the terminal prints it, ready for the token request.
 
     12:00:01  9f3c…  VF3ABCDE0FG123456  Doors  Pending/Accepted
     12:00:09  9f3c…  VF3ABCDE0FG123456  Doors  Done/Failed (DoorsOpen)
@@ -61,32 +64,52 @@ def build_app(
         if raw:
             say(body.decode("utf-8", errors="replace"))
         else:
-            for line in describe(body):
+            for line in describe(body, sequences=request.headers.get("keyfob-sequence")):
                 say(f"{stamp}  {line}")
         if fail_rate > 0 and chance.random() < fail_rate:
             say(f"{stamp}  -> answered 500 on purpose (--fail-rate {fail_rate:g})")
             return web.Response(status=500, text="simulated failure\n")
         return web.Response(status=200, text="ok\n")
 
+    async def redirected(request: web.Request) -> web.Response:
+        stamp = clock().astimezone().strftime("%H:%M:%S")
+        query = request.query
+        if "code" in query:
+            say(f"{stamp}  authorization code {query['code']}  (state {query.get('state', '-')})")
+            text = f"Signed in. Authorization code:\n\n{query['code']}\n\nYou can close this page."
+        elif "error" in query:
+            detail = query.get("error_description", "")
+            say(f"{stamp}  authorization refused: {query['error']} {detail}")
+            text = f"Authorization refused: {query['error']}\n"
+        else:
+            return web.Response(status=404, text="keyfob listen takes POSTed notifications\n")
+        return web.Response(status=200, text=text, headers={"Cache-Control": "no-store"})
+
     app = web.Application()
     app.router.add_route("POST", "/{tail:.*}", receive)
+    app.router.add_route("GET", "/{tail:.*}", redirected)
     return app
 
 
-def describe(body: bytes) -> list[str]:
-    """One readable line per event in a notification body, or a warning line."""
+def describe(body: bytes, *, sequences: str | None = None) -> list[str]:
+    """One readable line per event in a notification body, or a warning line.
+
+    ``sequences`` is the user face's ``keyfob-sequence`` header: one number per ``Message``,
+    in the order of the body's array.
+    """
     try:
         document = json.loads(body)
     except ValueError:
         return [f"?? body is not JSON ({len(body)} bytes)"]
-    lines = list(_lines(document))
+    numbers = iter((sequences or "").split(",") if sequences else ())
+    lines = list(_lines(document, numbers))
     return lines or [f"?? not a notification: {body[:200].decode('utf-8', errors='replace')}"]
 
 
-def _lines(document: Any) -> Iterator[str]:
+def _lines(document: Any, numbers: Iterator[str]) -> Iterator[str]:
     if isinstance(document, list):
         for item in document:
-            yield from _lines(item)
+            yield from _lines(item, numbers)
         return
     if not isinstance(document, dict):
         return
@@ -97,7 +120,9 @@ def _lines(document: Any) -> Iterator[str]:
                 yield _event_line(event, vin=event.get("vin"))
     remote_event = document.get("remoteEvent")
     if isinstance(remote_event, dict):
-        yield _event_line(remote_event, vin=None)
+        number = next(numbers, "").strip()
+        line = _event_line(remote_event, vin=None)
+        yield f"{line}  #{number}" if number.isdigit() else line
     monitor_event = document.get("monitorEvent")
     if isinstance(monitor_event, dict):
         yield f"monitor {monitor_event.get('monitorId', '?')}"
