@@ -47,6 +47,8 @@ class SimConfig:
     low_traction_percent: float = 15.0
     low_voltage: float = 11.8  # below: horn, lights and preconditioning are refused
     dead_voltage: float = 11.0  # below: the modem cannot wake up any more
+    outbox_size: int = 100  # undelivered results kept; at the bound the oldest is dropped
+    outbox_retry: float = 2.0  # seconds between attempts to send held results while awake
     faults: FaultPlan = field(default_factory=FaultPlan)
 
     def __post_init__(self) -> None:
@@ -60,6 +62,8 @@ class SimConfig:
             "climate_run": self.climate_run > 0,
             "max_commands": self.max_commands >= 1,
             "command_window": self.command_window > 0,
+            "outbox_size": self.outbox_size >= 1,
+            "outbox_retry": self.outbox_retry > 0,
         }
         for name, valid in checks.items():
             if not valid:

@@ -9,6 +9,12 @@ of vehicles proceed concurrently.
 An awake vehicle holds one connection whose last will is its ``offline`` presence; a sleeping
 vehicle holds none (it announces ``asleep``, retained, then disconnects gracefully) and comes
 back only through the wake-up channel. Idle vehicles cost no task, only a timer handle.
+
+A result the link cannot take (no connection, a publish that fails) goes back to the vehicle
+(``SimVehicle.undelivered``), which keeps it in its outbox and sends it again, in order, once
+connected; while it holds results, newer ones are not tried ahead of them. Other messages are
+counted and dropped: presence and telemetry are superseded by the next ones, acks are
+diagnostics.
 """
 
 from __future__ import annotations
@@ -24,7 +30,15 @@ from typing import Any
 from keyfob.errors import ErrorCode, KeyfobError
 from keyfob.kit.clock import Clock, utcnow
 from keyfob.link.memory import MemoryBroker
-from keyfob.link.protocol import Command, Presence, PresenceState, ProtocolError, decode, encode
+from keyfob.link.protocol import (
+    Command,
+    Presence,
+    PresenceState,
+    ProtocolError,
+    Result,
+    decode,
+    encode,
+)
 from keyfob.link.topics import Channel, vehicle_topic
 from keyfob.link.transport import AbortableTransport, Backoff, TransportError, Will
 from keyfob.link.wakeup import SimulatedSmsGateway
@@ -204,6 +218,11 @@ class Fleet:
 
     async def _carry_out(self, slot: _Slot, output: Output) -> None:
         match output:
+            case Send(message=Result() as result):
+                # Held results go first: a newer one is not tried ahead of them.
+                if slot.vehicle.state.outbox or not await self._send(slot, output):
+                    for then in slot.vehicle.undelivered(result, self._clock()):
+                        await self._carry_out(slot, then)
             case Send():
                 await self._send(slot, output)
             case Connect():
@@ -213,17 +232,20 @@ class Fleet:
             case Timer():
                 self._arm(slot, output.at)
 
-    async def _send(self, slot: _Slot, send: Send) -> None:
+    async def _send(self, slot: _Slot, send: Send) -> bool:
+        """Publish one message; whether the link took it."""
         link = slot.link
         if link is None or not link.connected:
             self._count("sends_without_link")
-            return
+            return False
         topic = vehicle_topic(slot.spec.vin, send.channel)
         try:
             await link.publish(topic, encode(send.message), qos=1, retain=send.retain)
         except TransportError as exc:
             self._count("send_errors")
             log.warning("simulated %s could not publish: %s", slot.spec.vin, exc.message)
+            return False
+        return True
 
     async def _connect(self, slot: _Slot) -> None:
         vin = slot.spec.vin

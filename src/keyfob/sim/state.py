@@ -13,12 +13,14 @@ from enum import StrEnum
 from typing import Any
 
 from keyfob.link.protocol import Action, Command, Outcome, Result, WireCause, WireFeedback
+from keyfob.sim.outbox import Outbox
 from keyfob.sim.params import Request
 from keyfob.vocabulary import Motorization
 
 OPENINGS = ("Driver", "Passenger", "RearLeft", "RearRight", "Trunk")
 POWER_KW = {"Level1": 2.3, "Level2": 3.7, "Level3": 7.4, "Level4": 11.0, "Level5": 22.0}
 CONSUMPTION_KWH_PER_KM = 0.16
+OUTBOX_SIZE = 100  # results a vehicle keeps while it cannot deliver them
 
 
 class Mode(StrEnum):
@@ -140,7 +142,8 @@ class VehicleState:
     in_flight: dict[str, InFlight] = field(default_factory=dict)
     answered: dict[str, Result] = field(default_factory=dict)  # oldest first
     command_times: list[datetime] = field(default_factory=list)
-    outbox: list[Result] = field(default_factory=list)  # results held while offline
+    outbox: Outbox = field(default_factory=lambda: Outbox(OUTBOX_SIZE))  # results owed
+    outbox_retry_at: datetime | None = None  # when to try the held results again
     programs_seen_at: datetime | None = None  # programs that start later have not run yet
 
     @property

@@ -11,6 +11,12 @@ Connectivity::
                              fault / go_offline  ▼ │ period over
                                                OFFLINE   (results are kept and sent on return)
 
+A result that cannot reach the broker is kept in the vehicle's ``Outbox``: one finished while
+OFFLINE, or one the runner reports ``undelivered`` (no link, a failed publish, no PUBACK before
+the connection dropped). While results are held, newer ones queue behind them; all are sent,
+oldest first, on the next connection and every ``outbox_retry`` seconds while awake, and a car
+holding results does not fall asleep.
+
 The awake window is 3 min after waking or stopping, +3 min per command received, never more
 than 30 min ahead (decision 19, configurable). Driving, charging, a running preconditioning,
 a stolen state or a command in progress keep the car awake. Below 11.0 V the modem no longer
@@ -78,6 +84,7 @@ from keyfob.sim import programs
 from keyfob.sim.actions import apply
 from keyfob.sim.config import SimConfig
 from keyfob.sim.faults import NO_FAULT, FaultRoll, roll
+from keyfob.sim.outbox import Outbox
 from keyfob.sim.outputs import Connect, Disconnect, Output, Send, Timer
 from keyfob.sim.params import BadParams, DoorRequest, Request, parse
 from keyfob.sim.physics import advance
@@ -114,6 +121,7 @@ class SimVehicle(Knobs):
         mode = Mode.AWAKE if awake else Mode.ASLEEP
         self.state = VehicleState(motorization, mode, updated_at=now, awake_until=now + window)
         self.state.programs_seen_at = now
+        self.state.outbox = Outbox(self.config.outbox_size)
         personalize(self.state, self.rng)
         self.counters: dict[str, int] = {}
         self.last_unreadable: str | None = None
@@ -139,9 +147,14 @@ class SimVehicle(Knobs):
             return self._finish([], now)
         outputs: list[Output] = [Send(Channel.PRESENCE, Presence(PresenceState.ONLINE, now), True)]
         outputs.append(self._telemetry(now))
-        outputs.extend(Send(Channel.RESULT, result) for result in self.state.outbox)
-        self.state.outbox.clear()
+        outputs.extend(self._drain())
         return self._finish(outputs, now)
+
+    def undelivered(self, result: Result, now: datetime) -> list[Output]:
+        """The runner could not hand ``result`` to the broker: keep it and try again later."""
+        self._hold(result)
+        self.state.outbox_retry_at = now + timedelta(seconds=self.config.outbox_retry)
+        return self._finish([], now)
 
     def wake(self, now: datetime) -> list[Output]:
         """A wake-up SMS arrives."""
@@ -174,13 +187,18 @@ class SimVehicle(Knobs):
             self._become_awake(now, outputs)
         if state.mode in (Mode.AWAKE, Mode.OFFLINE):
             self._complete_due(now, outputs)
+        retry = state.outbox_retry_at
+        if state.mode is Mode.AWAKE and state.outbox and retry is not None and now >= retry:
+            outputs.extend(self._drain())
         if state.mode is Mode.AWAKE:
             dirty |= self._start_delayed_charge(now)
             dirty |= programs.run_due(state, now, self.config.climate_run)
             dirty |= self._report_due(now)
             if dirty:
                 outputs.append(self._telemetry(now))
-            if now >= state.awake_until and not self._kept_awake():
+            owed = any(isinstance(o, Send) and o.channel is Channel.RESULT for o in outputs)
+            # Not asleep in the tick that sends a result: if the link refuses it, it is owed.
+            if now >= state.awake_until and not owed and not self._kept_awake():
                 outputs.append(Send(Channel.PRESENCE, Presence(PresenceState.ASLEEP, now), True))
                 outputs.append(Disconnect(graceful=True))
                 state.mode, state.next_report = Mode.ASLEEP, None
@@ -195,7 +213,7 @@ class SimVehicle(Knobs):
         self._extend_awake(now)
         repeated = self._repeat(command, now)
         if repeated is not None:
-            return self._finish([repeated], now)
+            return self._finish(repeated, now)
         if command.expired(now):
             self._count("expired_ignored")
             return self._finish([], now)
@@ -272,20 +290,36 @@ class SimVehicle(Knobs):
             self._remember(result)
             if flight.drop_result:
                 self._count("dropped_results")
-            elif self.state.mode is Mode.OFFLINE:
-                self.state.outbox.append(result)
             else:
-                outputs.append(Send(Channel.RESULT, result))
+                outputs.extend(self._emit(result))
 
-    def _repeat(self, command: Command, now: datetime) -> Send | None:
+    def _emit(self, result: Result) -> list[Output]:
+        """Send ``result`` now, or keep it behind the results already held."""
+        if self.state.mode is Mode.OFFLINE or self.state.outbox:
+            self._hold(result)
+            return []
+        return [Send(Channel.RESULT, result)]
+
+    def _hold(self, result: Result) -> None:
+        if result.id in self.state.outbox:
+            return
+        self._count("results_held")
+        if self.state.outbox.keep(result) is not None:
+            self._count("results_dropped_at_bound")
+
+    def _drain(self) -> list[Output]:
+        self.state.outbox_retry_at = None
+        return [Send(Channel.RESULT, result) for result in self.state.outbox.drain()]
+
+    def _repeat(self, command: Command, now: datetime) -> list[Output] | None:
         """The answer to a command id seen before (QoS 1 may deliver twice)."""
         answered = self.state.answered.get(command.id)
         if answered is not None:
-            return Send(Channel.RESULT, answered)
+            return self._emit(answered)
         flight = self.state.in_flight.get(command.id)
         if flight is not None:
             state = AckState.EXECUTING if flight.verdict.execute else AckState.RECEIVED
-            return Send(Channel.ACK, Ack(command.id, state, now))
+            return [Send(Channel.ACK, Ack(command.id, state, now))]
         return None
 
     def _remember(self, result: Result) -> None:
@@ -317,6 +351,7 @@ class SimVehicle(Knobs):
             or state.climate_running
             or state.theft.stolen
             or state.in_flight
+            or state.outbox
         )
 
     def _report_period(self) -> float | None:
@@ -367,6 +402,8 @@ class SimVehicle(Knobs):
             asleep = [t for t in (charge_at, program_at) if t]
             return min(asleep) if asleep else None
         candidates = [f.done_at for f in state.in_flight.values()]
+        if state.outbox and state.outbox_retry_at is not None:
+            candidates.append(state.outbox_retry_at)
         candidates += [
             t for t in (state.climate.running_until, state.next_report, charge_at, program_at) if t
         ]
