@@ -133,7 +133,7 @@ async def test_a_batch_the_database_refuses_is_retried_request_by_request(
 
 
 async def test_a_request_the_database_refuses_alone_gets_a_server_error(
-    tenant: Tenant, db: Database, monkeypatch: pytest.MonkeyPatch
+    app: Any, tenant: Tenant, db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url = path(tenant, await create_callback(tenant), tenant.vehicles["Electric"].id)
 
@@ -142,7 +142,15 @@ async def test_a_request_the_database_refuses_alone_gets_a_server_error(
         raise sqlite3.OperationalError("database disk image is malformed (injected)")
 
     monkeypatch.setattr(accept, "accept_plan", broken)
-    answer = await tenant.http.post(url, json=HORN)
+    # The app's last-resort handler answers the 500, then re-raises for the server to log.
+    client = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
+        base_url="https://keyfob.test",
+        auth=(tenant.login, tenant.password),
+        params={"client_id": tenant.client_id},
+    )
+    async with client:
+        answer = await client.post(url, json=HORN)
     assert answer.status_code == ErrorCode.INTERNAL.status, answer.text
     assert answer.json()["code"] == ErrorCode.INTERNAL.code
     assert await stored_remotes(db) == set()
