@@ -76,6 +76,11 @@ class Settings(BaseSettings):
     credentials_file: Path = Path("keyfob-demo.json")
     admin_token: str | None = None
     mqtt: str | None = None
+    mqtt_keepalive_s: int = Field(5, ge=1, le=3600)
+    """Keep-alive of the platform's MQTT link: a broker silent this long is left for a new one."""
+    dispatcher_id: str | None = None
+    """This dispatcher's MQTT client id is ``keyfob-dispatcher-<dispatcher_id>``; default
+    ``<host name>-<slot>``, the lowest slot no other dispatcher on this host holds."""
     sim_speed: float = Field(1.0, ge=0)
     sim_seed: int = 7
     run_dispatcher: bool = True

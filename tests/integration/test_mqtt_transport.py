@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from keyfob.config import Settings
 from keyfob.link import mqtt_packets as packets
 from keyfob.link.mqtt import MqttTransport
 from keyfob.link.transport import Backoff, Outgoing, TransportError
+from keyfob.runtime.vehicle_role import mqtt_link
 
 Script = Callable[["Session"], Awaitable[None]]
 
@@ -238,3 +240,85 @@ async def test_a_broker_that_never_answers_connect_times_out(
     with pytest.raises(TransportError, match=r"127\.0\.0\.1"):
         await link.start()
     assert not link.connected
+
+
+async def test_a_message_is_acknowledged_only_once_its_receipt_completes(
+    scripted: Callable[[Script], Awaitable[ScriptedBroker]],
+) -> None:
+    """The dispatcher's receipt completes once the message is stored: until then the broker
+    must still hold it (no PUBACK), so a crash in between does not lose it."""
+    acknowledged: list[int] = []
+
+    async def two_messages(session: Session) -> None:
+        await session.accept()
+        kind, _, body = await session.next()
+        assert kind == packets.SUBSCRIBE
+        session.send(bytes((packets.SUBACK << 4, 3)) + body[:2] + b"\x01")
+        session.send(packets.publish("v/7", b"7", qos=1, retain=False, mid=7))
+        session.send(packets.publish("v/8", b"8", qos=1, retain=False, mid=8))
+        while True:
+            kind, _, body = await session.next()
+            if kind == packets.PUBACK:
+                acknowledged.append(packets.packet_id(body))
+
+    broker = await scripted(two_messages)
+    link = transport(broker.url)
+    receipts: dict[str, asyncio.Future[None]] = {}
+
+    async def handler(topic: str, payload: bytes) -> asyncio.Future[None]:
+        receipts[topic] = asyncio.get_running_loop().create_future()
+        return receipts[topic]
+
+    link.set_handler(handler)
+    await link.subscribe("v/#")
+    await link.start()
+    try:
+        async with asyncio.timeout(5):
+            while len(receipts) < 2:
+                await asyncio.sleep(0.01)
+        await asyncio.sleep(0.3)
+        assert acknowledged == [], "acknowledged before the message was stored"
+        receipts["v/8"].set_result(None)
+        async with asyncio.timeout(5):
+            while acknowledged != [8]:
+                await asyncio.sleep(0.01)
+        receipts["v/7"].set_result(None)
+        async with asyncio.timeout(5):
+            while acknowledged != [8, 7]:
+                await asyncio.sleep(0.01)
+    finally:
+        await link.stop()
+
+
+async def test_the_dispatcher_link_leaves_a_black_holed_broker_within_its_keepalive(
+    scripted: Callable[[Script], Awaitable[ScriptedBroker]],
+) -> None:
+    """With the default settings a broker that stops answering (but keeps the TCP connection
+    open) is left within a few seconds, and the link connects again."""
+    went_silent: list[float] = []
+
+    async def answers_then_black_hole(session: Session) -> None:
+        await session.accept()
+        if went_silent:
+            await session.next()  # the new connection: stays up
+            return
+        kind, _, _ = await session.next()
+        assert kind == packets.PINGREQ
+        session.send(bytes((packets.PINGRESP << 4, 0)))
+        went_silent.append(time.perf_counter())
+        while True:
+            await session.next()  # reads everything, answers nothing
+
+    broker = await scripted(answers_then_black_hole)
+    settings = Settings(mqtt=broker.url, vehicles=0)
+    link, _ = mqtt_link(settings, "scripted")
+    await link.start()
+    try:
+        async with asyncio.timeout(15):
+            while broker.sessions < 2:
+                await asyncio.sleep(0.02)
+        noticed = time.perf_counter() - went_silent[0]
+        assert noticed < settings.mqtt_keepalive_s * 1.6, noticed
+        assert settings.mqtt_keepalive_s <= 5
+    finally:
+        await link.stop()

@@ -2,9 +2,11 @@
 
 It keeps the MQTT semantics the protocol relies on (topic wildcards, retained messages, the
 last will of a connection that vanishes, the take-over of a client id) and drops what a
-single process does not need: delivery is reliable, so QoS levels are accepted and ignored,
-and there are no persistent sessions — a message published while a client is disconnected
-is not kept for it (retained messages excepted).
+single process does not need: delivery is reliable, so QoS levels are accepted and ignored
+(a handler's ``Receipt`` too: nothing is acknowledged), and there are no persistent sessions —
+a message published while a client is disconnected is not kept for it (retained messages
+excepted). A handler that stays awaited holds the rest of its connection's messages in the
+connection's queue, in order: the in-process stand-in for a broker that keeps them.
 """
 
 from __future__ import annotations

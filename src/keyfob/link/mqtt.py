@@ -13,14 +13,24 @@ losing answers:
 * what one turn of the event loop writes (PUBACKs for a burst of messages, a batch of
   commands) leaves in one ``write``;
 * ``clean_session=False`` by default, with a stable client id: the broker keeps the
-  subscriptions and queues QoS 1 messages while we reconnect, so a result published during a
-  short outage is delivered afterwards (pass ``clean_session=True`` for throw-away clients);
-* the connection is supervised: when it drops (or a keep-alive ping goes unanswered), it is
-  re-opened after a jittered exponential delay (``Backoff``), the subscriptions are renewed
-  and the connect hook runs again. A publication still waiting for its PUBACK when the
-  connection drops fails (the caller retries it, under the same command id);
+  subscriptions and queues QoS 1 messages while we are away (a reconnection, a restart of the
+  process under the same id), so a result published meanwhile is delivered afterwards (pass
+  ``clean_session=True`` for throw-away clients). Mosquitto keeps dealing a shared
+  subscription's share to a member that is away, and delivers it when that id comes back;
+* an incoming QoS 1 message is acknowledged (PUBACK) only once the handler says it is safe:
+  when the handler returns, or when the ``Receipt`` it returned completes (the dispatcher's
+  completes once the message is stored). Until then the broker counts it in flight and, over
+  its in-flight window (Mosquitto: ``max_inflight_messages``, 20 by default), keeps the rest
+  queued; a message not acknowledged when the connection drops is delivered again on the
+  next one. The deque between the socket and the handler is bounded too: past
+  ``max_incoming`` messages the socket is not read until the handler catches up;
+* the connection is supervised: when it drops, or a keep-alive ping is not answered within
+  ``keepalive`` seconds (a black-holed broker), it is re-opened after a jittered exponential
+  delay (``Backoff``), the subscriptions are renewed and the connect hook runs again. A
+  publication still waiting for its PUBACK when the connection drops fails (the caller
+  retries it, under the same command id);
 * incoming messages wait in a deque drained by one task, in arrival order, that outlives a
-  reconnection (they were acknowledged on receipt).
+  reconnection.
 
 ``start()`` returns once connected; it retries until ``connect_timeout`` and fails at once when
 the broker refuses the credentials or presents a certificate that does not verify.
@@ -43,6 +53,7 @@ from keyfob.link.transport import (
     ConnectHook,
     MessageHandler,
     Outgoing,
+    Receipt,
     TransportError,
     Will,
     check_pattern,
@@ -51,7 +62,8 @@ from keyfob.link.transport import (
 )
 
 log = logging.getLogger(__name__)
-Arrived = Callable[[str, bytes], None]
+Arrived = Callable[["_Wire", packets.Publish], None]
+_Incoming = tuple["_Wire", packets.Publish]
 
 
 class _Ended(Exception):
@@ -72,7 +84,8 @@ class MqttTransport:
         client_id: str,
         will: Will | None = None,
         clean_session: bool = False,
-        keepalive: int = 30,
+        keepalive: int = 5,
+        max_incoming: int = 1000,
         backoff: Backoff | None = None,
         connect_timeout: float = 10.0,
         publish_timeout: float = 10.0,
@@ -84,7 +97,10 @@ class MqttTransport:
         self.client_id = client_id
         self._will = will
         self._clean_session = clean_session
+        if keepalive < 1:
+            raise TransportError("keepalive: must be at least 1 second")
         self._keepalive = keepalive
+        self._max_incoming = max(max_incoming, 1)
         self._backoff = backoff or Backoff()
         self._connect_timeout = connect_timeout
         self._publish_timeout = publish_timeout
@@ -98,7 +114,8 @@ class MqttTransport:
         self._pump: asyncio.Task[None] | None = None
         self._failure: TransportError | None = None
         self._acks = _Acks()
-        self._incoming: deque[tuple[str, bytes]] = deque()
+        self._incoming: deque[_Incoming] = deque()
+        self._paused: _Wire | None = None
         self._arrivals = asyncio.Event()
         self._next_mid = 0
         self.connections = 0
@@ -141,6 +158,7 @@ class MqttTransport:
         self._up.clear()
         self._acks.fail_all()
         self._incoming.clear()
+        self._paused = None
 
     async def publish(
         self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False
@@ -251,6 +269,8 @@ class MqttTransport:
                 wire, self._wire = self._wire, None
                 if wire is not None:
                     wire.close()
+                if self._paused is wire:
+                    self._paused = None  # the next connection reads from the start
                 self._up.clear()
                 self._acks.fail_all()  # no PUBACK comes over a closed connection
             if self.connections > established:
@@ -316,23 +336,30 @@ class MqttTransport:
             log.warning("mqtt %s refused the subscription to %s", self._where(), refused)
 
     async def _ping(self, wire: _Wire) -> None:
-        """PINGREQ at half the keep-alive; no answer within it means the link is dead."""
-        interval = max(self._keepalive / 2, 0.5)
+        """A PINGREQ every half keep-alive; nothing heard within the other half: link dead.
+
+        A broker that stops answering (a black hole, a frozen process) is left within one
+        keep-alive, ``keepalive`` seconds (the broker itself waits one and a half).
+        """
+        interval = self._keepalive / 2
         while True:
             await asyncio.sleep(interval)
             wire.send(packets.PINGREQ_PACKET)
             heard = wire.last_heard
             await asyncio.sleep(interval)
-            if wire.last_heard == heard:
+            if wire.last_heard == heard and self._paused is not wire:  # paused: not read
                 log.warning("mqtt %s: no answer to a keep-alive ping", self._where())
                 wire.close()
                 return
 
     # -- incoming messages ------------------------------------------------------------
 
-    def _arrived(self, topic: str, payload: bytes) -> None:
-        self._incoming.append((topic, payload))
+    def _arrived(self, wire: _Wire, message: packets.Publish) -> None:
+        self._incoming.append((wire, message))
         self._arrivals.set()
+        if len(self._incoming) >= self._max_incoming and self._paused is None:
+            self._paused = wire
+            wire.pause_reading()
 
     async def _drain(self) -> None:
         """Hands incoming messages to the handler one at a time, in arrival order."""
@@ -341,13 +368,30 @@ class MqttTransport:
             await self._arrivals.wait()
             self._arrivals.clear()
             while incoming:
-                topic, payload = incoming.popleft()
-                if self._handler is None:
-                    continue
-                try:
-                    await self._handler(topic, payload)
-                except Exception:
-                    log.exception("handler failed on %s", topic)
+                wire, message = incoming.popleft()
+                paused = self._paused
+                if paused is not None and len(incoming) <= self._max_incoming // 2:
+                    self._paused = None
+                    paused.resume_reading()
+                receipt = None
+                if self._handler is not None:
+                    try:
+                        receipt = await self._handler(message.topic, message.payload)
+                    except Exception:
+                        log.exception("handler failed on %s", message.topic)
+                if message.qos:
+                    self._acknowledge_when(receipt, wire, message.mid)
+
+    def _acknowledge_when(self, receipt: Receipt | None, wire: _Wire, mid: int) -> None:
+        def acknowledge(done: Receipt | None = None) -> None:
+            # Over a newer connection the id means nothing: the broker sends it again there.
+            if wire is self._wire and (done is None or not done.cancelled()):
+                wire.send(packets.puback(mid))
+
+        if receipt is None:
+            acknowledge()
+        else:
+            receipt.add_done_callback(acknowledge)
 
     def _where(self) -> str:
         return f"{self._address.host}:{self._address.port}"
@@ -357,6 +401,7 @@ class _Wire(asyncio.Protocol):
     """One TCP (or TLS) connection to the broker: packets in, packets out."""
 
     def __init__(self, acks: _Acks, arrived: Arrived) -> None:
+        self.last_heard = 0
         self._acks = acks
         self._arrived = arrived
         self._reader = packets.PacketReader()
@@ -368,7 +413,6 @@ class _Wire(asyncio.Protocol):
         self._connack: asyncio.Future[int] = loop.create_future()
         self._closed: asyncio.Future[None] = loop.create_future()
         self._subacks: dict[int, asyncio.Future[list[int]]] = {}
-        self.last_heard = 0
 
     # -- asyncio's side -------------------------------------------------------------
 
@@ -401,10 +445,8 @@ class _Wire(asyncio.Protocol):
 
     def _packet(self, kind: int, flags: int, body: bytes) -> None:
         if kind == packets.PUBLISH:
-            message = packets.parse_publish(flags, body)
-            if message.qos:
-                self.send(packets.puback(message.mid))
-            self._arrived(message.topic, message.payload)
+            # Acknowledged by the session once the handler says the message is safe.
+            self._arrived(self, packets.parse_publish(flags, body))
         elif kind == packets.PUBACK:
             self._acks.published(packets.packet_id(body))
         elif kind == packets.CONNACK:
@@ -435,6 +477,14 @@ class _Wire(asyncio.Protocol):
         out, self._out = self._out, []
         if self._transport is not None and out:
             self._transport.write(b"".join(out))
+
+    def pause_reading(self) -> None:
+        if self._transport is not None and self._transport.is_reading():
+            self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self._transport is not None and not self._transport.is_reading():
+            self._transport.resume_reading()
 
     def nodelay(self) -> None:
         sock = self.socket()

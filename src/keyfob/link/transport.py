@@ -8,7 +8,11 @@ Delivery contract, identical for every implementation:
 
 * the handler set with ``set_handler`` is awaited once per incoming message, one message at a
   time and in arrival order for the connection, so a vehicle's ack always precedes its result;
-  a handler must return quickly (hand long work to a task or a queue);
+  a handler must return quickly (hand long work to a task or a queue). What it returns says
+  when the message is safe: ``None`` once the handler has returned, or a ``Receipt`` (a future)
+  that completes once the message is stored. Over MQTT the QoS 1 acknowledgement waits for it,
+  so a message lost in the receiver's memory (a crash before it was stored) is delivered again;
+  a handler that stays awaited is how a receiver stops reading (the broker keeps the rest);
 * the connect hook set with ``set_connect_hook`` is awaited after every (re)connection, once the
   subscriptions are in place again: the place to announce presence or re-read state;
 * ``publish`` uses QoS 1 by default and raises ``TransportError`` when the message could not be
@@ -18,6 +22,7 @@ Delivery contract, identical for every implementation:
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -25,7 +30,9 @@ from urllib.parse import unquote, urlsplit
 
 from keyfob.errors import ErrorCode, KeyfobError
 
-MessageHandler = Callable[[str, bytes], Awaitable[None]]
+Receipt = asyncio.Future[None]
+"""Completes once a received message is stored; only then is it acknowledged to the broker."""
+MessageHandler = Callable[[str, bytes], Awaitable[Receipt | None]]
 ConnectHook = Callable[[], Awaitable[None]]
 
 

@@ -11,7 +11,16 @@ can crash, restart, or run beside others on PostgreSQL):
   its waking remotes due at once, and a result ends its remote with a Done event.
 
 A command is never published before the transaction that records SentToVehicle commits; a
-publication that fails is retried under the same command id until the command deadline.
+publication that fails is retried under the same command id until the command deadline. The
+wake-ups and commands of a batch are handed to the broker by a task of their own (at most
+``publishing`` at once), so a slow or lost PUBACK does not stop the next batches, nor the
+deadline checks that come with them.
+
+What vehicles say is data and is never dropped because the database is in trouble: a batch
+that cannot be stored stays in the inbox and is tried again (backing off up to 2 s) until it
+is. Each message's ``Receipt`` completes once it is stored, and only then does the link
+acknowledge it to the broker. When ``max_backlog`` messages wait, the handler stops returning,
+the link stops reading, and the broker keeps the rest: memory stays bounded.
 """
 
 from __future__ import annotations
@@ -42,7 +51,7 @@ from keyfob.link.topics import (
     shared,
     vehicle_topic,
 )
-from keyfob.link.transport import Outgoing, Transport
+from keyfob.link.transport import Outgoing, Receipt, Transport
 from keyfob.link.wakeup import WakeUpChannel, WakeUpError
 from keyfob.remotes import progress
 from keyfob.remotes.lifecycle import QUEUED, UNDER_WAY, Limits, Step, advance
@@ -52,7 +61,7 @@ from keyfob.vehicles import state as vehicle_state
 from keyfob.vocabulary import EventType, RemoteType
 
 log = logging.getLogger("keyfob.link")
-UPLINK_TRIES = 5
+RETRY_CEILING_S = 2.0
 
 
 @dataclass
@@ -62,6 +71,8 @@ class DispatcherOptions:
     short_window: timedelta = timedelta(minutes=20)
     republish_after: timedelta = timedelta(seconds=2)
     share_group: str | None = None  # MQTT shared subscription when several dispatchers run
+    max_backlog: int = 1000  # vehicle messages held unstored before the link stops reading
+    publishing: int = 8  # batches of wake-ups and commands handed to the broker at once
 
 
 class Dispatcher:
@@ -82,6 +93,9 @@ class Dispatcher:
         self.limits = limits
         self.options = options or DispatcherOptions()
         self._inbox: list[Uplink] = []
+        self._receipts: list[Receipt] = []
+        self._room = asyncio.Event()
+        self._carrying: set[asyncio.Task[None]] = set()
         self._uplinks = asyncio.Event()
         self._due = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -97,13 +111,25 @@ class Dispatcher:
             group = self.options.share_group
             await self.link.subscribe(shared(group, pattern) if group else pattern)
 
-    async def _on_uplink(self, topic: str, payload: bytes) -> None:
+    async def _on_uplink(self, topic: str, payload: bytes) -> Receipt | None:
         try:
             self._inbox.append(decode_uplink(topic, payload))
         except ProtocolError as exc:
             log.warning("dropped a malformed message on %s: %s", topic, exc.message)
-            return
+            return None
+        if not self._receipts:
+            self._receipts.append(asyncio.get_running_loop().create_future())
+        receipt = self._receipts[-1]
         self._uplinks.set()
+        while len(self._inbox) >= self.options.max_backlog and not self._stopping.is_set():
+            self._room.clear()  # full: the link waits here, and so stops reading
+            await self._room.wait()
+        return receipt
+
+    @property
+    def backlog(self) -> int:
+        """Vehicle messages received and not yet stored."""
+        return len(self._inbox)
 
     # -- advancing due remotes ---------------------------------------------------------
 
@@ -114,6 +140,25 @@ class Dispatcher:
         if planned:
             await self._carry_out(planned, now)
         return len(planned)
+
+    async def _advance_in_background(self) -> int:
+        """``advance_due`` whose wake-ups and commands go out in a task of their own."""
+        now = self.clock()
+        planned = await run_unit(self.database, lambda: self._advance(now))
+        if planned:
+            while len(self._carrying) >= self.options.publishing:
+                await asyncio.wait(self._carrying, return_when=asyncio.FIRST_COMPLETED)
+            task = asyncio.create_task(self._carry_out_logged(planned, now), name="dispatch-out")
+            self._carrying.add(task)
+            task.add_done_callback(self._carrying.discard)
+        return len(planned)
+
+    async def _carry_out_logged(self, planned: list[progress.Planned], now: datetime) -> None:
+        try:
+            await self._carry_out(planned, now)
+        except Exception:
+            # The remotes are recorded as sent: their deadlines end them if nothing follows.
+            log.exception("sending %d remotes' wake-ups and commands failed", len(planned))
 
     def _advance(self, now: datetime) -> Plan[list[progress.Planned]]:
         due = yield from progress.claim_due(now=now, limit=self.options.batch)
@@ -193,15 +238,23 @@ class Dispatcher:
     async def process_uplinks(self) -> int:
         """Everything vehicles said since the last call, in one transaction."""
         batch, self._inbox = self._inbox, []
+        receipts, self._receipts = self._receipts, []
         if not batch:
             return 0
         try:
-            return await self._process(batch)
-        except Exception:
+            stored = await self._process(batch)
+        except BaseException:
             # Kept, ahead of what arrived since, for the consumer's next try: a transient
             # failure (a PostgreSQL deadlock, a lost connection) must not lose a result.
             self._inbox[:0] = batch
+            self._receipts[:0] = receipts
             raise
+        for receipt in receipts:
+            if not receipt.done():
+                receipt.set_result(None)
+        if len(self._inbox) < self.options.max_backlog:
+            self._room.set()
+        return stored
 
     async def _process(self, batch: list[Uplink]) -> int:
         ids = await self._vehicle_ids_for({u.vin for u in batch})
@@ -291,6 +344,7 @@ class Dispatcher:
         self._stopping.set()
         self._due.set()
         self._uplinks.set()
+        self._room.set()
 
     async def run_once(self) -> int:
         """Process pending uplinks, then advance one batch; for tests that drive the clock."""
@@ -303,35 +357,44 @@ class Dispatcher:
             group.create_task(self._consumer(), name="dispatch-uplinks")
 
     async def _advancer(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                handled = await self.advance_due()
-            except Exception:
-                log.exception("advancing remotes failed; retrying shortly")
-                handled = 0
-            if handled < self.options.batch:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._due.wait(), self.options.poll_s)
-                self._due.clear()
+        try:
+            while not self._stopping.is_set():
+                try:
+                    handled = await self._advance_in_background()
+                except Exception:
+                    log.exception("advancing remotes failed; retrying shortly")
+                    handled = 0
+                if handled < self.options.batch:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._due.wait(), self.options.poll_s)
+                    self._due.clear()
+        finally:
+            for task in list(self._carrying):
+                task.cancel()  # its remotes' deadlines end them if the command never left
+            await asyncio.gather(*self._carrying, return_exceptions=True)
 
     async def _consumer(self) -> None:
+        """Stores what vehicles said; on failure keeps it and tries again, never drops it."""
         failures = 0
         while not self._stopping.is_set():
             await self._uplinks.wait()
             self._uplinks.clear()
             try:
                 await self.process_uplinks()
-                failures = 0
             except Exception:
                 failures += 1
-                if failures < UPLINK_TRIES:
-                    log.warning("recording vehicle messages failed; retrying", exc_info=True)
-                else:
-                    log.exception("recording vehicle messages failed %d times; dropped", failures)
-                    self._inbox.clear()
-                    failures = 0
-                await asyncio.sleep(0.05 * failures)
+                if failures == 1:  # one line per outage, not one per try
+                    log.warning(
+                        "recording %d vehicle messages failed; kept, retrying until stored",
+                        self.backlog,
+                        exc_info=True,
+                    )
+                await asyncio.sleep(min(0.05 * 2 ** min(failures, 10), RETRY_CEILING_S))
                 self._uplinks.set()
+            else:
+                if failures:
+                    log.warning("vehicle messages stored again after %d failed tries", failures)
+                failures = 0
 
     async def close(self) -> None:
         self.stop()

@@ -3,18 +3,31 @@
 Embedded default: an in-process broker and SMS gateway, one simulated vehicle per provisioned
 vehicle. With ``--mqtt`` the dispatcher talks to the broker and the simulated fleet connects
 to the same broker as separate MQTT clients, exactly as ``keyfob sim`` would from elsewhere.
+
+Over MQTT the dispatcher keeps a persistent session under a stable client id,
+``keyfob-dispatcher-<dispatcher_id>``, so that what vehicles publish while it restarts waits at
+the broker. Stable matters twice: a new id would never get that backlog, and with several
+dispatchers the broker goes on dealing the shared subscription's share to a member that is away
+until that same id comes back (``docs/decisions.md``). Without ``dispatcher_id`` the id is the
+host name and the lowest slot that no other dispatcher process on this host holds (a lock file
+that the system releases when the process dies), so a restarted process takes its slot back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import fcntl
+import os
+import re
+import socket
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import timedelta
+from pathlib import Path
 
 from keyfob.config import Settings
-from keyfob.kit.ids import random_suffix
 from keyfob.link.memory import MemoryBroker
 from keyfob.link.mqtt import MqttTransport
 from keyfob.link.transport import Transport
@@ -54,22 +67,61 @@ async def simulated_specs(ctx: AppContext) -> list[VehicleSpec]:
     return [VehicleSpec(v.vin, Motorization(v.motorization)) for v in found if v.simulated]
 
 
-def mqtt_link(url: str, role: str) -> tuple[Transport, WakeUpChannel]:
-    # A clean session: the client id is new in every process, so a persistent session would
-    # never be resumed, and the broker would go on handing it its share of the dispatchers'
-    # shared subscription after the process died: half of all results lost for good.
-    link = MqttTransport(url, client_id=f"keyfob-{role}-{random_suffix()}", clean_session=True)
+SLOTS = 256
+
+
+@contextmanager
+def dispatcher_id(settings: Settings, lock_dir: Path | None = None) -> Iterator[str]:
+    """``settings.dispatcher_id``, else ``<host>-<slot>`` held for as long as this lasts."""
+    if settings.dispatcher_id:
+        yield settings.dispatcher_id
+        return
+    host = re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname()) or "host"
+    where = lock_dir or Path(tempfile.gettempdir())
+    for slot in range(SLOTS):
+        fd = os.open(where / f"keyfob-dispatcher-{host}-{slot}.lock", os.O_RDWR | os.O_CREAT)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue
+        try:
+            yield f"{host}-{slot}"
+        finally:
+            os.close(fd)  # releases the lock
+        return
+    raise RuntimeError(f"{SLOTS} dispatchers already run on {host}: set dispatcher_id")
+
+
+def mqtt_link(settings: Settings, name: str) -> tuple[MqttTransport, WakeUpChannel]:
+    """The dispatcher's link: a persistent session under ``keyfob-dispatcher-<name>``."""
+    assert settings.mqtt is not None
+    link = MqttTransport(
+        settings.mqtt,
+        client_id=f"keyfob-dispatcher-{name}",
+        clean_session=False,
+        keepalive=settings.mqtt_keepalive_s,
+    )
     return link, MqttWakeUpChannel(link)
 
 
 @asynccontextmanager
 async def vehicle_role(ctx: AppContext) -> AsyncIterator[Dispatcher]:
+    with contextlib.ExitStack() as held:
+        name = held.enter_context(dispatcher_id(ctx.settings)) if ctx.settings.mqtt else ""
+        async with _running(ctx, name) as dispatcher:
+            yield dispatcher
+
+
+@asynccontextmanager
+async def _running(ctx: AppContext, name: str) -> AsyncIterator[Dispatcher]:
     settings = ctx.settings
     stop_fleet = asyncio.Event()
     fleet_task: asyncio.Task[object] | None = None
     specs = await simulated_specs(ctx) if settings.run_simulator else []
+    link: Transport
     if settings.mqtt:
-        link, wakeup = mqtt_link(settings.mqtt, "dispatcher")
+        link, wakeup = mqtt_link(settings, name)
         if specs:
             fleet_task = asyncio.create_task(
                 run_standalone(

@@ -8,6 +8,13 @@ so commands published during a short sleep or outage wait at the broker; and the
 "disconnect with will" reason code, so a vehicle that goes offline on purpose makes the broker
 publish its last will exactly as a lost network would.
 
+A vehicle's ``publish`` of a result returns once the broker's PUBACK has arrived, and raises
+``TransportError`` when the connection ends first or no PUBACK comes within ``ack_timeout``
+(other messages are handed over without waiting, as nothing is kept for them): the fleet then
+keeps the result in the vehicle's outbox and sends it again (``docs/vehicle-protocol.md`` §5).
+gmqtt may also replay the unacknowledged PUBLISH itself on reconnection; the platform counts a
+result once.
+
 The SMS network is stood in for by one extra connection subscribed to
 ``keyfob/v1/wakeup/+``: it hears wake-up signals for every vehicle, sleeping ones included.
 """
@@ -27,7 +34,7 @@ from gmqtt.mqtt.constants import MQTTv50
 
 from keyfob.kit.ids import random_suffix
 from keyfob.link.protocol import ProtocolError
-from keyfob.link.topics import WAKEUP_SUBSCRIPTION, parse_wakeup_topic
+from keyfob.link.topics import WAKEUP_SUBSCRIPTION, Channel, parse_wakeup_topic, vehicle_topic
 from keyfob.link.transport import (
     AbortableTransport,
     BrokerAddress,
@@ -54,8 +61,40 @@ _BACKGROUND: set[asyncio.Task[None]] = set()  # handler and hook runs, kept unti
 
 
 class _Client(gmqtt.Client):  # type: ignore[misc]
-    """gmqtt's client minus a race: a reconnect still in progress when the link is closed
-    would open a fresh connection afterwards and leak it."""
+    """gmqtt's client minus a race (a reconnect still in progress when the link is closed
+    would open a fresh connection afterwards and leak it), plus a wait for each PUBACK."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.pubacks: dict[int, asyncio.Future[None]] = {}
+
+    def publish_acked(
+        self, topic: str, payload: bytes, *, qos: int, retain: bool, wait: bool
+    ) -> asyncio.Future[None] | None:
+        """Publish; when ``wait`` (QoS 1), a future that the broker's PUBACK resolves."""
+        message = gmqtt.Message(topic, payload, qos=qos, retain=retain)
+        mid, package = self._connection.publish(message)
+        if qos == 0:
+            return None
+        self._persistent_storage.push_message(mid, package)  # replayed until its PUBACK
+        if not wait:
+            return None
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.pubacks[mid] = waiter
+        return waiter
+
+    def _remove_message_from_queue(self, mid: int) -> None:  # gmqtt calls it on PUBACK
+        super()._remove_message_from_queue(mid)
+        waiter = self.pubacks.pop(mid, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def lost(self, reason: str) -> None:
+        """The connection ended: no PUBACK will come for what is still waiting."""
+        waiters, self.pubacks = self.pubacks, {}
+        for waiter in waiters.values():
+            if not waiter.done():
+                waiter.set_exception(TransportError(reason))
 
     async def _create_connection(self, *args: Any, **kwargs: Any) -> Any:
         if not self._is_active:
@@ -71,8 +110,10 @@ class GmqttLink:
     """One vehicle's MQTT connection (gmqtt), implementing ``AbortableTransport``."""
 
     __slots__ = (
+        "_ack_timeout",
         "_address",
         "_client",
+        "_confirm",
         "_connect_timeout",
         "_handler",
         "_hook",
@@ -99,8 +140,12 @@ class GmqttLink:
         reconnect_delay: float = 3.0,
         connect_timeout: float = 10.0,
         keepalive: int = 60,
+        ack_timeout: float = 5.0,
+        confirm: Callable[[str], bool] | None = None,
     ) -> None:
         self._address = address
+        self._ack_timeout = ack_timeout
+        self._confirm = confirm  # the topics whose publish waits for the PUBACK
         self.client_id = client_id
         self._username = username
         self._password = password
@@ -169,9 +214,20 @@ class GmqttLink:
         if not self.connected:
             raise TransportError(f"publish to {topic}: {self.client_id} is not connected")
         try:
-            self._client.publish(topic, payload, qos=qos, retain=retain)
+            wait = self._confirm is not None and self._confirm(topic)
+            waiter = self._client.publish_acked(topic, payload, qos=qos, retain=retain, wait=wait)
         except Exception as exc:  # gmqtt raises whatever its connection hits; translate here
             raise TransportError(f"publish to {topic}: {exc}") from None
+        if waiter is None:
+            return
+        try:
+            await asyncio.wait_for(waiter, self._ack_timeout)
+        except TimeoutError:
+            raise TransportError(
+                f"publish to {topic}: no PUBACK in {self._ack_timeout} s"
+            ) from None
+        except TransportError as exc:
+            raise TransportError(f"publish to {topic}: {exc.message}") from None
 
     async def publish_many(self, messages: Sequence[Outgoing]) -> list[TransportError | None]:
         return await publish_each(self.publish, messages)
@@ -204,6 +260,7 @@ class GmqttLink:
         client.set_config({"reconnect_retries": -1, "reconnect_delay": self._reconnect_delay})
         client.on_message = self._on_message
         client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
         return client
 
     async def _close(self, *, reason_code: int) -> None:
@@ -211,6 +268,7 @@ class GmqttLink:
         self._started = False
         if client is None:
             return
+        client.lost("the link was closed before the PUBACK")
         with contextlib.suppress(Exception):  # the socket may already be gone
             await client.disconnect(reason_code=reason_code)
 
@@ -222,6 +280,9 @@ class GmqttLink:
             client.resubscribe(subscription)
         if self._hook is not None:
             self._spawn(self._hook())
+
+    def _on_disconnect(self, client: Any, packet: Any, exc: Any = None) -> None:
+        client.lost("the connection dropped before the PUBACK")
 
     def _on_message(self, client: Any, topic: str, payload: bytes, qos: int, props: Any) -> int:
         if self._handler is not None:
@@ -262,6 +323,7 @@ def gmqtt_links(
 
     def link(spec: VehicleSpec, will: Will) -> AbortableTransport:
         own = spec.username is not None
+        results = vehicle_topic(spec.vin, Channel.RESULT)
         return GmqttLink(
             address,
             client_id=spec.vin,
@@ -269,6 +331,7 @@ def gmqtt_links(
             password=spec.password if own else address.password,
             will=will,
             reconnect_delay=rng.uniform(*reconnect_delay),
+            confirm=lambda topic: topic == results,
         )
 
     return link

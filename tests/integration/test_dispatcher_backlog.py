@@ -1,0 +1,78 @@
+"""What vehicles say survives a database outage of any length, in bounded memory.
+
+The dispatcher's store call fails for seconds (far longer than the retries that used to give
+up and drop the batch) while simulated cars carry out remotes and answer. Every remote must
+end with the car's own answer once the database heals, and the dispatcher must hold at most
+its bound of unstored messages meanwhile: past it, the link stops handing messages over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+
+from keyfob.remotes.dispatcher import Dispatcher, DispatcherOptions
+from keyfob.runtime import vehicle_role as role
+from keyfob.store.engine import Database
+from vehicle_support import callback_for_all, embedded, until_done
+
+BOUND = 3
+BODIES = [{"horn": {"state": "Activated"}}, {"lights": {"on": True}}, {"door": {"state": "Locked"}}]
+
+
+async def test_every_answer_is_recorded_after_a_long_outage_with_a_bounded_backlog(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    options = role.dispatcher_options
+
+    def small_backlog(settings: Any, *, shared: bool) -> DispatcherOptions:
+        found = options(settings, shared=shared)
+        found.max_backlog = BOUND
+        return found
+
+    monkeypatch.setattr(role, "dispatcher_options", small_backlog)
+    outage = {"on": False, "failed": 0}
+    record = Dispatcher._record
+
+    def failing(self: Dispatcher, *args: Any) -> Any:
+        if outage["on"]:
+            outage["failed"] += 1
+            raise ConnectionError("the database is unreachable (injected)")
+        return record(self, *args)
+
+    monkeypatch.setattr(Dispatcher, "_record", failing)
+    backlogs: list[int] = []
+    waits: list[float] = []
+    on_uplink = Dispatcher._on_uplink
+
+    async def watched(self: Dispatcher, topic: str, payload: bytes) -> Any:
+        started = time.perf_counter()
+        receipt = await on_uplink(self, topic, payload)
+        waits.append(time.perf_counter() - started)
+        backlogs.append(self.backlog)
+        return receipt
+
+    monkeypatch.setattr(Dispatcher, "_on_uplink", watched)
+    async with embedded(db, vehicle={"command_timeout_s": 30.0}) as (_, tenant):
+        cbid = await callback_for_all(tenant)
+        paths = []
+        outage["on"] = True
+        for vehicle in tenant.vehicles.values():
+            for body in BODIES:
+                path = f"{tenant.fleet}/vehicles/{vehicle.id}/callbacks/{cbid}/remotes"
+                posted = await tenant.http.post(path, json=body)
+                assert posted.status_code == 202, posted.text
+                paths.append(f"{path}/{posted.json()['remoteActionId']}")
+        await asyncio.sleep(3.0)  # every car has answered by now; nothing could be stored
+        outage["on"] = False
+        finished = [await until_done(tenant, path, timeout=20) for path in paths]
+    assert outage["failed"] >= 3, "the store failed again and again for seconds"
+    assert len(finished) == 3 * len(BODIES)
+    assert {body["status"] for body in finished} <= {"Success", "AlreadyDone"}, [
+        (body["status"], body.get("failureCause")) for body in finished
+    ]
+    assert max(backlogs) <= BOUND, "the dispatcher held more than its bound"
+    assert max(waits) > 1.0, "at the bound, the link waited instead of handing more over"
