@@ -322,3 +322,49 @@ async def test_the_dispatcher_link_leaves_a_black_holed_broker_within_its_keepal
         assert settings.mqtt_keepalive_s <= 5
     finally:
         await link.stop()
+
+
+async def test_a_handler_that_falls_behind_stops_the_reading_not_the_memory(
+    scripted: Callable[[Script], Awaitable[ScriptedBroker]],
+) -> None:
+    """While the handler is held, the link reads a few messages ahead and then leaves the
+    rest unread: they back up at the broker (here, its write buffer), not in our memory."""
+    count, size = 400, 64 * 1024
+    backed_up: list[int] = []
+
+    async def flood(session: Session) -> None:
+        await session.accept()
+        kind, _, body = await session.next()
+        assert kind == packets.SUBSCRIBE
+        session.send(bytes((packets.SUBACK << 4, 3)) + body[:2] + b"\x01")
+        for i in range(count):
+            session.send(packets.publish(f"v/{i}", bytes(size), qos=1, retain=False, mid=i + 1))
+        await asyncio.sleep(1.0)
+        backed_up.append(session.writer.transport.get_write_buffer_size())
+        while True:
+            await session.next()
+
+    broker = await scripted(flood)
+    link = transport(broker.url, max_incoming=5)
+    held = asyncio.Event()
+    seen: list[str] = []
+
+    async def handler(topic: str, payload: bytes) -> None:
+        await held.wait()
+        seen.append(topic)
+
+    link.set_handler(handler)
+    await link.subscribe("v/#")
+    await link.start()
+    try:
+        async with asyncio.timeout(5):
+            while not backed_up:
+                await asyncio.sleep(0.02)
+        assert backed_up[0] > count * size // 2, "the link read everything into memory"
+        held.set()
+        async with asyncio.timeout(20):
+            while len(seen) < count:
+                await asyncio.sleep(0.02)
+        assert seen == [f"v/{i}" for i in range(count)]
+    finally:
+        await link.stop()
