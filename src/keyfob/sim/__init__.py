@@ -5,6 +5,7 @@ signals, nothing of the database or the services, so whatever works against it w
 real telematics unit that follows the same document.
 
     vehicle      the pure state machine of one car (rules, actions, physics, status, scenario)
+    outbox       the results a car still owes the platform (``delivery`` sends them)
     faults       seeded fault injection
     fleet        runs many vehicles over any ``Transport``
     mqtt_fleet   the same over a real broker, one lightweight MQTT client per vehicle

@@ -11,11 +11,9 @@ Connectivity::
                              fault / go_offline  ▼ │ period over
                                                OFFLINE   (results are kept and sent on return)
 
-A result that cannot reach the broker is kept in the vehicle's ``Outbox``: one finished while
-OFFLINE, or one the runner reports ``undelivered`` (no link, a failed publish, no PUBACK before
-the connection dropped). While results are held, newer ones queue behind them; all are sent,
-oldest first, on the next connection and every ``outbox_retry`` seconds while awake, and a car
-holding results does not fall asleep.
+A result that cannot reach the broker is kept in the vehicle's ``Outbox`` (``delivery``): one
+finished while OFFLINE, or one the runner reports ``undelivered`` (no link, a failed publish, no
+PUBACK before the connection dropped); a car holding results does not fall asleep.
 
 The awake window is 3 min after waking or stopping, +3 min per command received, never more
 than 30 min ahead (decision 19, configurable). Driving, charging, a running preconditioning,
@@ -83,6 +81,7 @@ from keyfob.link.topics import Channel, check_vin
 from keyfob.sim import programs
 from keyfob.sim.actions import apply
 from keyfob.sim.config import SimConfig
+from keyfob.sim.delivery import Delivery
 from keyfob.sim.faults import NO_FAULT, FaultRoll, roll
 from keyfob.sim.outbox import Outbox
 from keyfob.sim.outputs import Connect, Disconnect, Output, Send, Timer
@@ -99,7 +98,7 @@ REMEMBERED_ANSWERS = 256
 WAKE_COST_V = 0.005
 
 
-class SimVehicle(Knobs):
+class SimVehicle(Knobs, Delivery):
     __slots__ = ("clock", "config", "counters", "last_unreadable", "rng", "state", "vin")
 
     def __init__(
@@ -149,12 +148,6 @@ class SimVehicle(Knobs):
         outputs.append(self._telemetry(now))
         outputs.extend(self._drain())
         return self._finish(outputs, now)
-
-    def undelivered(self, result: Result, now: datetime) -> list[Output]:
-        """The runner could not hand ``result`` to the broker: keep it and try again later."""
-        self._hold(result)
-        self.state.outbox_retry_at = now + timedelta(seconds=self.config.outbox_retry)
-        return self._finish([], now)
 
     def wake(self, now: datetime) -> list[Output]:
         """A wake-up SMS arrives."""
@@ -292,24 +285,6 @@ class SimVehicle(Knobs):
                 self._count("dropped_results")
             else:
                 outputs.extend(self._emit(result))
-
-    def _emit(self, result: Result) -> list[Output]:
-        """Send ``result`` now, or keep it behind the results already held."""
-        if self.state.mode is Mode.OFFLINE or self.state.outbox:
-            self._hold(result)
-            return []
-        return [Send(Channel.RESULT, result)]
-
-    def _hold(self, result: Result) -> None:
-        if result.id in self.state.outbox:
-            return
-        self._count("results_held")
-        if self.state.outbox.keep(result) is not None:
-            self._count("results_dropped_at_bound")
-
-    def _drain(self) -> list[Output]:
-        self.state.outbox_retry_at = None
-        return [Send(Channel.RESULT, result) for result in self.state.outbox.drain()]
 
     def _repeat(self, command: Command, now: datetime) -> list[Output] | None:
         """The answer to a command id seen before (QoS 1 may deliver twice)."""
