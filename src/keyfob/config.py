@@ -77,7 +77,7 @@ class Settings(BaseSettings):
     admin_token: str | None = None
     mqtt: str | None = None
     mqtt_keepalive_s: int = Field(5, ge=1, le=3600)
-    """Keep-alive of the platform's MQTT link: a broker silent this long is left for a new one."""
+    """The platform's MQTT keep-alive: a silent broker is left within 1 to 1.5 times this."""
     dispatcher_id: str | None = None
     """This dispatcher's MQTT client id is ``keyfob-dispatcher-<dispatcher_id>``; default
     ``<host name>-<slot>``, the lowest slot no other dispatcher on this host holds."""

@@ -24,8 +24,8 @@ losing answers:
   queued; a message not acknowledged when the connection drops is delivered again on the
   next one. The deque between the socket and the handler is bounded too: past
   ``max_incoming`` messages the socket is not read until the handler catches up;
-* the connection is supervised: when it drops, or a keep-alive ping is not answered within
-  ``keepalive`` seconds (a black-holed broker), it is re-opened after a jittered exponential
+* the connection is supervised: when it drops, or a keep-alive ping is not answered (a
+  black-holed broker is noticed within 1 to 1.5 ``keepalive``), it is re-opened after a jittered exponential
   delay (``Backoff``), the subscriptions are renewed and the connect hook runs again. A
   publication still waiting for its PUBACK when the connection drops fails (the caller
   retries it, under the same command id);
@@ -336,10 +336,12 @@ class MqttTransport:
             log.warning("mqtt %s refused the subscription to %s", self._where(), refused)
 
     async def _ping(self, wire: _Wire) -> None:
-        """A PINGREQ every half keep-alive; nothing heard within the other half: link dead.
+        """A PINGREQ every keep-alive; nothing heard within half of it after: link dead.
 
-        A broker that stops answering (a black hole, a frozen process) is left within one
-        keep-alive, ``keepalive`` seconds (the broker itself waits one and a half).
+        A broker that stops answering (a black hole, a frozen process) is left between one
+        and one and a half keep-alives after it fell silent (5 to 7.5 s at the default); the
+        broker itself waits one and a half for us. While reading is paused nothing can be
+        heard, so a paused connection is not judged.
         """
         interval = self._keepalive / 2
         while True:
