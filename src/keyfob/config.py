@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     port: int = Field(8080, ge=0, le=65535)
     db: str = "sqlite:///keyfob.db"
     db_pool_size: int = Field(10, ge=1)
+    db_connect_timeout_s: float = Field(5.0, gt=0)
+    db_statement_timeout_s: float = Field(10.0, gt=0)
+    db_pool_timeout_s: float = Field(5.0, gt=0)
+    db_busy_timeout_s: float = Field(5.0, gt=0)
+    db_retry_after_s: int = Field(5, ge=1)
     public_url: str | None = None
     vehicles: int = Field(10, ge=0)
     credentials_file: Path = Path("keyfob-demo.json")

@@ -3,22 +3,33 @@
 FastAPI's own 422 never escapes: invalid input is a 400 with a message naming the field. The
 one exception is the user face's refused Bearer token (``InvalidToken``): it gets the API
 gateway's own 401 body, which clients match to know they must refresh (decision 28).
+
+Database failures are sorted by ``store.outage.unreachable``: while the database cannot be
+reached every request answers 503 ``UNAVAILABLE`` with ``Retry-After`` and the outage is logged
+once, not once per request; any other database error is a bug, a 500 with its traceback. The 503 is
+answered by a handler registered per exception class, inside the middleware, so Starlette's
+outermost error middleware (which logs and re-raises whatever reaches it) never sees an
+outage; a bug is passed on to it.
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from keyfob.errors import ErrorCode, InvalidToken, KeyfobError
 from keyfob.kit.clock import isoformat, utcnow
+from keyfob.store.outage import Outage, unreachable
 
 log = logging.getLogger("keyfob.api")
 
@@ -71,6 +82,25 @@ def _describe(errors: Sequence[Any]) -> tuple[ErrorCode, str]:
     return code, "; ".join(parts) or "the request is invalid"
 
 
+DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    sa.DBAPIError,
+    sa.TimeoutError,
+    OSError,
+    sqlite3.Error,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+)
+"""What a database call can raise, unwrapped or wrapped by SQLAlchemy."""
+
+
+def unavailable_response(outage: Outage) -> JSONResponse:
+    return error_response(
+        ErrorCode.UNAVAILABLE,
+        "the database is unreachable; retry after the delay in Retry-After",
+        {"Retry-After": str(outage.retry_after_s)},
+    )
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(KeyfobError)
     async def keyfob_error(_: Request, exc: KeyfobError) -> JSONResponse:
@@ -102,6 +132,16 @@ def install(app: FastAPI) -> None:
         if exc.status_code == 404 and detail == "Not Found":
             detail = "no such path in this API"
         return error_response(error, detail, dict(exc.headers or {}))
+
+    async def database_error(request: Request, exc: Exception) -> JSONResponse:
+        if not unreachable(exc):
+            raise exc  # a bug: the last-resort handler's 500, outside every middleware
+        outage: Outage = request.app.state.ctx.database.outage
+        outage.failed(exc)
+        return unavailable_response(outage)
+
+    for kind in DATABASE_ERRORS:
+        app.add_exception_handler(kind, database_error)
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:

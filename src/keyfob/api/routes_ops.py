@@ -1,20 +1,57 @@
-"""Operations: liveness and Prometheus metrics."""
+"""Operations: liveness, readiness and Prometheus metrics.
+
+``/health`` is liveness: it answers 200 whenever the process serves HTTP and never touches the
+database, so an orchestrator does not restart every replica during a database outage (which
+restarting cannot fix). ``/ready`` is readiness: 200 only when the database answers a query
+and this process's acceptor (the writer of POST remote) runs, else 503 with ``Retry-After``;
+a load balancer sends traffic elsewhere meanwhile. Background roles (dispatcher, worker,
+simulator) are started before the server accepts any request, so a served ``/ready`` implies
+they were started; each recovers from database trouble on its own.
+"""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
 
 from keyfob.api.deps import Ctx
+from keyfob.api.errors import error_response, unavailable_response
+from keyfob.errors import ErrorCode
 from keyfob.notifications import queue
+from keyfob.store.outage import unreachable
 
 router = APIRouter(tags=["Operations"])
 
 
-@router.get("/health", summary="Liveness and database reachability")
-async def health(ctx: Ctx) -> dict[str, str]:
-    async with ctx.database.read() as conn:
-        await queue.queue_stats(conn, now=ctx.clock())
+@router.get("/health", summary="Liveness: the process serves HTTP")
+async def health() -> dict[str, str]:
     return {"status": "ok"}
+
+
+@router.get(
+    "/ready",
+    summary="Readiness: the database answers and the acceptor runs",
+    responses={
+        503: {
+            "description": "Not ready: the database is unreachable or the server "
+            "is starting or stopping"
+        }
+    },
+)
+async def ready(ctx: Ctx) -> JSONResponse:
+    if not ctx.acceptor.running:
+        return error_response(ErrorCode.UNAVAILABLE, "the server is starting or stopping")
+    outage = ctx.database.outage
+    try:
+        async with ctx.database.read() as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception as exc:
+        if not unreachable(exc):
+            raise
+        outage.failed(exc)
+        return unavailable_response(outage)
+    return JSONResponse({"status": "ready"})
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)

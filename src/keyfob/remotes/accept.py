@@ -13,8 +13,14 @@ or the same error, in the same order of checks, as if it had been alone:
 Requests of the user face (``remotes.accept_user``, with its own order of checks) share the
 same queue, batches and commits: one accept path for both faces.
 
-A database failure of the whole batch (e.g. another process stored the same Idempotency-Key
-first) is retried request by request, so one request never fails another.
+Each request's remote id is chosen when it is queued, before the first attempt, so a retry
+stores it under the same id and can tell what an attempt committed. When a unit fails, the
+acceptor first looks up which of its ids are stored: a connection that dropped during COMMIT
+may have committed it all, and those requests are answered with their id (stored once). The
+rest are tried again: as one batch when the database was unreachable, request by request
+otherwise (e.g. another process stored the same Idempotency-Key first), so one request never
+fails another. If the look-up itself fails, nobody can tell what committed: the requests are
+answered with the error (503 while the database is unreachable) and nothing is written again.
 """
 
 from __future__ import annotations
@@ -22,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,7 +35,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, delete, select, tuple_
-from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.sql.elements import BindParameter
 
 from keyfob.callbacks.models import callbacks
@@ -59,6 +63,7 @@ from keyfob.remotes.staging import Known as _Known
 from keyfob.remotes.staging import Posted, first_status, replay, request_hash, stage
 from keyfob.store.engine import Database
 from keyfob.store.nudge import nudge
+from keyfob.store.outage import unreachable
 from keyfob.store.units import Execute, Fetch, Insert, Plan, Submit, run_unit, sqlite_turn
 from keyfob.vehicles.models import fleets, vehicles
 from keyfob.vehicles.service import (
@@ -183,7 +188,7 @@ def _judge(request: AcceptRequest, found: _Lookups, batch: _Batch) -> Posted:
     body = parse_remote_body(request.data)
     check_callback(callback, body)
     ensure_vehicle_can(vehicle.capabilities, body, motorization=vehicle.motorization)
-    posted = Posted(new_id(), body.type.value, replayed=False)
+    posted = Posted(batch.remote_id(), body.type.value, replayed=False)
     stage(batch, remote_id=posted.remote_id, vehicle=vehicle, callback_id=callback.id, body=body)
     if request.idempotency_key is not None:
         pair = (request.partner_id, request.idempotency_key)
@@ -205,16 +210,25 @@ Request = AcceptRequest | UserAcceptRequest
 
 
 def accept_plan(
-    requests: Sequence[Request], *, now: datetime, ttl: timedelta, known: _Known
+    requests: Sequence[Request],
+    *,
+    now: datetime,
+    ttl: timedelta,
+    known: _Known,
+    ids: Sequence[str] | None = None,
 ) -> Plan[list[Posted | KeyfobError]]:
-    """Judge and store a batch as one unit of work; one answer per request, in order."""
+    """Judge and store a batch as one unit of work; one answer per request, in order.
+
+    ``ids``, one per request, are the ids their remotes get if accepted (new ones if omitted).
+    """
     fleet = [r for r in requests if isinstance(r, AcceptRequest)]
     users = [r for r in requests if isinstance(r, UserAcceptRequest)]
     found = (yield from _lookups(fleet, known)) if fleet else _Lookups({}, {}, {}, {})
     found_users = (yield from accept_user.lookups(users, known)) if users else accept_user.NONE
     batch = _Batch(now=now, ttl=ttl)
     answers: list[Posted | KeyfobError] = []
-    for request in requests:
+    for index, request in enumerate(requests):
+        batch.chosen_id = None if ids is None else ids[index]
         try:
             if isinstance(request, UserAcceptRequest):
                 answers.append(accept_user.judge(request, found_users, batch))
@@ -248,7 +262,8 @@ def accept_plan(
     return answers
 
 
-_Waiting = tuple[Request, "asyncio.Future[Posted]"]
+_Waiting = tuple[Request, "asyncio.Future[Posted]", str]
+"""A queued request, the future its caller awaits, and the id chosen for its remote."""
 _Answers = list[Posted | KeyfobError]
 
 
@@ -305,9 +320,14 @@ class Acceptor:
         if self._task is None or self._task.done():
             raise KeyfobError(ErrorCode.UNAVAILABLE, "the server is starting or stopping")
         future: asyncio.Future[Posted] = asyncio.get_running_loop().create_future()
-        self._waiting.append((request, future))
+        self._waiting.append((request, future, new_id()))
         self._ready.set()
         return await future
+
+    @property
+    def running(self) -> bool:
+        """Whether the writer task runs (between ``start`` and ``stop``)."""
+        return self._task is not None and not self._task.done() and not self._stopping
 
     def start(self) -> None:
         """Start (or restart, after ``stop``) the writer task in the running loop."""
@@ -343,8 +363,11 @@ class Acceptor:
                         await self._store(self._take([]))
                     else:
                         await self._turn(submit, units)
-            except Exception:  # a bug, or the connection could not be had: answer anyway
-                log.exception("the writer's turn failed")
+            except Exception as exc:  # a bug, or the connection could not be had: answer anyway
+                if unreachable(exc):
+                    self.database.outage.failed(exc)
+                else:
+                    log.exception("the writer's turn failed")
                 if not units:
                     await self._store(self._take([]))
             await self._after_turn(units)
@@ -377,65 +400,109 @@ class Acceptor:
                 await asyncio.wait((future,))
             in_flight.popleft()
             if future.exception() is None:
-                for (_, waiting), answer in zip(share.taken, future.result(), strict=True):
+                self.database.outage.reached()
+                for (_, waiting, _), answer in zip(share.taken, future.result(), strict=True):
                     _settle(waiting, answer)
 
     async def _after_turn(self, units: list[_Unit]) -> None:
-        """Once the connection is free again: requests whose unit failed are stored again,
-        on their own; any the turn could not answer, it answers now (every unit has ended)."""
-        retry: list[_Waiting] = []
+        """Once the connection is free again: requests whose unit failed are recovered (what
+        committed answered, the rest stored again); any the turn could not answer, it answers
+        now (every unit has ended)."""
         for share, future in units:
             if future.cancelled() or future.exception() is not None:
-                retry.extend(item for item in share.taken if not item[1].done())
+                error = future.exception() if not future.cancelled() else None
+                left = [item for item in share.taken if not item[1].done()]
+                if left:
+                    await self._recover(left, error or RuntimeError("the unit was cancelled"))
                 continue
-            for (_, waiting), answer in zip(share.taken, future.result(), strict=True):
+            for (_, waiting, _), answer in zip(share.taken, future.result(), strict=True):
                 _settle(waiting, answer)
-        for start in range(0, len(retry), self.max_batch):
-            await self._store(retry[start : start + self.max_batch])
 
     def _share_plan(self, share: _Share) -> Plan[_Answers]:
         """Runs on the driver's thread: take what is waiting now, judge and store it."""
-        requests = [request for request, _ in self._take(share.taken)]
-        if not requests:
+        taken = self._take(share.taken)
+        if not taken:
             return []
         answers = yield from accept_plan(
-            requests, now=self.clock(), ttl=self.ttl, known=self._known
+            [request for request, _, _ in taken],
+            now=self.clock(),
+            ttl=self.ttl,
+            known=self._known,
+            ids=[remote_id for _, _, remote_id in taken],
         )
         return answers
 
-    async def _store(self, batch: list[_Waiting], *, retried: bool = False) -> None:
-        requests, now = [request for request, _ in batch], self.clock()
+    async def _store(self, batch: list[_Waiting], *, last: bool = False) -> None:
+        requests, now = [request for request, _, _ in batch], self.clock()
+        ids = [remote_id for _, _, remote_id in batch]
         try:
             answers = await run_unit(
                 self.database,
-                lambda: accept_plan(requests, now=now, ttl=self.ttl, known=self._known),
+                lambda: accept_plan(requests, now=now, ttl=self.ttl, known=self._known, ids=ids),
             )
-        except (IntegrityError, DBAPIError, sqlite3.Error) as exc:
-            if len(batch) > 1:
-                for one in batch:
-                    await self._store([one])
-            elif not retried:
-                # Another process committed the same Idempotency-Key first: judged again
-                # alone, this request now replays (or refuses) against the stored key.
-                await self._store(batch, retried=True)
-            else:
-                log.exception("storing a remote failed")
-                _settle(batch[0][1], exc)
+        except Exception as exc:
+            await self._recover(batch, exc, last=last)
             return
-        except Exception as exc:  # a bug: answer 500 rather than leave requests waiting
-            log.exception("accepting %d remotes failed", len(batch))
-            for _, future in batch:
-                _settle(future, exc)
-            return
-        for (_, future), answer in zip(batch, answers, strict=True):
+        self.database.outage.reached()
+        for (_, future, _), answer in zip(batch, answers, strict=True):
             _settle(future, answer)
-        if not self.database.sqlite and any(
-            isinstance(answer, Posted) and not answer.replayed for answer in answers
-        ):
-            try:  # dispatchers in other processes: new remotes are due (keyfob.store.nudge)
-                await nudge(self.database)
-            except Exception:
-                log.warning("could not nudge the dispatchers; they will poll", exc_info=True)
+        await self._nudge([a for a in answers if isinstance(a, Posted) and not a.replayed])
+
+    async def _recover(
+        self, batch: list[_Waiting], error: BaseException, *, last: bool = False
+    ) -> None:
+        """A unit failed (maybe after its COMMIT went through): answer what is stored, retry
+        the rest under the same ids, at most once more."""
+        try:
+            rest = await self._answer_stored(batch)
+        except Exception:  # which of them committed cannot be told: write nothing again
+            self._fail(batch, error)
+            return
+        if not rest:
+            return
+        if last:
+            self._fail(rest, error)
+        elif unreachable(error) or len(rest) == 1:
+            await self._store(rest, last=True)
+        else:
+            for one in rest:
+                await self._store([one], last=True)
+
+    async def _answer_stored(self, batch: list[_Waiting]) -> list[_Waiting]:
+        """Answer the requests whose remote is stored; the others, still to answer."""
+        async with self.database.read() as conn:
+            rows = await conn.execute(
+                select(remotes.c.id, remotes.c.type).where(
+                    remotes.c.id.in_([remote_id for _, _, remote_id in batch])
+                )
+            )
+            stored = {row.id: row.type for row in rows}
+        found = [
+            Posted(remote_id, stored[remote_id], replayed=False)
+            for _, _, remote_id in batch
+            if remote_id in stored
+        ]
+        for _, future, remote_id in batch:
+            if remote_id in stored:
+                _settle(future, Posted(remote_id, stored[remote_id], replayed=False))
+        await self._nudge(found)
+        return [item for item in batch if not item[1].done()]
+
+    def _fail(self, batch: list[_Waiting], error: BaseException) -> None:
+        if unreachable(error):
+            self.database.outage.failed(error)
+        else:
+            log.error("storing %d remotes failed", len(batch), exc_info=error)
+        for _, future, _ in batch:
+            _settle(future, error)
+
+    async def _nudge(self, stored: list[Posted]) -> None:
+        if self.database.sqlite or not stored:
+            return
+        try:  # dispatchers in other processes: new remotes are due (keyfob.store.nudge)
+            await nudge(self.database)
+        except Exception:
+            log.warning("could not nudge the dispatchers; they will poll", exc_info=True)
 
 
 def _settle(future: asyncio.Future[Posted], outcome: Posted | BaseException) -> None:

@@ -31,7 +31,6 @@ from keyfob.callbacks.user_service import (
     user_callback_from_row,
 )
 from keyfob.errors import ErrorCode, KeyfobError
-from keyfob.kit.ids import new_id
 from keyfob.remotes.eligibility import ensure_vehicle_can
 from keyfob.remotes.models import remotes, user_idempotency_keys
 from keyfob.remotes.staging import (
@@ -186,7 +185,7 @@ def judge(request: UserAcceptRequest, found: UserLookups, batch: Batch) -> Poste
             return replayed
     _check_callback(callback, parsed)
     ensure_vehicle_can(vehicle.capabilities, parsed.body, motorization=vehicle.motorization)
-    posted = Posted(new_id(), parsed.body.type.value, replayed=False)
+    posted = Posted(batch.remote_id(), parsed.body.type.value, replayed=False)
     owner = UserOwner(request.client_id, request.user_id, parsed.own)
     stage(
         batch,

@@ -17,6 +17,7 @@ from typing import Any
 
 from keyfob.callbacks.remote_attributes import RemoteAttributes
 from keyfob.errors import ErrorCode, KeyfobError
+from keyfob.kit.ids import new_id
 from keyfob.notifications.message import remote_context
 from keyfob.notifications.outbox import notification_row
 from keyfob.remotes.events import RemoteRef, event_values
@@ -80,6 +81,13 @@ class Batch:
     expired_keys: list[tuple[str, str]] = field(default_factory=list)
     expired_user_keys: list[tuple[str, str, str]] = field(default_factory=list)
     fresh_keys: dict[tuple[str, ...], tuple[str, Posted]] = field(default_factory=dict)
+    chosen_id: str | None = None
+    """The id the acceptor chose for the request being judged, before its first attempt: a
+    retry stores it under the same id, and can tell whether an attempt committed it."""
+
+    def remote_id(self) -> str:
+        """The id of the remote the request being judged will store."""
+        return self.chosen_id or new_id()
 
 
 def replay(

@@ -21,7 +21,7 @@ from keyfob.kit.clock import Clock, utcnow
 from keyfob.notifications.metrics import DeliveryMetrics
 from keyfob.remotes.accept import Acceptor
 from keyfob.sim.fleet import Fleet
-from keyfob.store.engine import Database
+from keyfob.store.engine import Database, Timeouts
 
 Waker = Callable[[], None]
 
@@ -55,10 +55,24 @@ def target_policy(settings: Settings) -> TargetPolicy:
     )
 
 
+def db_timeouts(settings: Settings) -> Timeouts:
+    return Timeouts(
+        connect=settings.db_connect_timeout_s,
+        statement=settings.db_statement_timeout_s,
+        pool=settings.db_pool_timeout_s,
+        busy=settings.db_busy_timeout_s,
+    )
+
+
 def build_context(
     settings: Settings, *, database: Database | None = None, clock: Clock = utcnow
 ) -> AppContext:
-    db = database or Database(settings.db, pool_size=settings.db_pool_size)
+    db = database or Database(
+        settings.db,
+        pool_size=settings.db_pool_size,
+        timeouts=db_timeouts(settings),
+        retry_after_s=settings.db_retry_after_s,
+    )
     return AppContext(
         settings=settings,
         database=db,

@@ -7,12 +7,20 @@ about three times a raw insert on the hot path.
 
 Services take an ``AsyncConnection`` first and never commit: ``Database.transaction()`` is the
 unit of work and commits when its block ends without error.
+
+Every database call is bounded (``Timeouts``): on PostgreSQL a connect time-out, a time-out on
+each statement (COMMIT included) and on waiting for a pooled connection; on SQLite the busy
+time-out. A database that stops answering (a black hole) then fails a request within seconds
+instead of holding it, and its connections, for as long as the fault lasts. ``Database.outage``
+turns those failures into one log line per outage and the API's 503 (``store.outage``).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import orjson
@@ -22,6 +30,22 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
+
+from keyfob.store.outage import Outage
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds; ``config.Settings`` carries the operator's values (``db_*_timeout_s``)."""
+
+    connect: float = 5.0
+    """PostgreSQL: opening a connection (TCP, TLS, authentication)."""
+    statement: float = 10.0
+    """PostgreSQL: any one statement, COMMIT included (asyncpg's ``command_timeout``)."""
+    pool: float = 5.0
+    """PostgreSQL: waiting for a free pooled connection."""
+    busy: float = 5.0
+    """SQLite: waiting for another process's write lock (``busy_timeout``)."""
 
 
 def async_url(url: str) -> str:
@@ -41,16 +65,16 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(busy_ms: int, dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute(f"PRAGMA busy_timeout={busy_ms:d}")
     cursor.close()
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+def create_engine(url: str, *, pool_size: int = 10, timeouts: Timeouts = Timeouts()) -> AsyncEngine:
     if is_sqlite(url):
         # No reset-on-return: every checkout ends in an explicit commit or rollback (by
         # ``transaction()`` or by the connection's own close), and under sqlite3's
@@ -64,15 +88,19 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
             pool_size=1,
             max_overflow=0,
             pool_reset_on_return=None,
+            connect_args={"timeout": timeouts.busy},
         )
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        busy_ms = round(timeouts.busy * 1000)
+        event.listen(engine.sync_engine, "connect", partial(_sqlite_pragmas, busy_ms))
         return engine
     return create_async_engine(
         async_url(url),
         pool_size=pool_size,
         max_overflow=pool_size,
+        pool_timeout=timeouts.pool,
         json_serializer=_dumps,
         json_deserializer=orjson.loads,
+        connect_args={"timeout": timeouts.connect, "command_timeout": timeouts.statement},
     )
 
 
@@ -83,22 +111,33 @@ def _dumps(value: Any) -> str:
 class Database:
     """Owns the engine; hands out units of work."""
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        timeouts: Timeouts = Timeouts(),
+        retry_after_s: int = 5,
+    ) -> None:
         self.url = url
         self.sqlite = is_sqlite(url)
-        self.engine = create_engine(url, pool_size=pool_size)
+        self.timeouts = timeouts
+        self.engine = create_engine(url, pool_size=pool_size, timeouts=timeouts)
+        self.outage = Outage(retry_after_s=retry_after_s)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """Commit when the block ends, roll back when it raises."""
         async with self.engine.begin() as conn:
             yield conn
+        self.outage.reached()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A connection for reads only; whatever it started is rolled back."""
         async with self.engine.connect() as conn:
             yield conn
+        self.outage.reached()
 
     async def dispose(self) -> None:
         await self.engine.dispose()
