@@ -69,6 +69,9 @@ class Mosquitto:
             # The platform subscribes to every vehicle's retained presence at once: the
             # default queue of 1,000 messages per client would drop the rest (see deploy/).
             "max_queued_messages 100000",
+            # As deploy/: the dispatcher acknowledges a message once stored, and Mosquitto's
+            # default window of 20 unacknowledged messages would throttle it.
+            "max_inflight_messages 1000",
         ]
         if os.geteuid() == 0:
             lines.append("user root")  # otherwise it drops to a user who cannot read our files
