@@ -70,18 +70,14 @@ from keyfob.callbacks.service import callback_from_row, create_callback
 from keyfob.callbacks.targets import TargetPolicy
 from keyfob.errors import KeyfobError
 from keyfob.kit.clock import utcnow
-from keyfob.remotes.accept import (
-    _CALLBACKS,
-    _FLEET_OWNERS,
-    _VEHICLES,
-    AcceptRequest,
-    Posted,
-    _Batch,
-    _judge,
-    _Known,
-    _Lookups,
-    accept_plan,
-)
+from keyfob.remotes.accept import AcceptRequest, Posted, accept_plan
+from keyfob.remotes.accept_fleet import CALLBACKS as _CALLBACKS
+from keyfob.remotes.accept_fleet import FLEET_OWNERS as _FLEET_OWNERS
+from keyfob.remotes.accept_fleet import VEHICLES as _VEHICLES
+from keyfob.remotes.accept_fleet import Lookups as _Lookups
+from keyfob.remotes.accept_fleet import judge as _judge
+from keyfob.remotes.staging import Batch as _Batch
+from keyfob.remotes.staging import Known as _Known
 from keyfob.runtime.tables import idempotency_keys, notifications, remote_events, remotes
 from keyfob.store.engine import Database
 from keyfob.store.units import run_unit
@@ -105,7 +101,7 @@ Answers = list[Posted | KeyfobError]
 
 
 def _lookups_sync(conn: Connection, batch: list[AcceptRequest], known: _Known) -> _Lookups:
-    """``remotes.accept._lookups`` with ``conn.execute`` where it yields ``Fetch``."""
+    """``remotes.accept_fleet.lookups`` with ``conn.execute`` where it yields ``Fetch``."""
     owners = {
         r.fleet_id: known.fleet_owner[r.fleet_id] for r in batch if r.fleet_id in known.fleet_owner
     }

@@ -5,13 +5,9 @@ before the 202 leaves. Doing that in one transaction per request makes the datab
 trips, not the work, the limit. The ``Acceptor`` queues requests; one writer task takes all
 that are waiting, checks them against a handful of bulk look-ups, writes every accepted one
 with a few multi-row inserts and commits once, then answers each request on its own: a 202,
-or the same error, in the same order of checks, as if it had been alone:
-
-    fleet ─► vehicle ─► callback ─► Idempotency-Key replay ─► body ─► callback Running and
-    remoteTypes ─► vehicle capabilities ─► stored
-
-Requests of the user face (``remotes.accept_user``, with its own order of checks) share the
-same queue, batches and commits: one accept path for both faces.
+or the same error, in the same order of checks, as if it had been alone. Each face has its
+own look-ups and order of checks (``remotes.accept_fleet``, ``remotes.accept_user``); both
+share the same queue, batches and commits: one accept path for both faces.
 
 Each request's remote id is chosen when it is queued, before the first attempt, so a retry
 stores it under the same id and can tell what an attempt committed. When a unit fails, the
@@ -30,49 +26,30 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import bindparam, delete, select, tuple_
-from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy import delete, select
 
-from keyfob.callbacks.models import callbacks
-from keyfob.callbacks.service import (
-    Callback,
-    callback_from_row,
-    callback_not_found,
-    check_callback_id,
-)
 from keyfob.errors import ErrorCode, KeyfobError
 from keyfob.kit.clock import Clock
 from keyfob.kit.ids import new_id
 from keyfob.notifications.models import notifications
-from keyfob.remotes import accept_user
+from keyfob.remotes import accept_fleet, accept_user
+from keyfob.remotes.accept_fleet import AcceptRequest, check_callback
 from keyfob.remotes.accept_user import UserAcceptRequest
-from keyfob.remotes.eligibility import ensure_vehicle_can
 from keyfob.remotes.models import (
     idempotency_keys,
     remote_events,
     remotes,
     user_idempotency_keys,
 )
-from keyfob.remotes.schemas import RemoteBody, parse_remote_body
 from keyfob.remotes.staging import Batch as _Batch
 from keyfob.remotes.staging import Known as _Known
-from keyfob.remotes.staging import Posted, first_status, replay, request_hash, stage
+from keyfob.remotes.staging import Posted, first_status, request_hash
 from keyfob.store.engine import Database
 from keyfob.store.nudge import nudge
 from keyfob.store.outage import unreachable
-from keyfob.store.units import Execute, Fetch, Insert, Plan, Submit, run_unit, sqlite_turn
-from keyfob.vehicles.models import fleets, vehicles
-from keyfob.vehicles.service import (
-    Vehicle,
-    fleet_not_found,
-    vehicle_from_row,
-    vehicle_not_found,
-)
-from keyfob.vocabulary import CallbackStatus
+from keyfob.store.units import Execute, Insert, Plan, Submit, run_unit, sqlite_turn
 
 __all__ = [
     "AcceptRequest",
@@ -87,122 +64,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("keyfob.accept")
-
-
-@dataclass(frozen=True)
-class AcceptRequest:
-    partner_id: str
-    fleet_id: str
-    vehicle_id: str
-    callback_id: str
-    data: object
-    idempotency_key: str | None = None
-
-
-def check_callback(callback: Callback, body: RemoteBody) -> None:
-    if callback.status is not CallbackStatus.RUNNING:
-        raise KeyfobError(
-            ErrorCode.CALLBACK_NOT_RUNNING,
-            f"callback {callback.id} is {callback.status.value}; "
-            "PUT its status to Running before posting remotes through it",
-        )
-    if body.type.value not in callback.remote_types:
-        raise KeyfobError(
-            ErrorCode.REMOTE_TYPE_NOT_IN_CALLBACK,
-            f"remote type {body.type.value} is not in this callback's remoteTypes "
-            f"({', '.join(callback.remote_types)})",
-        )
-
-
-@dataclass
-class _Lookups:
-    fleet_owner: dict[str, str]
-    vehicles: dict[str, Vehicle]
-    callbacks: dict[str, Callback]
-    keys: dict[tuple[str, str], Any]
-
-
-_IDS: BindParameter[Any] = bindparam("ids", expanding=True)
-_FLEET_OWNERS = select(fleets.c.id, fleets.c.partner_id).where(fleets.c.id.in_(_IDS))
-_VEHICLES = select(vehicles).where(vehicles.c.id.in_(_IDS))
-_CALLBACKS = select(callbacks).where(
-    callbacks.c.id.in_(_IDS), callbacks.c.deleted_at.is_(None), callbacks.c.fleet_id.is_not(None)
-)
-
-
-def _lookups(batch: list[AcceptRequest], known: _Known) -> Plan[_Lookups]:
-    owners = {
-        r.fleet_id: known.fleet_owner[r.fleet_id] for r in batch if r.fleet_id in known.fleet_owner
-    }
-    found = {
-        r.vehicle_id: known.vehicles[r.vehicle_id] for r in batch if r.vehicle_id in known.vehicles
-    }
-    unknown_fleets = {r.fleet_id for r in batch} - owners.keys()
-    unknown_vehicles = {r.vehicle_id for r in batch} - found.keys()
-    if unknown_fleets:
-        fleet_rows = yield Fetch(_FLEET_OWNERS, {"ids": sorted(unknown_fleets)})
-        owners.update({f.id: f.partner_id for f in fleet_rows})
-    if unknown_vehicles:
-        vehicle_rows = yield Fetch(_VEHICLES, {"ids": sorted(unknown_vehicles)})
-        found.update({v.id: vehicle_from_row(v) for v in vehicle_rows})
-    known.remember(owners, found)
-    callback_rows = yield Fetch(_CALLBACKS, {"ids": sorted({r.callback_id for r in batch})})
-    pairs = {(r.partner_id, r.idempotency_key) for r in batch if r.idempotency_key is not None}
-    keys: dict[tuple[str, str], Any] = {}
-    if pairs:
-        key_rows = yield Fetch(
-            select(idempotency_keys, remotes.c.type)
-            .join(remotes, remotes.c.id == idempotency_keys.c.remote_id)
-            .where(tuple_(idempotency_keys.c.partner_id, idempotency_keys.c.key).in_(pairs)),
-        )
-        keys = {(k.partner_id, k.key): k for k in key_rows}
-    return _Lookups(
-        fleet_owner=owners,
-        vehicles=found,
-        callbacks={c.id: callback_from_row(c) for c in callback_rows},
-        keys=keys,
-    )
-
-
-def _judge(request: AcceptRequest, found: _Lookups, batch: _Batch) -> Posted:
-    if found.fleet_owner.get(request.fleet_id) != request.partner_id:
-        raise fleet_not_found(request.fleet_id)
-    vehicle = found.vehicles.get(request.vehicle_id)
-    if vehicle is None or vehicle.fleet_id != request.fleet_id:
-        raise vehicle_not_found(request.vehicle_id)
-    check_callback_id(request.callback_id)
-    callback = found.callbacks.get(request.callback_id)
-    if callback is None or callback.fleet_id != request.fleet_id:
-        raise callback_not_found(request.callback_id)
-    digest = ""
-    if request.idempotency_key is not None:
-        digest = request_hash(
-            {"v": request.vehicle_id, "c": request.callback_id, "b": request.data}
-        )
-        pair = (request.partner_id, request.idempotency_key)
-        replayed, expired = replay(batch, pair, found.keys.get(pair), digest)
-        if expired and pair not in batch.expired_keys:
-            batch.expired_keys.append(pair)
-        if replayed is not None:
-            return replayed
-    body = parse_remote_body(request.data)
-    check_callback(callback, body)
-    ensure_vehicle_can(vehicle.capabilities, body, motorization=vehicle.motorization)
-    posted = Posted(batch.remote_id(), body.type.value, replayed=False)
-    stage(batch, remote_id=posted.remote_id, vehicle=vehicle, callback_id=callback.id, body=body)
-    if request.idempotency_key is not None:
-        pair = (request.partner_id, request.idempotency_key)
-        batch.fresh_keys[pair] = (digest, posted)
-        batch.keys.append(
-            {
-                "partner_id": request.partner_id,
-                "key": request.idempotency_key,
-                "request_hash": digest,
-                "remote_id": posted.remote_id,
-                "created_at": batch.now,
-            }
-        )
-    return posted
 
 
 Request = AcceptRequest | UserAcceptRequest
@@ -223,7 +84,7 @@ def accept_plan(
     """
     fleet = [r for r in requests if isinstance(r, AcceptRequest)]
     users = [r for r in requests if isinstance(r, UserAcceptRequest)]
-    found = (yield from _lookups(fleet, known)) if fleet else _Lookups({}, {}, {}, {})
+    found = (yield from accept_fleet.lookups(fleet, known)) if fleet else accept_fleet.NONE
     found_users = (yield from accept_user.lookups(users, known)) if users else accept_user.NONE
     batch = _Batch(now=now, ttl=ttl)
     answers: list[Posted | KeyfobError] = []
@@ -233,7 +94,7 @@ def accept_plan(
             if isinstance(request, UserAcceptRequest):
                 answers.append(accept_user.judge(request, found_users, batch))
             else:
-                answers.append(_judge(request, found, batch))
+                answers.append(accept_fleet.judge(request, found, batch))
         except KeyfobError as refusal:
             answers.append(refusal)
     for partner_id, key in batch.expired_keys:
