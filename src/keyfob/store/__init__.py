@@ -7,6 +7,7 @@
     units      a unit of work written once as a plan of steps, run the cheapest way per engine
     _sqlite    the SQLite fast path under ``units`` (private: it leans on driver internals)
     nudge      PostgreSQL ``NOTIFY`` / ``LISTEN`` between processes
+    outage     which driver errors mean "unreachable" (a 503, not a bug); one log line per outage
     migrate    alembic migrations (``migrations/``), applied from async code
 
 May import: ``keyfob.kit``, ``keyfob.config``, ``keyfob.errors``, SQLAlchemy and the drivers.
