@@ -67,6 +67,9 @@ def create_app(
         version=keyfob.__version__,
         summary="Remote commands for connected vehicles, with webhook notifications.",
         lifespan=lifespan,
+        # keyfob publishes its own Prometheus metrics; FastAPI's OpenTelemetry probe would
+        # otherwise ask the global providers on every request whether anyone is listening.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.ctx = ctx
     errors.install(app)
