@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import logging
 import sqlite3
 import time
+import warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +23,7 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
-from conftest import _empty_pg, create_callback, make_settings, make_tenant
+from conftest import create_callback, make_settings, make_tenant
 from faultproxy import FaultProxy, Mode
 from keyfob.api.app import create_app
 from keyfob.errors import ErrorCode
@@ -29,8 +32,8 @@ from keyfob.store import migrate
 from keyfob.store.engine import Database, Timeouts
 
 HORN = {"horn": {"state": "Activated"}}
-FAST = Timeouts(connect=0.5, statement=0.5, pool=0.5, busy=0.3)
-LIMIT_S = 4.0
+FAST = Timeouts(connect=1.0, statement=1.0, pool=1.0, busy=0.3)
+LIMIT_S = 6.0
 """A request during the outage is answered well within this (without time-outs: never)."""
 
 
@@ -71,18 +74,22 @@ async def eventually_ready(http: httpx.AsyncClient) -> None:
 
 
 @pytest.fixture
-async def proxied(pg_url: str) -> AsyncIterator[tuple[FaultProxy, Database]]:
-    """PostgreSQL behind a switchable proxy, with time-outs of half a second."""
-    target = make_url(pg_url)
+async def proxied(pg: Database) -> AsyncIterator[tuple[FaultProxy, Database]]:
+    """The (emptied) PostgreSQL database behind a switchable proxy, with time-outs of a second."""
+    target = make_url(pg.url)
     proxy = await FaultProxy(target.host or "127.0.0.1", target.port or 5432).start()
     url = target.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
     database = Database(url, pool_size=2, timeouts=FAST, retry_after_s=3)
-    await _empty_pg(database)
     yield proxy, database
     proxy.set("pass")
     with contextlib.suppress(Exception):
         await asyncio.wait_for(database.dispose(), 5)
     await proxy.close()
+    # A connection attempt the connect time-out cancelled can leave its socket to the garbage
+    # collector (the driver's, not keyfob's): collect it here rather than in a later test.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
 
 
 @pytest.mark.parametrize("mode", ["reset", "blackhole"])
@@ -112,7 +119,8 @@ async def test_postgresql_unreachable_is_a_503_logged_once_and_ready_follows(
                 assert_unavailable(*await timed(call))
             assert (await http.get("/health")).status_code == 200, "liveness ignores the database"
             assert outage_lines(caplog) == (1, 0)
-            assert not [r for r in caplog.records if r.exc_info], "no traceback per request"
+            tracebacks = [r for r in caplog.records if r.exc_info and r.levelno >= logging.ERROR]
+            assert not tracebacks, "no traceback per request"
 
             proxy.set("pass")
             await eventually_ready(http)
@@ -143,5 +151,24 @@ async def test_sqlite_locked_by_another_process_is_a_503_within_the_busy_timeout
                     other.close()
                 assert (await http.post(url, json=HORN)).status_code == 202
                 assert outage_lines(caplog) == (1, 1)
+    finally:
+        await database.dispose()
+
+
+async def test_ready_only_between_start_and_stop(tmp_path: Path, clock: FakeClock) -> None:
+    database = Database(f"sqlite:///{tmp_path / 'ready.db'}")
+    await migrate.upgrade(database)
+    settings = make_settings(database.url)
+    app = create_app(settings, database=database, clock=clock, announce=lambda _: None)
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="https://keyfob.test") as http:
+            starting = await http.get("/ready")
+            assert starting.status_code == 503
+            assert starting.json()["code"] == ErrorCode.UNAVAILABLE.code
+            async with app.router.lifespan_context(app):
+                assert (await http.get("/ready")).json() == {"status": "ready"}
+                assert (await http.get("/health")).json() == {"status": "ok"}
+            assert (await http.get("/ready")).status_code == 503
     finally:
         await database.dispose()
