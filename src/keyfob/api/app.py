@@ -29,6 +29,7 @@ from keyfob.api import (
     routes_user_remotes,
 )
 from keyfob.api.lean import LeanRemotePost
+from keyfob.api.lean_user import LeanUserRemotePost
 from keyfob.api.middleware import RateLimitHeaders
 from keyfob.config import Settings
 from keyfob.kit.clock import Clock, utcnow
@@ -77,6 +78,7 @@ def create_app(
     if settings.lean_accept:
         # The first route, so POST remote skips FastAPI's routing but no middleware (api.lean).
         app.router.routes.insert(0, LeanRemotePost(ctx))
+        app.router.routes.insert(1, LeanUserRemotePost(ctx))
     for router in (
         routes_callbacks.router,
         routes_remotes.router,

@@ -41,14 +41,14 @@ from keyfob.errors import ErrorCode, KeyfobError
 from keyfob.runtime.context import AppContext
 
 PATH = re.compile(r"/connectedcar/v3/fleets/([^/]+)/vehicles/([^/]+)/callbacks/([^/]+)/remotes")
-WANTED = (b"authorization", b"idempotency-key", b"content-type")
+WANTED = (b"authorization", b"idempotency-key", b"content-type", b"x-introspect-realm")
 
 
 class Disconnected(Exception):
     """The client went away before its body arrived: nothing to answer."""
 
 
-async def _read_body(receive: Receive) -> bytes:
+async def read_body(receive: Receive) -> bytes:
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -64,7 +64,7 @@ async def _read_body(receive: Receive) -> bytes:
             return b"".join(chunks)
 
 
-def _headers(scope: Scope) -> dict[bytes, str]:
+def wanted_headers(scope: Scope) -> dict[bytes, str]:
     """The first value of each header the endpoint reads, as Starlette's ``Headers.get``
     finds it (ASGI servers hand names over lower-cased)."""
     found: dict[bytes, str] = {}
@@ -113,7 +113,7 @@ class LeanRemotePost(BaseRoute):
     ) -> HalResponse:
         ctx = self.ctx
         state = scope.setdefault("state", {})
-        request_headers = _headers(scope)
+        request_headers = wanted_headers(scope)
         query = parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
         client_id = None
         for name, value in query:  # the last one, as Starlette's ``QueryParams.get``
@@ -134,19 +134,19 @@ class LeanRemotePost(BaseRoute):
         state["rate_headers"] = granted
         key = remote_post.idempotency_key(request_headers.get(b"idempotency-key"))
         check_media_type(request_headers.get(b"content-type", ""))
-        data = parse_json(await _read_body(receive))
+        data = parse_json(await read_body(receive))
         posted = await remote_post.accept(ctx, partner_id=partner.id, ids=ids, key=key, data=data)
         body, headers = remote_post.answer(self._base_url(scope), ids, posted)
         return HalResponse(body, status_code=202, headers=headers)
 
-    def _base_url(self, scope: Scope) -> str:
+    def _base_url(self, scope: Scope, version: str = "v3") -> str:
         """``deps.base_url`` for this request, worked out once per scheme, host and server."""
         host = next((value for name, value in scope["headers"] if name == b"host"), None)
         server = scope.get("server")
-        memo = (scope.get("scheme"), host, tuple(server) if server else None)
+        memo = (scope.get("scheme"), host, tuple(server) if server else None, version)
         found = self._bases.get(memo)
         if found is None:
             if len(self._bases) >= 64:
                 self._bases.clear()
-            found = self._bases[memo] = base_url(Request(scope), self.ctx)
+            found = self._bases[memo] = base_url(Request(scope), self.ctx, version)
         return found
