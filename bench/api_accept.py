@@ -6,6 +6,10 @@ the noise. So one run starts both servers, each on a fresh database with the sam
 options, alternates rounds of load against them with the same load generator, and reports
 medians.
 
+A third server, the same keyfob, takes the user face's POST remote (``/connectedcar/v4``) from
+the demo end user, signed in through keyfob's own login pages, with a Bearer JWT on every
+request; its rate is reported against the fleet face's (target: at least 0.8).
+
 keyfob runs API only (no dispatcher, no delivery worker): this measures acceptance, i.e. an
 authenticated POST .../remotes answered 202 once the remote, its first event and its
 notification are committed. The partner's rate budgets are raised so they never refuse (they
@@ -50,6 +54,7 @@ from common import (
 )
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from oauth_login import sign_in
 
 from keyfob.vocabulary import RemoteType
 
@@ -60,7 +65,8 @@ BODIES = (
     {"lights": {"on": True}},
     {"door": {"state": "Unlocked"}},
 )
-SIDES = ("baseline", "keyfob")
+USER_REMOTES = "/connectedcar/v4/user/vehicles/{vid}/callbacks/{cbid}/remotes"
+SIDES = ("baseline", "keyfob", "user")
 
 
 # -- the two servers (each runs in its own process) -------------------------------------------
@@ -139,11 +145,12 @@ class Options:
     profile_dir: Path | None = None
 
 
-def _call(url: str, auth: str, body: dict[str, Any]) -> dict[str, Any]:
+def _call(url: str, auth: str | dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+    headers = {"Authorization": auth} if isinstance(auth, str) else dict(auth)
     request = urllib.request.Request(
         url,
         data=json.dumps(body).encode(),
-        headers={"Authorization": auth, "Content-Type": "application/json"},
+        headers={**headers, "Content-Type": "application/json"},
         method="POST",
     )
     with urllib.request.urlopen(request, timeout=30) as answer:
@@ -152,7 +159,9 @@ def _call(url: str, auth: str, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _plan(root: str, workdir: Path, side: str, options: Options) -> LoadPlan:
-    """The same requests for both sides: the demo tenant's URLs, Basic auth, rotating bodies."""
+    """The same requests for every side: the demo's URLs, its credentials, rotating bodies."""
+    if side == "user":
+        return _user_plan(root, workdir, options)
     if side == "keyfob":
         demo = json.loads((workdir / "credentials.json").read_text())
         partner = demo["partner"]
@@ -184,6 +193,39 @@ def _plan(root: str, workdir: Path, side: str, options: Options) -> LoadPlan:
     return LoadPlan(
         requests=requests,
         headers={"Authorization": auth, "Content-Type": "application/json"},
+        concurrency=options.concurrency,
+        duration_s=options.duration_s,
+        warmup_s=options.warmup_s,
+    )
+
+
+def _user_plan(root: str, workdir: Path, options: Options) -> LoadPlan:
+    """The user face: the demo end user signed in for real, a Bearer JWT on every request."""
+    demo = json.loads((workdir / "credentials.json").read_text())
+    headers = sign_in(root, demo)
+    client_id = demo["oauthClient"]["clientId"]
+    subscribe = {
+        "label": "bench",
+        "type": ["Remote"],
+        "callback": {"webhook": {"target": "https://hooks.example.com/keyfob", "name": "b"}},
+    }
+    created = _call(
+        f"{root}/connectedcar/v4/user/callbacks?client_id={client_id}", headers, subscribe
+    )
+    vehicles = [v["id"] for v in demo["user"]["vehicles"]]
+    requests = [
+        (
+            root
+            + USER_REMOTES.format(vid=vid, cbid=created["callbackId"])
+            + f"?client_id={client_id}",
+            json.dumps(body),
+        )
+        for body in BODIES
+        for vid in vehicles
+    ]
+    return LoadPlan(
+        requests=requests,
+        headers={**headers, "Content-Type": "application/json"},
         concurrency=options.concurrency,
         duration_s=options.duration_s,
         warmup_s=options.warmup_s,
@@ -295,6 +337,7 @@ def report(results: dict[str, list[dict[str, Any]]], options: Options) -> dict[s
     )
     base = _row("baseline", results["baseline"])
     ours = _row("keyfob", results["keyfob"])
+    user = _row("user face", results["user"])
     pairs = [
         ratio(k["rps"], b["rps"])
         for b, k in zip(results["baseline"], results["keyfob"], strict=True)
@@ -309,12 +352,24 @@ def report(results: dict[str, list[dict[str, Any]]], options: Options) -> dict[s
     )
     # The steadiest figure on a crowded machine: CPU used per request does not count waiting.
     print(f"server CPU per request, baseline/keyfob: {efficiency:.3f}")
+    faces = ratio(user["rps"], ours["rps"])
+    face_pairs = [
+        ratio(u["rps"], k["rps"]) for k, u in zip(results["keyfob"], results["user"], strict=True)
+    ]
+    print(
+        f"ratio user face (v4, Bearer JWT)/fleet face (v3, Basic): {faces:.3f}  "
+        f"(per round: {', '.join(f'{p:.3f}' for p in face_pairs)}); target >= 0.80: "
+        f"{'met' if faces >= 0.8 else 'NOT met'}"
+    )
     return {
         "baseline": base,
         "keyfob": ours,
         "ratio": overall,
         "per_round": pairs,
         "cpu_ratio": efficiency,
+        "user": user,
+        "user_over_fleet": faces,
+        "user_over_fleet_per_round": face_pairs,
     }
 
 
