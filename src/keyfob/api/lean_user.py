@@ -23,12 +23,10 @@ from starlette.routing import Match
 from starlette.types import Receive, Scope, Send
 
 from keyfob.api import remote_post
-from keyfob.api import views_user_callbacks as views
 from keyfob.api.http import HalResponse, check_media_type, parse_json
 from keyfob.api.lean import Disconnected, LeanRemotePost, read_body, wanted_headers
 from keyfob.api.user_access import admit_user, bearer_token
 from keyfob.errors import ErrorCode, KeyfobError
-from keyfob.remotes.accept import UserAcceptRequest
 
 PATH = re.compile(r"/connectedcar/v4/user/vehicles/([^/]+)/callbacks/([^/]+)/remotes")
 
@@ -84,24 +82,9 @@ class LeanUserRemotePost(LeanRemotePost):
         check_media_type(request_headers.get(b"content-type", ""))
         data = parse_json(await read_body(receive))
         vehicle_id, callback_id = params["id"], params["cbid"]
-        posted = await ctx.acceptor.accept(
-            UserAcceptRequest(
-                client_id=caller.client_id,
-                user_id=caller.user_id,
-                scopes=caller.scopes,
-                vehicle_id=vehicle_id,
-                callback_id=callback_id,
-                data=data,
-                idempotency_key=key,
-            )
+        posted = await remote_post.accept_user(
+            ctx, caller=caller, vehicle_id=vehicle_id, callback_id=callback_id, key=key, data=data
         )
-        ctx.wake()
-        body = views.remote_post_response(
-            self._base_url(scope, "v4"),
-            vehicle_id=vehicle_id,
-            callback_id=callback_id,
-            remote_id=posted.remote_id,
-            type_=posted.type,
-        )
-        headers = remote_post.REPLAYED if posted.replayed else None
+        base = self._base_url(scope, "v4")
+        body, headers = remote_post.user_answer(base, vehicle_id, callback_id, posted)
         return HalResponse(body, status_code=202, headers=headers)

@@ -1,8 +1,9 @@
-"""The steps of POST remote, shared by the documented route and the lean path.
+"""The steps of POST remote, shared by the documented routes and the lean ones.
 
-``routes_remotes.post_remote`` (FastAPI, documented in ``/openapi.json``) and ``lean`` (the
-same endpoint without the framework's routing and dependency solving) both call these, so a
-request gets the same answer whichever serves it.
+``routes_remotes.post_remote`` and ``routes_user_remotes.post_remote`` (FastAPI, documented in
+``/openapi.json``) and ``lean`` / ``lean_user`` (the same endpoints without the framework's
+routing and dependency solving) call these, so a request gets the same answer whichever
+serves it.
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from keyfob.api import views
+from keyfob.api import views_user_callbacks as user_views
+from keyfob.auth.principal import UserPrincipal
 from keyfob.errors import ErrorCode, KeyfobError
-from keyfob.remotes.accept import AcceptRequest, Posted
+from keyfob.remotes.accept import AcceptRequest, Posted, UserAcceptRequest
 from keyfob.runtime.context import AppContext
 
 REPLAYED = {"Idempotent-Replayed": "true"}
@@ -59,6 +62,45 @@ def answer(
     body = views.remote_post_response(
         base,
         fleet_id=fleet_id,
+        vehicle_id=vehicle_id,
+        callback_id=callback_id,
+        remote_id=posted.remote_id,
+        type_=posted.type,
+    )
+    return body, (REPLAYED if posted.replayed else None)
+
+
+async def accept_user(
+    ctx: AppContext,
+    *,
+    caller: UserPrincipal,
+    vehicle_id: str,
+    callback_id: str,
+    key: str | None,
+    data: object,
+) -> Posted:
+    """The user face's ``accept``: stored and committed when this returns; wakes the dispatcher."""
+    posted = await ctx.acceptor.accept(
+        UserAcceptRequest(
+            client_id=caller.client_id,
+            user_id=caller.user_id,
+            scopes=caller.scopes,
+            vehicle_id=vehicle_id,
+            callback_id=callback_id,
+            data=data,
+            idempotency_key=key,
+        )
+    )
+    ctx.wake()
+    return posted
+
+
+def user_answer(
+    base: str, vehicle_id: str, callback_id: str, posted: Posted
+) -> tuple[dict[str, Any], dict[str, str] | None]:
+    """The user face's 202 ``RemotePostResponse`` body and its extra headers."""
+    body = user_views.remote_post_response(
+        base,
         vehicle_id=vehicle_id,
         callback_id=callback_id,
         remote_id=posted.remote_id,

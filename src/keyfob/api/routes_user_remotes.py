@@ -29,7 +29,6 @@ from keyfob.errors import ErrorCode as E
 from keyfob.kit.hal import collection
 from keyfob.kit.paging import page_info
 from keyfob.remotes import service
-from keyfob.remotes.accept import UserAcceptRequest
 from keyfob.vehicles.user_vehicles import get_user_vehicle
 
 router = APIRouter(prefix="/connectedcar/v4", tags=["Remote"])
@@ -71,26 +70,10 @@ async def post_remote(
 ) -> Response:
     key = remote_post.idempotency_key(idempotency_key)
     data = await json_body(request)
-    posted = await ctx.acceptor.accept(
-        UserAcceptRequest(
-            client_id=caller.client_id,
-            user_id=caller.user_id,
-            scopes=caller.scopes,
-            vehicle_id=id,
-            callback_id=cbid,
-            data=data,
-            idempotency_key=key,
-        )
+    posted = await remote_post.accept_user(
+        ctx, caller=caller, vehicle_id=id, callback_id=cbid, key=key, data=data
     )
-    ctx.wake()
-    body = views.remote_post_response(
-        base_url(request, ctx, "v4"),
-        vehicle_id=id,
-        callback_id=cbid,
-        remote_id=posted.remote_id,
-        type_=posted.type,
-    )
-    headers = remote_post.REPLAYED if posted.replayed else None
+    body, headers = remote_post.user_answer(base_url(request, ctx, "v4"), id, cbid, posted)
     return HalResponse(body, status_code=202, headers=headers)
 
 
