@@ -25,10 +25,10 @@ losing answers:
   next one. The deque between the socket and the handler is bounded too: past
   ``max_incoming`` messages the socket is not read until the handler catches up;
 * the connection is supervised: when it drops, or a keep-alive ping is not answered (a
-  black-holed broker is noticed within 1 to 1.5 ``keepalive``), it is re-opened after a jittered exponential
-  delay (``Backoff``), the subscriptions are renewed and the connect hook runs again. A
-  publication still waiting for its PUBACK when the connection drops fails (the caller
-  retries it, under the same command id);
+  black-holed broker is noticed within 1 to 1.5 ``keepalive``), it is re-opened after a
+  jittered exponential delay (``Backoff``), the subscriptions are renewed and the connect
+  hook runs again. A publication still waiting for its PUBACK when the connection drops
+  fails (the caller retries it, under the same command id);
 * incoming messages wait in a deque drained by one task, in arrival order, that outlives a
   reconnection.
 
