@@ -26,7 +26,8 @@ false`` leaves it out of the router.
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 from starlette.datastructures import URLPath
@@ -41,6 +42,7 @@ from keyfob.errors import ErrorCode, KeyfobError
 from keyfob.runtime.context import AppContext
 
 PATH = re.compile(r"/connectedcar/v3/fleets/([^/]+)/vehicles/([^/]+)/callbacks/([^/]+)/remotes")
+T = TypeVar("T")
 WANTED = (b"authorization", b"idempotency-key", b"content-type", b"x-introspect-realm")
 
 
@@ -72,6 +74,36 @@ def wanted_headers(scope: Scope) -> dict[bytes, str]:
         if name in WANTED and name not in found:
             found[name] = value.decode("latin-1")
     return found
+
+
+def query_of(scope: Scope) -> tuple[list[tuple[str, str]], str | None]:
+    """The query's pairs and its ``client_id`` (the last one, as ``QueryParams.get``)."""
+    query = parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
+    client_id = None
+    for name, value in query:
+        if name == "client_id":
+            client_id = value
+    return query, client_id
+
+
+async def admitted(state: dict[str, Any], admission: Awaitable[tuple[T, dict[str, str]]]) -> T:
+    """The caller an ``admit`` names, its budget's headers left for ``RateLimitHeaders``
+    (a refused budget's too)."""
+    try:
+        caller, granted = await admission
+    except KeyfobError as refusal:
+        if refusal.error is ErrorCode.RATE_LIMITED:
+            state["rate_headers"] = refusal.headers
+        raise
+    state["rate_headers"] = granted
+    return caller
+
+
+async def request_body(headers: dict[bytes, str], receive: Receive) -> tuple[str | None, object]:
+    """Idempotency-Key, then Content-Type, then the JSON body, checked in the routes' order."""
+    key = remote_post.idempotency_key(headers.get(b"idempotency-key"))
+    check_media_type(headers.get(b"content-type", ""))
+    return key, parse_json(await read_body(receive))
 
 
 class LeanRemotePost(BaseRoute):
@@ -114,27 +146,18 @@ class LeanRemotePost(BaseRoute):
         ctx = self.ctx
         state = scope.setdefault("state", {})
         request_headers = wanted_headers(scope)
-        query = parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
-        client_id = None
-        for name, value in query:  # the last one, as Starlette's ``QueryParams.get``
-            if name == "client_id":
-                client_id = value
-        try:
-            partner, granted = await access.admit(
+        query, client_id = query_of(scope)
+        partner = await admitted(
+            state,
+            access.admit(
                 ctx,
                 access.basic_credentials(request_headers.get(b"authorization")),
                 client_id,
                 path_params=scope["path_params"],
                 query=query,
-            )
-        except KeyfobError as refusal:
-            if refusal.error is ErrorCode.RATE_LIMITED:
-                state["rate_headers"] = refusal.headers
-            raise
-        state["rate_headers"] = granted
-        key = remote_post.idempotency_key(request_headers.get(b"idempotency-key"))
-        check_media_type(request_headers.get(b"content-type", ""))
-        data = parse_json(await read_body(receive))
+            ),
+        )
+        key, data = await request_body(request_headers, receive)
         posted = await remote_post.accept(ctx, partner_id=partner.id, ids=ids, key=key, data=data)
         body, headers = remote_post.answer(self._base_url(scope), ids, posted)
         return HalResponse(body, status_code=202, headers=headers)

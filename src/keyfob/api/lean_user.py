@@ -17,16 +17,21 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import parse_qsl
 
 from starlette.routing import Match
 from starlette.types import Receive, Scope, Send
 
 from keyfob.api import remote_post
-from keyfob.api.http import HalResponse, check_media_type, parse_json
-from keyfob.api.lean import Disconnected, LeanRemotePost, read_body, wanted_headers
+from keyfob.api.http import HalResponse
+from keyfob.api.lean import (
+    Disconnected,
+    LeanRemotePost,
+    admitted,
+    query_of,
+    request_body,
+    wanted_headers,
+)
 from keyfob.api.user_access import admit_user, bearer_token
-from keyfob.errors import ErrorCode, KeyfobError
 
 PATH = re.compile(r"/connectedcar/v4/user/vehicles/([^/]+)/callbacks/([^/]+)/remotes")
 
@@ -59,28 +64,19 @@ class LeanUserRemotePost(LeanRemotePost):
         state: dict[str, Any] = scope.setdefault("state", {})
         params = scope["path_params"]
         request_headers = wanted_headers(scope)
-        query = parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
-        client_id = None
-        for name, value in query:  # the last one, as Starlette's ``QueryParams.get``
-            if name == "client_id":
-                client_id = value
-        try:
-            caller, granted = await admit_user(
+        query, client_id = query_of(scope)
+        caller = await admitted(
+            state,
+            admit_user(
                 ctx,
                 token=bearer_token(request_headers.get(b"authorization")),
                 client_id=client_id,
                 realm=request_headers.get(b"x-introspect-realm"),
                 path_params=params,
                 query=query,
-            )
-        except KeyfobError as refusal:
-            if refusal.error is ErrorCode.RATE_LIMITED:
-                state["rate_headers"] = refusal.headers
-            raise
-        state["rate_headers"] = granted
-        key = remote_post.idempotency_key(request_headers.get(b"idempotency-key"))
-        check_media_type(request_headers.get(b"content-type", ""))
-        data = parse_json(await read_body(receive))
+            ),
+        )
+        key, data = await request_body(request_headers, receive)
         vehicle_id, callback_id = params["id"], params["cbid"]
         posted = await remote_post.accept_user(
             ctx, caller=caller, vehicle_id=vehicle_id, callback_id=callback_id, key=key, data=data
