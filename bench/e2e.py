@@ -1,0 +1,479 @@
+"""The whole path as users run it: remotes completed with every notification delivered.
+
+Three kinds of process, as a user would have them:
+
+* keyfob, started by its own commands: the **embedded** shape is one ``keyfob serve`` on SQLite
+  with the in-memory vehicle link and its simulated fleet (whatever processes ``serve`` starts
+  itself count as keyfob's); the **scaled** shape is ``keyfob serve`` (API only), ``keyfob
+  dispatcher``, ``keyfob worker`` and ``keyfob sim`` on PostgreSQL and a private Mosquitto;
+* a webhook receiver (``e2e_parts.py receive``) answering 200 at once and recording each event's
+  arrival;
+* a load generator (``e2e_parts.py load``) posting horn remotes round-robin over the cars.
+
+A remote counts when its Done notification has reached the receiver. The phases of one run:
+
+1. **raw**: the load generator POSTing straight to the receiver, 64 in flight: what HTTP alone
+   does on this machine in this minute, the baseline of the ratio;
+2. **saturation**: as many remotes as keyfob completes (a closed loop that keeps at most
+   ``--window`` remotes accepted and not yet Done): completed remotes/s;
+3. **300/s** and **600/s** offered (open loop): POST sent → Done received p50/p99, and the
+   backlog (remotes whose Done had not arrived) when sending stops.
+
+At the end: every accepted remote's Done has arrived (nothing lost), each remote's events
+arrived in order, how many events each remote produced; the keyfob processes' peak memory (RSS
+of all of them together) and CPU. ``--sync NORMAL,FULL`` runs the embedded shape once per
+SQLite ``synchronous`` mode, alternating, to print what durability costs.
+
+    .venv/bin/python bench/e2e.py                          # embedded, 3 alternating runs
+    .venv/bin/python bench/e2e.py --shape scaled --db postgresql://postgres@127.0.0.1:5432/test
+    .venv/bin/python bench/e2e.py --sync FULL,NORMAL --runs 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from common import (  # noqa: E402
+    BENCH_DIR,
+    LOOPBACK,
+    free_port,
+    machine,
+    median,
+    percentile,
+    run_json,
+    wait_for_port,
+)
+
+KEYFOB = str(Path(sys.executable).parent / "keyfob")
+REMOTES = "/connectedcar/v3/fleets/{fid}/vehicles/{vid}/callbacks/{cbid}/remotes?client_id={cid}"
+HORN = json.dumps({"horn": {"state": "Activated"}})
+STAGES = ("Pending/Accepted", "Pending/WakingUpVehicle", "Pending/CheckingVehicle")
+
+
+# -- processes ------------------------------------------------------------------------------
+
+
+class Procs:
+    """Every process a run started; all stopped (SIGINT, then SIGKILL) when it ends."""
+
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        self.keyfob: list[subprocess.Popen[bytes]] = []
+        self.others: list[subprocess.Popen[bytes]] = []
+
+    def start(self, name: str, args: list[str], env: dict[str, str], *, mine: bool) -> Any:
+        log = (self.work / f"{name}.log").open("wb")
+        process = subprocess.Popen(
+            args, env={**os.environ, **env}, cwd=self.work, stdout=log, stderr=subprocess.STDOUT
+        )
+        (self.keyfob if mine else self.others).append(process)
+        return process
+
+    def stop(self) -> None:
+        for process in reversed(self.keyfob + self.others):
+            if process.poll() is None:
+                process.send_signal(2)
+        for process in self.keyfob + self.others:
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def tree(self) -> list[int]:
+        """keyfob's processes and every process they started."""
+        pids = [p.pid for p in self.keyfob if p.poll() is None]
+        found = list(pids)
+        while pids:
+            pid = pids.pop()
+            with contextlib.suppress(OSError):
+                for task in Path(f"/proc/{pid}/task").iterdir():
+                    children = (task / "children").read_text().split()
+                    found += [int(c) for c in children]
+                    pids += [int(c) for c in children]
+        return found
+
+
+def rss_mib(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+    return total / 1024
+
+
+def cpu_s(pids: list[int]) -> float:
+    ticks = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+# -- the shapes -----------------------------------------------------------------------------
+
+
+def _common_env(vehicles: int) -> dict[str, str]:
+    return {
+        "KEYFOB_VEHICLES": str(vehicles),
+        "KEYFOB_SIM_SPEED": "0",
+        "KEYFOB_RATE_LIMIT__DAY": "1000000000",
+        "KEYFOB_RATE_LIMIT__BURST": "1000000",
+        "KEYFOB_VEHICLE__WAKE_UP_QUOTA_PER_MONTH": "1000000",
+        "KEYFOB_VEHICLE__SHORT_WINDOW_WAKE_UPS": "1000000",
+        "KEYFOB_DELIVERY__ALLOW_PRIVATE_WEBHOOKS": "true",
+        "KEYFOB_CREDENTIALS_FILE": "keyfob-demo.json",
+    }
+
+
+def start_embedded(procs: Procs, args: argparse.Namespace, sync: str, port: int) -> None:
+    env = _common_env(args.vehicles)
+    env["KEYFOB_DB"] = f"sqlite:///{procs.work / 'keyfob.db'}"
+    if sync:
+        env["KEYFOB_DB_SQLITE_SYNCHRONOUS"] = sync
+    serve = procs.start("serve", [KEYFOB, "serve", "--port", str(port)], env, mine=True)
+    wait_for_port(port, process=serve, timeout=180)
+
+
+@contextlib.contextmanager
+def start_scaled(procs: Procs, args: argparse.Namespace, port: int) -> Iterator[None]:
+    from flow_parts import scratch_database
+
+    from mosquitto import Mosquitto
+
+    broker = Mosquitto(procs.work)
+    broker.start()
+    try:
+        with scratch_database(args.db, procs.work) as url:
+            env = {**_common_env(args.vehicles), "KEYFOB_DB": url, "KEYFOB_MQTT": broker.url()}
+            api_only = {
+                **env,
+                "KEYFOB_RUN_DISPATCHER": "false",
+                "KEYFOB_RUN_WORKER": "false",
+                "KEYFOB_RUN_SIMULATOR": "false",
+            }
+            serve = procs.start(
+                "serve", [KEYFOB, "serve", "--port", str(port)], api_only, mine=True
+            )
+            wait_for_port(port, process=serve, timeout=180)
+            for n in range(args.dispatchers):
+                procs.start(f"dispatcher{n}", [KEYFOB, "dispatcher"], env, mine=True)
+            for n in range(args.workers):
+                procs.start(f"worker{n}", [KEYFOB, "worker"], env, mine=True)
+            sim = [KEYFOB, "sim", "--db", url, "--mqtt", broker.url(), "--speed", "0"]
+            procs.start("sim", sim, env, mine=True)
+            yield
+    finally:
+        procs.stop()
+        broker.stop()
+
+
+# -- talking to keyfob ----------------------------------------------------------------------
+
+
+def _post(url: str, body: Any, headers: dict[str, str]) -> Any:
+    request = urllib.request.Request(url, json.dumps(body).encode(), headers, method="POST")
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return json.loads(answer.read())
+
+
+def _get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=30) as answer:
+        body: bytes = answer.read()
+        return body
+
+
+class Tenant:
+    """The demo partner ``serve`` wrote, its callback to the receiver, and the remote URLs."""
+
+    def __init__(self, work: Path, port: int, receiver: int) -> None:
+        demo = json.loads((work / "keyfob-demo.json").read_text())
+        partner = demo["partner"]
+        token = base64.b64encode(f"{partner['login']}:{partner['password']}".encode()).decode()
+        self.headers = {"Authorization": f"Basic {token}", "Content-Type": "application/json"}
+        root = f"http://{LOOPBACK}:{port}/connectedcar/v3/fleets/{demo['fleetId']}"
+        callback = {
+            "callback": {
+                "webhook": {"name": "e2e", "target": f"http://{LOOPBACK}:{receiver}/hook"}
+            },
+            "remoteTypes": ["Horn"],
+        }
+        made = _post(
+            f"{root}/remote/callbacks?client_id={partner['clientId']}", callback, self.headers
+        )
+        self.requests = [
+            [
+                f"{root.split('/connectedcar')[0]}"
+                + REMOTES.format(
+                    fid=demo["fleetId"],
+                    vid=v["vid"],
+                    cbid=made["callbackId"],
+                    cid=partner["clientId"],
+                ),
+                HORN,
+            ]
+            for v in demo["vehicles"]
+        ]
+
+
+# -- one run of one shape -------------------------------------------------------------------
+
+
+def load(plan: dict[str, Any], budget: float) -> dict[str, Any]:
+    return run_json(
+        [str(BENCH_DIR / "e2e_parts.py"), "load"], stdin=json.dumps(plan), timeout=budget
+    )
+
+
+def dump(receiver: int, start: int = 0) -> list[list[Any]]:
+    events: list[list[Any]] = json.loads(_get(f"http://{LOOPBACK}:{receiver}/dump?from={start}"))[
+        "events"
+    ]
+    return events
+
+
+def wait_done(receiver: int, accepted: list[list[Any]], seen: set[str], timeout: float) -> float:
+    """Until every accepted remote's Done has arrived (or ``timeout``): the seconds it took."""
+    started = time.monotonic()
+    cursor = [0]
+    while True:
+        for rid, _seq, kind, _at in dump(receiver, cursor[0]):
+            cursor[0] += 1
+            if kind.startswith("Done/"):
+                seen.add(rid)
+        if all(rid in seen for rid, _ in accepted) or time.monotonic() - started > timeout:
+            return time.monotonic() - started
+        time.sleep(0.2)
+
+
+def phase_paced(
+    receiver: int, tenant: Tenant, rate: int, seconds: float, drain: float
+) -> dict[str, Any]:
+    plan = {
+        "mode": "paced",
+        "requests": tenant.requests,
+        "headers": tenant.headers,
+        "rate": rate,
+        "duration": seconds,
+    }
+    sent = load(plan, seconds + 120)
+    stopped = time.monotonic()
+    events = dump(receiver)
+    done_at = {rid: at for rid, _s, kind, at in events if kind.startswith("Done/")}
+    backlog = sum(1 for rid, _ in sent["accepted"] if done_at.get(rid, stopped + 1) > stopped)
+    wait_done(receiver, sent["accepted"], set(done_at), drain)
+    done_at = {rid: at for rid, _s, kind, at in dump(receiver) if kind.startswith("Done/")}
+    latencies = [(done_at.get(rid, float("inf")) - at) * 1000 for rid, at in sent["accepted"]]
+    return {
+        "offered": rate,
+        "accepted": len(sent["accepted"]),
+        "answers": sent["answers"],
+        "sending_s": sent["sending_s"],
+        "p50_ms": percentile(latencies, 50),
+        "p99_ms": percentile(latencies, 99),
+        "backlog": backlog,
+        "accepted_list": sent["accepted"],
+    }
+
+
+def phase_saturation(receiver: int, tenant: Tenant, args: argparse.Namespace) -> dict[str, Any]:
+    before = int(_get(f"http://{LOOPBACK}:{receiver}/count"))
+    plan = {
+        "mode": "closed",
+        "requests": tenant.requests,
+        "headers": tenant.headers,
+        "window": args.window,
+        "concurrency": 64,
+        "duration": args.warmup + args.seconds,
+        "count_url": f"http://{LOOPBACK}:{receiver}/count",
+        "done_before": before,
+    }
+    sent = load(plan, args.warmup + args.seconds + 120)
+    started = min(at for _, at in sent["accepted"])
+    window = (started + args.warmup, started + args.warmup + args.seconds)
+    events = dump(receiver)
+    done = sum(
+        1 for _r, _s, kind, at in events if kind.startswith("Done/") and window[0] <= at < window[1]
+    )
+    return {
+        "completed_per_s": done / args.seconds,
+        "accepted_list": sent["accepted"],
+        "answers": sent["answers"],
+    }
+
+
+def check(receiver: int, accepted: list[list[Any]]) -> dict[str, Any]:
+    """Nothing lost, order kept, and what each remote produced."""
+    by_remote: dict[str, list[tuple[int, str]]] = {}
+    for rid, seq, kind, _at in dump(receiver):
+        by_remote.setdefault(rid, []).append((seq, kind))
+    lost = [
+        rid
+        for rid, _ in accepted
+        if not any(k.startswith("Done/") for _, k in by_remote.get(rid, ()))
+    ]
+    disordered = [
+        rid for rid, seen in by_remote.items() if [s for s, _ in seen] != sorted(s for s, _ in seen)
+    ]
+    duplicated = [rid for rid, seen in by_remote.items() if len({s for s, _ in seen}) != len(seen)]
+    outcomes = Counter(k for seen in by_remote.values() for _, k in seen if k.startswith("Done/"))
+    per_remote = Counter(len(seen) for seen in by_remote.values())
+    return {
+        "lost": len(lost),
+        "out_of_order": len(disordered),
+        "duplicated": len(duplicated),
+        "outcomes": dict(outcomes),
+        "events_per_remote": dict(per_remote),
+    }
+
+
+def one_run(args: argparse.Namespace, shape: str, sync: str) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="keyfob-e2e-") as scratch:
+        work = Path(scratch)
+        procs = Procs(work)
+        receiver_port, api_port = free_port(), free_port()
+        procs.start(
+            "receiver",
+            [sys.executable, str(BENCH_DIR / "e2e_parts.py"), "receive", str(receiver_port)],
+            {},
+            mine=False,
+        )
+        time.sleep(0.5)
+        raw = load(
+            {
+                "mode": "raw",
+                "url": f"http://{LOOPBACK}:{receiver_port}/raw",
+                "concurrency": 64,
+                "duration": args.seconds,
+            },
+            args.seconds + 60,
+        )
+        shaped = (
+            start_scaled(procs, args, api_port) if shape == "scaled" else contextlib.nullcontext()
+        )
+        try:
+            with shaped:
+                if shape == "embedded":
+                    start_embedded(procs, args, sync, api_port)
+                tenant = Tenant(work, api_port, receiver_port)
+                warm = phase_paced(receiver_port, tenant, 100, 3, 60)  # cars online, code warm
+                cpu0 = cpu_s(procs.tree())
+                peak = [0.0]
+                result: dict[str, Any] = {
+                    "shape": shape,
+                    "sync": sync or "default",
+                    "raw_rps": raw["rps"],
+                }
+                accepted = list(warm["accepted_list"])
+                sat = phase_saturation(receiver_port, tenant, args)
+                peak[0] = max(peak[0], rss_mib(procs.tree()))
+                wait_done(receiver_port, sat["accepted_list"], set(), 60)
+                accepted += sat["accepted_list"]
+                result["completed_per_s"] = sat["completed_per_s"]
+                result["ratio"] = sat["completed_per_s"] / raw["rps"]
+                for rate in args.rates:
+                    paced = phase_paced(receiver_port, tenant, rate, args.seconds, 60)
+                    peak[0] = max(peak[0], rss_mib(procs.tree()))
+                    accepted += paced.pop("accepted_list")
+                    result[f"at_{rate}"] = paced
+                result["cpu_s"] = cpu_s(procs.tree()) - cpu0
+                result["peak_rss_mib"] = peak[0]
+                result["processes"] = len(procs.tree())
+                result["check"] = check(receiver_port, accepted)
+                result["accepted"] = len(accepted)
+        finally:
+            procs.stop()
+        return result
+
+
+def report(results: list[dict[str, Any]]) -> None:
+    print(f"\n{machine()}")
+    head = (
+        "shape     sync    raw/s    done/s   ratio  "
+        + "  ".join(f"p50/p99@{r} (backlog)" for r in ARGS.rates)
+        + "  RSS MiB  lost order dup"
+    )
+    print(head)
+    for r in results:
+        rates = f"{r['raw_rps']:>7.0f}  {r['completed_per_s']:>7.0f}  {r['ratio']:.4f}"
+        cells = [f"{r['shape']:<9} {r['sync']:<7} {rates}"]
+        for rate in ARGS.rates:
+            p = r[f"at_{rate}"]
+            cells.append(f"{p['p50_ms']:>7.1f}/{p['p99_ms']:<8.1f}({p['backlog']})")
+        c = r["check"]
+        cells.append(
+            f"{r['peak_rss_mib']:>7.0f}  {c['lost']:>4} {c['out_of_order']:>5} {c['duplicated']:>3}"
+        )
+        print("  ".join(cells))
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in results:
+        groups.setdefault((r["shape"], r["sync"]), []).append(r)
+    print("\nmedians")
+    for (shape, sync), runs in groups.items():
+        ratio = median([r["ratio"] for r in runs])
+        done = median([r["completed_per_s"] for r in runs])
+        line = f"  {shape} {sync}: ratio {ratio:.4f}, done/s {done:.0f}"
+        for rate in ARGS.rates:
+            line += f", p99@{rate} {median([r[f'at_{rate}']['p99_ms'] for r in runs]):.1f} ms"
+        print(line)
+    for r in results:
+        print(json.dumps(r), file=sys.stderr)
+
+
+def main() -> None:
+    global ARGS
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--shape", choices=["embedded", "scaled"], default="embedded")
+    parser.add_argument(
+        "--db", default=os.environ.get("KEYFOB_TEST_PG"), help="PostgreSQL server (scaled)"
+    )
+    parser.add_argument(
+        "--sync", default="", help="comma-separated SQLite synchronous modes to alternate"
+    )
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--vehicles", type=int, default=1000)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--window", type=int, default=400)
+    parser.add_argument(
+        "--rates", type=lambda s: [int(x) for x in s.split(",")], default=[300, 600]
+    )
+    parser.add_argument("--dispatchers", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=1)
+    ARGS = parser.parse_args()
+    syncs = ARGS.sync.split(",") if ARGS.sync else [""]
+    results = []
+    for run in range(ARGS.runs):
+        for sync in syncs:
+            print(
+                f"run {run + 1}/{ARGS.runs} {ARGS.shape} {sync or ''}", file=sys.stderr, flush=True
+            )
+            results.append(one_run(ARGS, ARGS.shape, sync))
+    report(results)
+
+
+ARGS: argparse.Namespace
+
+if __name__ == "__main__":
+    main()
