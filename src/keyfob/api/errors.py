@@ -144,6 +144,15 @@ def install(app: FastAPI) -> None:
         app.add_exception_handler(kind, database_error)
 
     @app.exception_handler(Exception)
-    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error", exc_info=exc)
-        return error_response(ErrorCode.INTERNAL, "unexpected server error; it has been logged")
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        message = "unexpected server error; it has been logged"
+        body = error_body(ErrorCode.INTERNAL, message)
+        # The answer's uuid is the request id in the log: a partner quoting it finds the line.
+        log.error(
+            "unexpected error on %s %s",
+            request.method,
+            request.url.path,
+            exc_info=exc,
+            extra={"request_id": body["uuid"]},
+        )
+        return JSONResponse(body, status_code=ErrorCode.INTERNAL.status)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,6 +11,7 @@ import uvicorn
 
 import keyfob
 from keyfob.cli import admin, db, roles_cli
+from keyfob.cli.logs import Format, Level, LogFormatOption, LogLevelOption, setup
 from keyfob.cli.settings import build_settings
 from keyfob.config import Settings
 from keyfob.runtime.tls import TlsFiles, TlsSetupError, harden, tls_files
@@ -91,6 +91,16 @@ def serve(
         str | None,
         typer.Option(help="Client certificates: none (the default), optional or required."),
     ] = None,
+    log_level: LogLevelOption = Level.INFO,
+    log_format: LogFormatOption = Format.TEXT,
+    access_log: Annotated[
+        bool,
+        typer.Option(
+            "--access-log/--no-access-log",
+            envvar="KEYFOB_ACCESS_LOG",
+            help="One line per HTTP request, at INFO.",
+        ),
+    ] = True,
 ) -> None:
     """Serve the API with every role in one process (embedded default: SQLite, in-memory link)."""
     from keyfob.api.app import create_app
@@ -116,14 +126,26 @@ def serve(
     except TlsSetupError as problem:
         typer.echo(f"cannot serve HTTPS: {problem}", err=True)
         raise typer.Exit(2) from None
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    setup(log_level, log_format)
     application = create_app(settings, roles=embedded_roles(settings))
-    asyncio.run(uvicorn.Server(server_config(application, settings, tls)).serve())
+    server = server_config(
+        application, settings, tls, log_level=log_level.value, access_log=access_log
+    )
+    asyncio.run(uvicorn.Server(server).serve())
 
 
-def server_config(application: Any, settings: Settings, tls: TlsFiles | None) -> uvicorn.Config:
+def server_config(
+    application: Any,
+    settings: Settings,
+    tls: TlsFiles | None,
+    *,
+    log_level: str = "info",
+    access_log: bool = True,
+) -> uvicorn.Config:
     """uvicorn's settings for ``serve``: HTTPS (TLS 1.2 or later) and client certificates when
-    ``tls`` is given. Loaded here, so that its TLS context can be hardened before serving."""
+    ``tls`` is given. Loaded here, so that its TLS context can be hardened before serving.
+    uvicorn installs no log handlers of its own (``log_config=None``): its loggers propagate
+    to the one ``kit.logs.configure`` set up, in the chosen format."""
     options: dict[str, Any] = {}
     if tls is not None:
         options = {
@@ -133,7 +155,13 @@ def server_config(application: Any, settings: Settings, tls: TlsFiles | None) ->
             "ssl_cert_reqs": tls.verify_mode,
         }
     config = uvicorn.Config(
-        application, host=settings.host, port=settings.port, log_level="info", **options
+        application,
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level,
+        log_config=None,
+        access_log=access_log,
+        **options,
     )
     config.load()
     if config.ssl is not None:

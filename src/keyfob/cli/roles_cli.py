@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from keyfob.cli.logs import Format, Level, LogFormatOption, LogLevelOption, setup
 from keyfob.cli.settings import build_settings
 from keyfob.sim.fleet import VehicleSpec
 
@@ -23,8 +24,11 @@ def worker(
     allow_private_webhooks: Annotated[
         bool, typer.Option("--allow-private-webhooks", help="Allow loopback/private targets.")
     ] = False,
+    log_level: LogLevelOption = Level.INFO,
+    log_format: LogFormatOption = Format.TEXT,
 ) -> None:
     """Deliver webhook notifications (alone; run several against PostgreSQL)."""
+    setup(log_level, log_format)
     from keyfob.runtime.delivery_role import delivery_role
     from keyfob.runtime.standalone import run_roles
 
@@ -34,8 +38,14 @@ def worker(
     asyncio.run(run_roles(settings, [delivery_role]))
 
 
-def dispatcher(db_url: DbOption = None, mqtt: MqttOption = None) -> None:
+def dispatcher(
+    db_url: DbOption = None,
+    mqtt: MqttOption = None,
+    log_level: LogLevelOption = Level.INFO,
+    log_format: LogFormatOption = Format.TEXT,
+) -> None:
     """Run remotes against vehicles over MQTT (alone; run several against PostgreSQL)."""
+    setup(log_level, log_format)
     from keyfob.runtime.standalone import run_roles
     from keyfob.runtime.vehicle_role import vehicle_role
 
@@ -59,8 +69,11 @@ def sim(
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of behaviours and faults.")] = 7,
     speed: Annotated[float, typer.Option(help="1 = realistic timings, 0 = instant.")] = 1.0,
+    log_level: LogLevelOption = Level.INFO,
+    log_format: LogFormatOption = Format.TEXT,
 ) -> None:
     """Simulated vehicles that speak only the wire protocol, on an MQTT broker."""
+    setup(log_level, log_format)
     from keyfob.sim.mqtt_fleet import run_standalone
     from keyfob.vehicles.vins import random_vin
     from keyfob.vocabulary import Motorization

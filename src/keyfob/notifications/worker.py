@@ -43,6 +43,7 @@ from keyfob.callbacks.secrets import active_secrets
 from keyfob.kit.clock import Clock
 from keyfob.kit.ids import random_suffix
 from keyfob.notifications import ledger, queue
+from keyfob.notifications.failures import log_failure
 from keyfob.notifications.metrics import DeliveryMetrics
 from keyfob.notifications.outcome import Outcome
 from keyfob.notifications.payload import encode, remote_events_body, stored_remote_event
@@ -198,6 +199,7 @@ class DeliveryWorker:
             request.url, query=request.query, headers=request.headers, body=request.body
         )
         decisions = self.decisions(delivery, outcome)
+        log_failure(delivery, outcome, decisions)
         if self.metrics is not None:
             for decision in decisions:
                 self.metrics.observe_decision(decision)

@@ -8,7 +8,6 @@ gracefully on SIGINT/SIGTERM.
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 from collections.abc import Sequence
 
@@ -19,7 +18,6 @@ from keyfob.store import migrate
 
 
 async def run_roles(settings: Settings, roles: Sequence[Role]) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     ctx = build_context(settings)  # its acceptor is never started: no API in this process
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
