@@ -20,12 +20,14 @@ from keyfob.api import (
     oauth,
     routes_admin,
     routes_callbacks,
+    routes_control,
     routes_deliveries,
     routes_fleets,
     routes_ops,
     routes_remotes,
     routes_user,
     routes_user_callbacks,
+    routes_user_control,
     routes_user_remotes,
 )
 from keyfob.api.lean import LeanRemotePost
@@ -86,6 +88,8 @@ def create_app(
         routes_user.router,
         routes_user_callbacks.router,
         routes_user_remotes.router,
+        routes_control.router,
+        routes_user_control.router,
         routes_deliveries.router,
         routes_admin.router,
         routes_ops.router,

@@ -1,0 +1,50 @@
+"""Fleet face: keyfob's command-control extensions (docs/extensions.md). Thin, as every route.
+
+They live on paths of their own under the official ones, so a client written for the official
+API never meets them.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from keyfob.api import views, views_control
+from keyfob.api.deps import Ctx, CurrentPartner, base_url
+from keyfob.api.docs_models import errors, hal
+from keyfob.api.http import HalResponse
+from keyfob.callbacks import service as callbacks
+from keyfob.errors import ErrorCode as E
+from keyfob.notifications import probe
+from keyfob.vehicles.service import get_fleet
+
+router = APIRouter(prefix="/connectedcar/v3", tags=["Extensions"])
+CALLBACK = "/fleets/{fid}/remote/callbacks/{cbid}"
+
+
+@router.post(
+    CALLBACK + "/test",
+    operation_id="testFleetRemoteCallback",
+    response_class=HalResponse,
+    responses={
+        200: hal(views_control.CallbackTestResult, "The receiver's answer to a test"),
+        **errors(E.INVALID_PATH_ID, E.FLEET_NOT_FOUND, E.CALLBACK_NOT_FOUND),
+    },
+)
+async def test_callback(
+    request: Request, ctx: Ctx, partner: CurrentPartner, fid: str, cbid: str
+) -> Response:
+    """Send a test notification to the callback's target and tell what it answered."""
+    async with ctx.database.read() as conn:
+        await get_fleet(conn, partner_id=partner.id, fleet_id=fid)
+        callback = await callbacks.get_callback(conn, fleet_id=fid, callback_id=cbid)
+        target = await probe.target_of(conn, callback.id)
+    sent = await probe.send_test(
+        ctx.database,
+        ctx.target_policy,
+        timeout_s=ctx.settings.delivery.timeout_s,
+        target=target,
+        remote_type=callback.remote_types[0],
+        now=ctx.clock(),
+    )
+    href = views.callback_href(base_url(request, ctx), fid, callback.id)
+    return HalResponse(views_control.callback_test_result(href, callback.id, sent))

@@ -1,0 +1,50 @@
+"""User face: keyfob's command-control extensions (docs/extensions.md). Thin, as every route.
+
+The user face's ``Message`` body carries exactly the template's fields (decision 26), so these
+extensions are paths of their own; a client written for the official API never meets them.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from keyfob.api import views_control
+from keyfob.api import views_user_callbacks as user_views
+from keyfob.api.deps import Ctx, base_url
+from keyfob.api.docs_models import hal
+from keyfob.api.docs_user import user_errors
+from keyfob.api.http import HalResponse
+from keyfob.api.routes_user_callbacks import owner
+from keyfob.api.user_access import CurrentUser
+from keyfob.callbacks import user_service
+from keyfob.errors import ErrorCode as E
+from keyfob.notifications import probe
+from keyfob.vocabulary import RemoteType
+
+router = APIRouter(prefix="/connectedcar/v4", tags=["Extensions"])
+
+
+@router.post(
+    "/user/callbacks/{cbid}/test",
+    operation_id="testUserCallback",
+    response_class=HalResponse,
+    responses={
+        200: hal(views_control.CallbackTestResult, "The receiver's answer to a test"),
+        **user_errors(E.INVALID_PATH_ID, E.CALLBACK_NOT_FOUND),
+    },
+)
+async def test_callback(request: Request, ctx: Ctx, caller: CurrentUser, cbid: str) -> Response:
+    """Send a test ``Message`` to the callback's target and tell what it answered."""
+    async with ctx.database.read() as conn:
+        callback = await user_service.get_user_callback(conn, owner=owner(caller), callback_id=cbid)
+        target = await probe.target_of(conn, callback.id)
+    sent = await probe.send_test(
+        ctx.database,
+        ctx.target_policy,
+        timeout_s=ctx.settings.delivery.timeout_s,
+        target=target,
+        remote_type=RemoteType.WAKE_UP.value,
+        now=ctx.clock(),
+    )
+    href = user_views.callback_href(base_url(request, ctx, "v4"), callback.id)
+    return HalResponse(views_control.callback_test_result(href, callback.id, sent))
