@@ -8,7 +8,9 @@ to the URL when a callback is created and by the delivery side to every resolved
 * hosts the operator lists exactly in ``allow_hosts`` skip every check, http included;
 * with ``allow_private`` (``--allow-private-webhooks``, for local development) ``localhost``
   and loopback or private (RFC 1918, ULA) addresses are accepted, over http too;
-* link-local and cloud-metadata addresses are refused even then, unless listed exactly.
+* link-local and cloud-metadata addresses are refused even then, unless listed exactly;
+* an IPv6 address that carries an IPv4 one (mapped, compatible, NAT64, 6to4, Teredo) is judged
+  by what it carries (``kit.addresses``), here and at delivery alike.
 
 Name resolution happens at delivery time, not here: a name may resolve differently later.
 """
@@ -22,7 +24,13 @@ from typing import NoReturn
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from keyfob.errors import ErrorCode, KeyfobError
-from keyfob.kit.addresses import is_metadata, is_private_range, is_public, parse_ip
+from keyfob.kit.addresses import (
+    carried_ipv4,
+    is_metadata,
+    is_private_range,
+    is_public,
+    parse_ip,
+)
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -170,6 +178,9 @@ def _check_host(host: str, scheme: str, policy: TargetPolicy, field: str) -> Non
 
 
 def _why_not(ip: IPAddress) -> str:
+    for inner in carried_ipv4(ip):
+        if not is_public(inner):
+            return f"{ip} carries the IPv4 address {inner}, and {_why_not(inner)}"
     if is_metadata(ip):
         return f"{ip} is a cloud metadata address; it is refused unless listed in the allowlist"
     if ip.is_link_local:
