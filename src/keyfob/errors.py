@@ -51,10 +51,12 @@ class ErrorCode(Enum):
     CALLBACK_NOT_RUNNING = (40901, "The callback is Paused or Failed; set it Running first.")
     CALLBACK_HAS_PENDING_REMOTES = (40902, "The callback still has remotes in progress.")
     ALREADY_EXISTS = (40903, "A resource with this identifier already exists.")
+    BODY_TOO_LARGE = (41300, "The body is larger than 256 KiB.")
     UNSUPPORTED_MEDIA_TYPE = (41500, "The body must be application/json.")
     IDEMPOTENCY_KEY_REUSED = (42200, "The Idempotency-Key was used with a different request body.")
     RATE_LIMITED = (42900, "Too many requests; see Retry-After.")
     SIGN_IN_THROTTLED = (42901, "Too many failed sign-ins; see Retry-After.")
+    HEADERS_TOO_LARGE = (43100, "The request line and headers are larger than 16 KiB.")
     INTERNAL = (50000, "Unexpected server error.")
     UNAVAILABLE = (50300, "The service is not ready.")
 

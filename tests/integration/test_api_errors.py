@@ -134,7 +134,7 @@ BAD_BODIES: list[tuple[str, bytes, str, ErrorCode, tuple[str, ...]]] = [
         "too large",
         b'{"label": "' + b"x" * 300_000 + b'"}',
         "application/json",
-        ErrorCode.INVALID_BODY,
+        ErrorCode.BODY_TOO_LARGE,
         ("larger",),
     ),
 ]

@@ -32,6 +32,7 @@ from keyfob.api import (
 )
 from keyfob.api.lean import LeanRemotePost
 from keyfob.api.lean_user import LeanUserRemotePost
+from keyfob.api.limits import BodyLimit
 from keyfob.api.middleware import RateLimitHeaders
 from keyfob.config import Settings
 from keyfob.kit.clock import Clock, utcnow
@@ -77,6 +78,7 @@ def create_app(
     app.state.ctx = ctx
     errors.install(app)
     app.add_middleware(RateLimitHeaders)
+    app.add_middleware(BodyLimit)  # the outermost: a refused body costs no routing or auth
     if settings.lean_accept:
         # The first route, so POST remote skips FastAPI's routing but no middleware (api.lean).
         app.router.routes.insert(0, LeanRemotePost(ctx))

@@ -37,7 +37,7 @@ from starlette.types import Receive, Scope, Send
 
 from keyfob.api import access, remote_post
 from keyfob.api.deps import base_url
-from keyfob.api.http import MAX_BODY, HalResponse, check_media_type, parse_json
+from keyfob.api.http import MAX_BODY, HalResponse, check_media_type, parse_json, too_large
 from keyfob.errors import ErrorCode, KeyfobError
 from keyfob.runtime.context import AppContext
 
@@ -60,7 +60,7 @@ async def read_body(receive: Receive) -> bytes:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > MAX_BODY:
-            raise KeyfobError(ErrorCode.INVALID_BODY, f"the body is larger than {MAX_BODY} bytes")
+            raise too_large()
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
