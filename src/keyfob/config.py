@@ -6,15 +6,16 @@ Every setting has a ``KEYFOB_`` environment variable (nested groups use ``__``),
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import (
     BaseSettings,
+    InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
-    TomlConfigSettingsSource,
 )
 
 
@@ -152,14 +153,46 @@ class Settings(BaseSettings):
         return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
 
+class SettingsFileError(Exception):
+    """A settings file that is missing, unreadable or not TOML; the message names the file
+    and, for a syntax error, the line and column."""
+
+
+def read_settings_file(path: Path) -> dict[str, Any]:
+    """The file's settings. A file named but absent is an error, not an empty file: running
+    on defaults instead would serve something other than what the operator configured."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SettingsFileError(f"settings file {path}: no such file") from None
+    except IsADirectoryError:
+        raise SettingsFileError(f"settings file {path}: is a directory") from None
+    except PermissionError:
+        raise SettingsFileError(f"settings file {path}: permission denied") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsFileError(f"settings file {path}: cannot be read ({exc})") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsFileError(f"settings file {path}: {_where(str(exc), text)}") from None
+
+
+def _where(message: str, text: str) -> str:
+    """tomllib says ``(at end of document)`` for an error on the last line: say which."""
+    lines = text.splitlines() or [""]
+    end = f"(at line {len(lines)}, column {len(lines[-1]) + 1})"
+    return message.replace("(at end of document)", end)
+
+
 def load_settings(config_file: Path | None = None, **given: object) -> Settings:
-    """Settings from, in rising priority: the TOML file, ``KEYFOB_*`` variables, ``given``."""
+    """Settings from, in rising priority: the TOML file, ``KEYFOB_*`` variables, ``given``.
+
+    Raises ``SettingsFileError`` when ``config_file`` cannot be read or parsed."""
     if config_file is None:
         return Settings(**given)  # type: ignore[arg-type]
+    from_file = read_settings_file(config_file)
 
     class FileSettings(Settings):
-        model_config = SettingsConfigDict(**{**Settings.model_config, "toml_file": config_file})
-
         @classmethod
         def settings_customise_sources(
             cls,
@@ -169,6 +202,6 @@ def load_settings(config_file: Path | None = None, **given: object) -> Settings:
             dotenv_settings: PydanticBaseSettingsSource,
             file_secret_settings: PydanticBaseSettingsSource,
         ) -> tuple[PydanticBaseSettingsSource, ...]:
-            return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+            return (init_settings, env_settings, InitSettingsSource(settings_cls, from_file))
 
     return FileSettings(**given)  # type: ignore[arg-type]

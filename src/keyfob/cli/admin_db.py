@@ -10,6 +10,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from keyfob.cli.checks import check_database
 from keyfob.cli.settings import build_settings
 from keyfob.config import Settings
 from keyfob.errors import KeyfobError
@@ -23,8 +24,10 @@ T = TypeVar("T")
 def run_configured(
     db_url: str | None, work: Callable[[AsyncConnection, Settings], Awaitable[T]]
 ) -> T:
-    """Run ``work`` in one transaction on the migrated database; a refusal exits 1."""
+    """Run ``work`` in one transaction on the migrated database; a refusal exits 1, a
+    database that cannot be used or reached 4 (``cli.exits``)."""
     settings = build_settings(db=db_url)
+    check_database(settings)
 
     async def run() -> T:
         database = Database(settings.db)

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from keyfob.cli.checks import check_database
 from keyfob.cli.settings import build_settings
 from keyfob.store import migrate
 from keyfob.store.engine import Database
@@ -19,6 +20,7 @@ DbOption = Annotated[str | None, typer.Option("--db", help="Database URL (KEYFOB
 def upgrade(db_url: DbOption = None, revision: str = "head") -> None:
     """Apply migrations up to REVISION (default: the newest)."""
     settings = build_settings(db=db_url)
+    check_database(settings)
 
     async def run() -> str | None:
         database = Database(settings.db)
@@ -35,6 +37,7 @@ def upgrade(db_url: DbOption = None, revision: str = "head") -> None:
 def current(db_url: DbOption = None) -> None:
     """Print the revision the database is at."""
     settings = build_settings(db=db_url)
+    check_database(settings)
 
     async def run() -> str | None:
         database = Database(settings.db)

@@ -11,6 +11,7 @@ import uvicorn
 
 import keyfob
 from keyfob.cli import admin, db, roles_cli
+from keyfob.cli.checks import check_all
 from keyfob.cli.logs import Format, Level, LogFormatOption, LogLevelOption, setup
 from keyfob.cli.settings import build_settings
 from keyfob.config import Settings
@@ -126,6 +127,7 @@ def serve(
     except TlsSetupError as problem:
         typer.echo(f"cannot serve HTTPS: {problem}", err=True)
         raise typer.Exit(2) from None
+    check_all(settings, listen=True)  # before migrations, demo credentials and roles
     setup(log_level, log_format)
     application = create_app(settings, roles=embedded_roles(settings))
     server = server_config(

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from keyfob.cli.checks import check_all, check_broker, check_database
 from keyfob.cli.logs import Format, Level, LogFormatOption, LogLevelOption, setup
 from keyfob.cli.settings import build_settings
 from keyfob.sim.fleet import VehicleSpec
@@ -35,6 +36,7 @@ def worker(
     settings = build_settings(db=db_url)
     if allow_private_webhooks:
         settings.delivery.allow_private_webhooks = True
+    check_database(settings)
     asyncio.run(run_roles(settings, [delivery_role]))
 
 
@@ -55,6 +57,7 @@ def dispatcher(
             "keyfob dispatcher needs --mqtt (the in-memory link lives inside serve)", err=True
         )
         raise typer.Exit(2)
+    check_all(settings)
     asyncio.run(run_roles(settings, [vehicle_role]))
 
 
@@ -82,7 +85,9 @@ def sim(
     if (vehicles is None) == (db_url is None):
         typer.echo("give either --vehicles N or --db URL", err=True)
         raise typer.Exit(2)
+    check_broker(build_settings(mqtt=mqtt))
     if db_url is not None:
+        check_database(build_settings(db=db_url))
         specs = asyncio.run(_registry_specs(db_url))
     else:
         rng = random.Random(seed)  # noqa: S311 - simulation, not secrets
