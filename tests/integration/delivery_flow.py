@@ -198,12 +198,14 @@ async def delivery_flow(
     resolver: Any = None,
     metrics: DeliveryMetrics | None = None,
     timeout: float = 2.0,
+    limit_per_host: int = 20,
     **options: Any,
 ) -> AsyncIterator[Flow]:
     """The stage: the app allows private webhooks unless ``delivery`` says otherwise.
 
-    ``policy`` and ``resolver`` go to the worker's sender; ``metrics`` is shared by the worker,
-    the sender and the app's ``/metrics``; ``options`` are ``WorkerOptions``.
+    ``policy``, ``resolver``, ``timeout`` and ``limit_per_host`` go to the worker's sender;
+    ``metrics`` is shared by the worker, the sender and the app's ``/metrics``; ``options`` are
+    ``WorkerOptions``.
     """
     settings = make_settings(db.url, delivery={"allow_private_webhooks": True, **(delivery or {})})
     app = create_app(settings, database=db, clock=clock, announce=lambda _: None)
@@ -212,6 +214,7 @@ async def delivery_flow(
     sender = WebhookSender(
         policy or TargetPolicy(allow_private=True),
         timeout=timeout,
+        limit_per_host=limit_per_host,
         resolver=resolver,
         metrics=metrics,
     )

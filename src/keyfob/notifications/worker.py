@@ -9,7 +9,9 @@ Cooperating loops keep the database off the hot path of the network:
 * each POST runs as its own named task, outside any transaction;
 * the recorder writes finished attempts in groups, one short transaction per group;
 * the expirer moves rows past the 72 h horizon on every ``expire_every_s``: that sweep reads
-  every overdue row, so it stays out of the claim, which must cost what it takes.
+  every overdue row, so it stays out of the claim, which must cost what it takes;
+* the lease keeper renews the leases of claimed rows not yet recorded (``leases``), so a POST
+  waiting behind its receiver's concurrency limit is never claimed a second time.
 
 ``run_once`` does one expire → claim → send → record cycle and waits for it, for tests driving
 an injected clock and for the crash test's restarts.
@@ -44,6 +46,7 @@ from keyfob.kit.clock import Clock
 from keyfob.kit.ids import random_suffix
 from keyfob.notifications import ledger, queue
 from keyfob.notifications.failures import log_failure
+from keyfob.notifications.leases import LeaseKeeper
 from keyfob.notifications.metrics import DeliveryMetrics
 from keyfob.notifications.outcome import Outcome
 from keyfob.notifications.payload import encode, remote_events_body, stored_remote_event
@@ -130,6 +133,9 @@ class DeliveryWorker:
         self._drained.set()
         self._callbacks: dict[tuple[str, str], _Callback] = {}
         self._user = UserMessages()
+        self._leases = LeaseKeeper(
+            database, owner=self.options.owner, lease_s=self.options.lease_s, clock=clock
+        )
 
     # -- preparing one POST -------------------------------------------------------------
 
@@ -225,8 +231,7 @@ class DeliveryWorker:
         async with self.database.transaction() as conn:
             expired = await ledger.expire_overdue(conn, now=self.clock())
         if expired and self.metrics is not None:
-            # Rows that reached the horizon unsent (held, or due too late) are give-ups too.
-            self.metrics.deliveries.labels(outcome="expired").inc(expired)
+            self.metrics.observe_expired(expired)
         return expired
 
     async def record(self, results: list[ledger.Result]) -> None:
@@ -255,7 +260,11 @@ class DeliveryWorker:
             group.create_task(self._recorder(), name="delivery-recorder")
             group.create_task(self._metrics_loop(), name="delivery-metrics")
             group.create_task(self._expirer(), name="delivery-expirer")
-            await self._claimer(group)
+            group.create_task(self._leases.run(), name="delivery-leases")
+            try:
+                await self._claimer(group)
+            finally:
+                self._leases.stop()
 
     async def _claimer(self, group: asyncio.TaskGroup) -> None:
         """Claim while there is room, in POSTs and in rows (a batch is one POST, many rows)."""
@@ -295,10 +304,13 @@ class DeliveryWorker:
         self._posts += 1
         self._rows += len(delivery.rows)
         self._drained.clear()
+        self._leases.hold(delivery)
 
     def _finished(self, deliveries: list[queue.Delivery]) -> None:
         self._posts -= len(deliveries)
         self._rows -= sum(len(delivery.rows) for delivery in deliveries)
+        for delivery in deliveries:
+            self._leases.release(delivery)
         if self._posts <= 0:
             self._drained.set()
 
