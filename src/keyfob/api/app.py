@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 import keyfob
 from keyfob.api import (
+    console,
     errors,
     oauth,
     routes_admin,
@@ -96,6 +97,7 @@ def create_app(
         routes_admin.router,
         routes_ops.router,
         oauth.router,
+        console.router,
     ):
         app.include_router(router)
     return app

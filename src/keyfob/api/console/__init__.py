@@ -1,0 +1,23 @@
+"""The web console under ``/console``: a partner signs in with its fleet-face credentials and
+sees and drives its fleets in a browser, served by ``keyfob serve`` with nothing to build.
+
+Server-rendered pages (Jinja2, autoescaped) that work without JavaScript; one small script of
+the package's own adds the live remote timeline (Server-Sent Events). Every page reads through
+the same services as the API, with the signed-in partner in every look-up. The console is not
+on the lean fast path of POST remote (``api.lean``): a pyproject contract keeps it off.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from keyfob.api.console import routes_callbacks, routes_login, routes_timeline, routes_vehicles
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+for _part in (
+    routes_login.router,
+    routes_vehicles.router,
+    routes_timeline.router,
+    routes_callbacks.router,
+):
+    router.include_router(_part)

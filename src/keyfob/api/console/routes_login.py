@@ -1,0 +1,81 @@
+"""Signing in to the console with a partner's fleet-face credentials, and signing out.
+
+The same three things the API asks in every request (login, password, ``client_id``) are
+asked once here and checked by the same ``auth.service.authenticate``; a wrong one gets the
+same answer whichever it was. The sign-in form is CSRF-protected too (login CSRF: another
+site must not sign a browser in to an account of its choosing).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from keyfob.api.console import guard, pages
+from keyfob.api.console.session import new_session
+from keyfob.api.deps import Ctx
+from keyfob.auth.service import authenticate
+from keyfob.errors import ErrorCode, KeyfobError
+
+router = APIRouter(route_class=pages.ConsoleRoute)
+WRONG = "The login, password or client id is wrong."
+
+
+@router.get("/static/{name}")
+async def asset(name: str) -> Response:
+    return pages.asset(name)
+
+
+@router.get("/login")
+async def login_page(request: Request, ctx: Ctx) -> Response:
+    session = await guard.current_session(request, ctx)
+    if session is not None and session.signed_in:
+        return pages.see_other(request, "/")
+    session = session or new_session(now=ctx.clock())
+    answer = pages.render(request, "login.html", csrf=session.csrf, login="", client_id="")
+    await guard.keep(request, ctx, answer, session)
+    return answer
+
+
+@router.post("/login")
+async def sign_in(request: Request, ctx: Ctx) -> Response:
+    form = await pages.read_form(request)
+    session = await guard.current_session(request, ctx)
+    if session is None:
+        raise KeyfobError(
+            ErrorCode.FORBIDDEN, "the sign-in page expired or cookies are off; reload it"
+        )
+    guard.check_csrf(session, form)
+    login, client_id = form.get("login", ""), form.get("client_id", "")
+    try:
+        async with ctx.database.read() as conn:
+            partner = await authenticate(
+                conn,
+                login=login,
+                password=form.get("password", ""),
+                client_id=client_id,
+                cache=ctx.credentials,
+            )
+    except KeyfobError as refusal:
+        if refusal.error is not ErrorCode.BAD_CREDENTIALS:
+            raise
+        return pages.render(
+            request,
+            "login.html",
+            status=401,
+            csrf=session.csrf,
+            login=login,
+            client_id=client_id,
+            error=WRONG,
+        )
+    answer = pages.see_other(request, "/")
+    fresh = new_session(now=ctx.clock(), partner_id=partner.id, login=partner.login)
+    await guard.keep(request, ctx, answer, fresh)
+    return answer
+
+
+@router.post("/logout")
+async def sign_out(request: Request, ctx: Ctx, visitor: guard.CurrentVisitor) -> Response:
+    guard.check_csrf(visitor.session, await pages.read_form(request))
+    answer = pages.see_other(request, "/login")
+    await guard.keep(request, ctx, answer, new_session(now=ctx.clock()))
+    return answer

@@ -1,0 +1,111 @@
+"""A remote's timeline, live: the page shows the events so far, then Server-Sent Events add
+each new one as the dispatcher records it, until Done.
+
+The stream reads the remote's history from the database (``remotes.service.get_remote``, the
+API's own read, scoped the same way), so it follows remotes run by a dispatcher in any
+process. Each event carries its sequence number as the SSE ``id``: a browser that reconnects
+sends ``Last-Event-ID`` and gets only what it missed. A stream ends after Done, or after a
+while (the browser then reconnects), so no connection is held forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import orjson
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import StreamingResponse
+
+from keyfob.api.console import pages, readable
+from keyfob.api.console.guard import CurrentVisitor
+from keyfob.api.deps import Ctx
+from keyfob.callbacks.service import get_callback
+from keyfob.remotes.service import Event, get_remote
+from keyfob.runtime.context import AppContext
+from keyfob.vehicles.service import get_fleet, get_vehicle
+from keyfob.vocabulary import EventType
+
+router = APIRouter(route_class=pages.ConsoleRoute)
+PATH = "/fleets/{fid}/vehicles/{vid}/callbacks/{cbid}/remotes/{rid}"
+POLL_S = 0.2
+STREAM_S = 120.0
+
+
+async def _history(
+    ctx: AppContext, partner_id: str, ids: tuple[str, str, str, str]
+) -> tuple[object, list[Event]]:
+    fid, vid, cbid, rid = ids
+    async with ctx.database.read() as conn:
+        await get_fleet(conn, partner_id=partner_id, fleet_id=fid)
+        await get_vehicle(conn, fleet_id=fid, vehicle_id=vid)
+        await get_callback(conn, fleet_id=fid, callback_id=cbid)
+        return await get_remote(conn, fleet_id=fid, vehicle_id=vid, callback_id=cbid, remote_id=rid)
+
+
+def _finished(events: list[Event]) -> bool:
+    return bool(events) and events[-1].type == EventType.DONE.value
+
+
+def sse(event: Event) -> bytes:
+    data = {
+        "seq": event.seq,
+        "type": event.type,
+        "status": event.status,
+        "failureCause": event.failure_cause,
+        "feedbackDetail": event.feedback_detail,
+        "at": readable.when(event.created_at),
+    }
+    return b"id: %d\nevent: step\ndata: %s\n\n" % (event.seq, orjson.dumps(data))
+
+
+@router.get(PATH)
+async def timeline(
+    request: Request, ctx: Ctx, visitor: CurrentVisitor, fid: str, vid: str, cbid: str, rid: str
+) -> Response:
+    remote, events = await _history(ctx, visitor.partner.id, (fid, vid, cbid, rid))
+    return pages.render(
+        request,
+        "timeline.html",
+        visitor=visitor,
+        remote=remote,
+        events=events,
+        finished=_finished(events),
+        ids={"fid": fid, "vid": vid, "cbid": cbid, "rid": rid},
+        when=readable.when,
+    )
+
+
+@router.get(PATH + "/events")
+async def timeline_events(
+    request: Request, ctx: Ctx, visitor: CurrentVisitor, fid: str, vid: str, cbid: str, rid: str
+) -> Response:
+    """``text/event-stream`` of the events after ``Last-Event-ID`` (or ``after``), then ``end``."""
+    ids = (fid, vid, cbid, rid)
+    mark = request.headers.get("last-event-id") or request.query_params.get("after") or "0"
+    seen = int(mark) if mark.isdigit() and len(mark) < 10 else 0
+    await _history(ctx, visitor.partner.id, ids)  # a 404 page before any stream starts
+
+    async def stream() -> AsyncIterator[bytes]:
+        nonlocal seen
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STREAM_S
+        yield b"retry: 1000\n\n"
+        while True:
+            _, events = await _history(ctx, visitor.partner.id, ids)
+            for event in events:
+                if event.seq > seen:
+                    seen = event.seq
+                    yield sse(event)
+            if _finished(events):
+                yield b"event: end\ndata: {}\n\n"
+                return
+            if loop.time() >= deadline:
+                return
+            await asyncio.sleep(POLL_S)
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={**pages.SECURITY_HEADERS, "X-Accel-Buffering": "no"},
+    )

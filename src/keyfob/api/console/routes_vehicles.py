@@ -1,0 +1,176 @@
+"""The console's fleets, vehicles and one vehicle with its remote forms.
+
+Every look-up names the signed-in partner (``vehicles.service.get_fleet`` first, then the
+vehicle in that fleet), as the API's routes do, so another tenant's ids are a 404 page. A
+remote posted from a form goes through the acceptor every POST remote goes through
+(``remotes.accept``), with an idempotency key per rendered form, so a double click sends one
+remote.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import HTMLResponse
+
+from keyfob.api.console import pages, readable
+from keyfob.api.console.guard import CurrentVisitor, Visitor, check_csrf
+from keyfob.api.console.remote_form import BY_ACTION, FORMS, Problems, body_of, place
+from keyfob.api.deps import Ctx
+from keyfob.callbacks.service import list_callbacks
+from keyfob.errors import ErrorCode, KeyfobError
+from keyfob.kit.paging import PageRequest
+from keyfob.remotes.accept import AcceptRequest
+from keyfob.runtime.context import AppContext
+from keyfob.vehicles import overview, service
+from keyfob.vehicles import state as vehicle_state
+
+router = APIRouter(route_class=pages.ConsoleRoute)
+PAGE_SIZE = 50
+FIELD_ERRORS = (ErrorCode.INVALID_BODY, ErrorCode.LEGACY_FIELD)
+
+
+def page_of(number: int, size: int = PAGE_SIZE) -> PageRequest:
+    return PageRequest(start=0, end=None, page_size=size, page=number, index_range="0-")
+
+
+def _page_number(text: str | None) -> int:
+    if text is None or text == "":
+        return 1
+    if not text.isdigit() or not 1 <= int(text) <= 1_000_000:
+        raise KeyfobError(ErrorCode.INVALID_QUERY, f"page must be a positive number (got {text!r})")
+    return int(text)
+
+
+@router.get("/")
+async def home(request: Request, ctx: Ctx, visitor: CurrentVisitor) -> Response:
+    async with ctx.database.read() as conn:
+        total, fleets = await service.list_fleets(
+            conn, partner_id=visitor.partner.id, page=page_of(1, 60)
+        )
+    if total == 1:
+        return pages.see_other(request, f"/fleets/{fleets[0].id}")
+    return pages.render(request, "fleets.html", visitor=visitor, fleets=fleets, total=total)
+
+
+@router.get("/fleets/{fid}")
+async def vehicles(request: Request, ctx: Ctx, visitor: CurrentVisitor, fid: str) -> Response:
+    vin = (request.query_params.get("vin") or "").strip()[:17]
+    number = _page_number(request.query_params.get("page"))
+    async with ctx.database.read() as conn:
+        fleet = await service.get_fleet(conn, partner_id=visitor.partner.id, fleet_id=fid)
+        total, found = await overview.fleet_page(
+            conn, fleet_id=fid, vin=vin or None, page=page_of(number), now=ctx.clock()
+        )
+    return pages.render(
+        request,
+        "vehicles.html",
+        visitor=visitor,
+        fleet=fleet,
+        lines=found,
+        total=total,
+        vin=vin,
+        page=number,
+        pages=max(1, math.ceil(total / PAGE_SIZE)),
+        quota=ctx.settings.vehicle.wake_up_quota_per_month,
+        when=readable.when,
+    )
+
+
+async def _vehicle_page(
+    request: Request,
+    ctx: AppContext,
+    visitor: Visitor,
+    fid: str,
+    vid: str,
+    *,
+    status: int = 200,
+    failed: str | None = None,
+    problems: Problems | None = None,
+    sent: dict[str, str] | None = None,
+) -> HTMLResponse:
+    async with ctx.database.read() as conn:
+        fleet = await service.get_fleet(conn, partner_id=visitor.partner.id, fleet_id=fid)
+        vehicle = await service.get_vehicle(conn, fleet_id=fid, vehicle_id=vid)
+        known = await vehicle_state.get_state(conn, vehicle.id)
+        _, callbacks = await list_callbacks(conn, fleet_id=fid, types=None, page=page_of(1, 60))
+        wakes = await overview.wake_ups_since(
+            conn, [vehicle.id], vehicle_state.month_start(ctx.clock())
+        )
+    return pages.render(
+        request,
+        "vehicle.html",
+        status=status,
+        visitor=visitor,
+        fleet=fleet,
+        vehicle=vehicle,
+        known=known,
+        status_lines=readable.lines(known.status),
+        capability_lines=readable.lines(vehicle.capabilities),
+        position=readable.position(known.status),
+        energy=overview.energy_summary(known.status),
+        wake_ups=wakes.get(vehicle.id, 0),
+        quota=ctx.settings.vehicle.wake_up_quota_per_month,
+        callbacks=callbacks,
+        forms=FORMS,
+        failed=failed,
+        problems=problems or Problems(),
+        sent=sent or {},
+        idempotency=secrets.token_urlsafe(16),
+        when=readable.when,
+    )
+
+
+@router.get("/fleets/{fid}/vehicles/{vid}")
+async def vehicle(
+    request: Request, ctx: Ctx, visitor: CurrentVisitor, fid: str, vid: str
+) -> Response:
+    return await _vehicle_page(request, ctx, visitor, fid, vid)
+
+
+@router.post("/fleets/{fid}/vehicles/{vid}/remotes")
+async def send_remote(
+    request: Request, ctx: Ctx, visitor: CurrentVisitor, fid: str, vid: str
+) -> Response:
+    """Accept the form's remote as POST remote would, then show its timeline."""
+    sent = await pages.read_form(request)
+    check_csrf(visitor.session, sent)
+    form = BY_ACTION.get(sent.get("action", ""))
+    if form is None:
+        raise KeyfobError(ErrorCode.BAD_REQUEST, "the form names no remote action")
+    callback_id = sent.get("callback", "")
+    try:
+        posted = await ctx.acceptor.accept(
+            AcceptRequest(
+                partner_id=visitor.partner.id,
+                fleet_id=fid,
+                vehicle_id=vid,
+                callback_id=callback_id,
+                data=body_of(form, sent),
+                idempotency_key=sent.get("idempotency") or None,
+            )
+        )
+    except KeyfobError as refusal:
+        if refusal.status == 404 and refusal.error is not ErrorCode.CALLBACK_NOT_FOUND:
+            raise
+        if refusal.error in FIELD_ERRORS:
+            problems = place(form, refusal.message)
+        else:
+            problems = Problems(general=[refusal.message])
+        return await _vehicle_page(
+            request,
+            ctx,
+            visitor,
+            fid,
+            vid,
+            status=refusal.status,
+            failed=form.action,
+            problems=problems,
+            sent=sent,
+        )
+    ctx.wake()
+    return pages.see_other(
+        request, f"/fleets/{fid}/vehicles/{vid}/callbacks/{callback_id}/remotes/{posted.remote_id}"
+    )

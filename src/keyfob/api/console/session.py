@@ -1,0 +1,102 @@
+"""The console's session: a signed cookie, so any API process can read it and none stores it.
+
+The cookie carries who signed in (the partner's id, or nobody yet), a CSRF token and an
+expiry, MAC'd with a key derived from the shared signing keys (as ``auth.flow`` does for the
+sign-in pages, with a label of its own). Every form of the console posts the CSRF token back;
+a post whose token is not the cookie's is refused, and since the cookie is ``HttpOnly`` and
+``SameSite=Strict`` another site can neither read the token nor make the browser send it.
+
+Signing in replaces the anonymous session with a new one (a new CSRF token too), so a
+session planted before sign-in is worth nothing after it; signing out replaces it again.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+
+COOKIE = "kf_console"
+LIFETIME = timedelta(hours=8)
+"""A working day; then the console asks for the password again."""
+_LABEL = b"keyfob console session v1"
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    csrf: str
+    expires: int
+    """Unix seconds."""
+    partner_id: str | None = None
+    login: str | None = None
+
+    @property
+    def signed_in(self) -> bool:
+        return self.partner_id is not None
+
+
+def new_session(
+    *, now: datetime, partner_id: str | None = None, login: str | None = None
+) -> Session:
+    """A fresh session with a fresh CSRF token."""
+    expires = int((now + LIFETIME).timestamp())
+    return Session(secrets.token_urlsafe(24), expires, partner_id, login)
+
+
+def derive_key(secret: bytes) -> bytes:
+    """A MAC key of the console's own from a shared secret."""
+    return hmac.new(secret, _LABEL, hashlib.sha256).digest()
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class SessionSealer:
+    """Seals with the first key and opens with any of them (the shared keys rotate)."""
+
+    def __init__(self, keys: Sequence[bytes]) -> None:
+        if not keys:
+            raise ValueError("a session sealer needs at least one key")
+        self._keys = tuple(keys)
+
+    def seal(self, session: Session) -> str:
+        body = _b64(orjson.dumps(asdict(session)))
+        return f"{body}.{_mac(self._keys[0], body)}"
+
+    def open(self, token: str | None, *, now: datetime) -> Session | None:
+        """The session, or ``None`` when absent, forged, altered or expired."""
+        if not token:
+            return None
+        body, _, mac = token.partition(".")
+        if not body or not mac:
+            return None
+        if not any(hmac.compare_digest(mac, _mac(key, body)) for key in self._keys):
+            return None
+        try:
+            data: dict[str, Any] = orjson.loads(_unb64(body))
+            session = Session(**data)
+        except (ValueError, TypeError):
+            return None
+        if session.expires < now.timestamp():
+            return None
+        return session
+
+
+def csrf_matches(session: Session, sent: str | None) -> bool:
+    return sent is not None and hmac.compare_digest(session.csrf, sent)
+
+
+def _mac(key: bytes, body: str) -> str:
+    return _b64(hmac.new(key, body.encode(), hashlib.sha256).digest())
