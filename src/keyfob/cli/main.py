@@ -147,7 +147,10 @@ def server_config(
     """uvicorn's settings for ``serve``: HTTPS (TLS 1.2 or later) and client certificates when
     ``tls`` is given. Loaded here, so that its TLS context can be hardened before serving.
     uvicorn installs no log handlers of its own (``log_config=None``): its loggers propagate
-    to the one ``kit.logs.configure`` set up, in the chosen format."""
+    to the one ``kit.logs.configure`` set up, in the chosen format. HTTP is uvicorn's httptools
+    protocol with the 16 KiB limit on request heads (``api.head_limit``, decision 33)."""
+    from keyfob.api.head_limit import HeadLimitedProtocol
+
     options: dict[str, Any] = {}
     if tls is not None:
         options = {
@@ -163,6 +166,7 @@ def server_config(
         log_level=log_level,
         log_config=None,
         access_log=access_log,
+        http=HeadLimitedProtocol,
         **options,
     )
     config.load()
