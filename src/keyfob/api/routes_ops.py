@@ -18,7 +18,6 @@ from sqlalchemy import text
 from keyfob.api.deps import Ctx
 from keyfob.api.errors import error_response, unavailable_response
 from keyfob.errors import ErrorCode
-from keyfob.notifications import queue
 from keyfob.store.outage import unreachable
 
 router = APIRouter(tags=["Operations"])
@@ -56,9 +55,9 @@ async def ready(ctx: Ctx) -> JSONResponse:
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def metrics(ctx: Ctx) -> Response:
-    found = ctx.metrics
-    async with ctx.database.read() as conn:
-        depth, age = await queue.queue_stats(conn, now=ctx.clock())
-    found.set_queue(depth, age)
+    found, gauges = ctx.metrics, ctx.gauges
+    if gauges is not None:
+        await gauges.refresh()
+        found.set_queue(gauges.outbox_depth, gauges.outbox_age)
     body, content_type = found.render()
     return Response(body, media_type=content_type)

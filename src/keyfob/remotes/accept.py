@@ -37,6 +37,7 @@ from keyfob.notifications.models import notifications
 from keyfob.remotes import accept_fleet, accept_user
 from keyfob.remotes.accept_fleet import AcceptRequest, check_callback
 from keyfob.remotes.accept_user import UserAcceptRequest
+from keyfob.remotes.metrics import RemoteMetrics
 from keyfob.remotes.models import (
     idempotency_keys,
     remote_events,
@@ -161,8 +162,10 @@ class Acceptor:
         depth: int = 2,
         turn_units: int = 16,
         queue_at: int = 8,
+        metrics: RemoteMetrics | None = None,
     ) -> None:
         self.database = database
+        self.metrics = metrics
         self.clock = clock
         self.ttl = idempotency_ttl
         self.max_batch = max_batch
@@ -183,7 +186,10 @@ class Acceptor:
         future: asyncio.Future[Posted] = asyncio.get_running_loop().create_future()
         self._waiting.append((request, future, new_id()))
         self._ready.set()
-        return await future
+        posted = await future
+        if self.metrics is not None and not posted.replayed:
+            self.metrics.accept(posted.type)
+        return posted
 
     @property
     def running(self) -> bool:

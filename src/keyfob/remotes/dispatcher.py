@@ -55,6 +55,7 @@ from keyfob.link.transport import Outgoing, Receipt, Transport
 from keyfob.link.wakeup import WakeUpChannel, WakeUpError
 from keyfob.remotes import progress
 from keyfob.remotes.lifecycle import QUEUED, UNDER_WAY, Limits, Step, advance
+from keyfob.remotes.metrics import RemoteMetrics, count_done
 from keyfob.store.engine import Database
 from keyfob.store.units import Execute, Plan, only, run_unit
 from keyfob.vehicles import state as vehicle_state
@@ -85,8 +86,11 @@ class Dispatcher:
         clock: Clock,
         limits: Limits,
         options: DispatcherOptions | None = None,
+        metrics: RemoteMetrics | None = None,
     ) -> None:
         self.database = database
+        self.metrics = metrics
+        self._finishing: list[progress.Planned] = []  # Done by vehicle answers, once committed
         self.link = link
         self.wakeup = wakeup
         self.clock = clock
@@ -137,6 +141,7 @@ class Dispatcher:
         """One batch of due remotes: decide, record, then wake and send. Returns its size."""
         now = self.clock()
         planned = await run_unit(self.database, lambda: self._advance(now))
+        count_done(self.metrics, planned, now)
         if planned:
             await self._carry_out(planned, now)
         return len(planned)
@@ -145,6 +150,7 @@ class Dispatcher:
         """``advance_due`` whose wake-ups and commands go out in a task of their own."""
         now = self.clock()
         planned = await run_unit(self.database, lambda: self._advance(now))
+        count_done(self.metrics, planned, now)
         if planned:
             while len(self._carrying) >= self.options.publishing:
                 await asyncio.wait(self._carrying, return_when=asyncio.FIRST_COMPLETED)
@@ -184,6 +190,8 @@ class Dispatcher:
         wake_vins = {p.due.vin for p in planned if p.step.send_wake_up}
         sends = [p for p in planned if p.step.send_command and p.command_id]
         if wake_vins:
+            if self.metrics is not None:
+                self.metrics.woke(len(wake_vins))
             await asyncio.gather(*(self._wake(vin) for vin in wake_vins))
         failed = await self._publish(sends) if sends else []
         if failed:
@@ -274,9 +282,11 @@ class Dispatcher:
                 case Ack():
                     pass
         now = self.clock()
+        self._finishing = []
         online = await run_unit(
             self.database, lambda: self._record(presence, status, results, ids, now)
         )
+        count_done(self.metrics, self._finishing, now)
         if online:
             self._due.set()
         return len(batch)
@@ -333,6 +343,7 @@ class Dispatcher:
                 feedback.value if feedback else None,
             )
             planned.append(progress.Planned(remote, Step(events=[done]), None))
+        self._finishing = planned  # a unit run again replaces it
         yield from progress.apply(planned, now=now)
 
     # -- loops -----------------------------------------------------------------------

@@ -20,6 +20,8 @@ from keyfob.config import Settings
 from keyfob.kit.clock import Clock, utcnow
 from keyfob.notifications.metrics import DeliveryMetrics
 from keyfob.remotes.accept import Acceptor
+from keyfob.remotes.metrics import RemoteMetrics
+from keyfob.runtime.gauges import ScrapeGauges
 from keyfob.sim.fleet import Fleet
 from keyfob.store.engine import Database, Timeouts
 
@@ -38,6 +40,10 @@ class AppContext:
     credentials: CredentialCache = field(default_factory=CredentialCache)
     limiter: RateLimiter = field(default_factory=RateLimiter)
     metrics: DeliveryMetrics = field(default_factory=DeliveryMetrics)
+    """The registry ``/metrics`` serves: delivery's families, ``remote_metrics``, ``gauges``."""
+    remote_metrics: RemoteMetrics = field(default_factory=RemoteMetrics)
+    gauges: ScrapeGauges | None = None
+    """Database-wide gauges read when ``/metrics`` is scraped (cached briefly)."""
     wakers: list[Waker] = field(default_factory=list)
     """Called after work is stored: the dispatcher and the delivery worker in this process."""
     fleet: Fleet | None = None
@@ -73,13 +79,21 @@ def build_context(
         timeouts=db_timeouts(settings),
         retry_after_s=settings.db_retry_after_s,
     )
+    metrics, remote_metrics = DeliveryMetrics(), RemoteMetrics()
+    metrics.registry.register(remote_metrics)
     return AppContext(
         settings=settings,
         database=db,
         clock=clock,
         target_policy=target_policy(settings),
         acceptor=Acceptor(
-            db, clock=clock, idempotency_ttl=timedelta(seconds=settings.idempotency_ttl_s)
+            db,
+            clock=clock,
+            idempotency_ttl=timedelta(seconds=settings.idempotency_ttl_s),
+            metrics=remote_metrics,
         ),
         user_auth=UserAuth(settings, db, clock=clock),
+        metrics=metrics,
+        remote_metrics=remote_metrics,
+        gauges=ScrapeGauges(db, metrics.registry, clock=clock),
     )

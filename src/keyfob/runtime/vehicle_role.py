@@ -152,6 +152,7 @@ async def _running(ctx: AppContext, name: str) -> AsyncIterator[Dispatcher]:
         clock=ctx.clock,
         limits=limits(settings),
         options=dispatcher_options(settings, shared=bool(settings.mqtt)),
+        metrics=ctx.remote_metrics,
     )
     await dispatcher.start()
     ctx.wakers.append(dispatcher.wake)
