@@ -89,6 +89,8 @@ class Settings(BaseSettings):
     ``<host name>-<slot>``, the lowest slot no other dispatcher on this host holds."""
     sim_speed: float = Field(1.0, ge=0)
     sim_seed: int = 7
+    sim_registry_poll_s: float = Field(5.0, gt=0)
+    """How often the embedded simulator looks for vehicles added or removed meanwhile."""
     run_dispatcher: bool = True
     run_worker: bool = True
     run_simulator: bool = True
