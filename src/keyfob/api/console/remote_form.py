@@ -33,7 +33,7 @@ HINTS = {
 DEPRECATED = {"door.forced", "charging.nextDelayedTime"}
 """Members the contract keeps for old clients; the console does not offer them."""
 
-ACTION_TITLES = {
+ACTION_TITLES = {  # every member of ACTIONS, in the order the page shows them
     "door": "Doors",
     "horn": "Horn",
     "lights": "Lights",
@@ -123,7 +123,8 @@ def _fields(model: type[BaseModel], prefix: str, depth: int, optional: bool) -> 
 
 def _build() -> tuple[ActionForm, ...]:
     forms = []
-    for action, (remote_type, model) in ACTIONS.items():
+    for action in ACTION_TITLES:  # the everyday ones first
+        remote_type, model = ACTIONS[action]
         fields = tuple(_fields(model, action, 0, optional=False))
         forms.append(ActionForm(action, ACTION_TITLES[action], remote_type.value, fields))
     return tuple(forms)

@@ -21,9 +21,10 @@ from keyfob.api.console import pages, readable
 from keyfob.api.console.guard import CurrentVisitor
 from keyfob.api.deps import Ctx
 from keyfob.callbacks.service import get_callback
+from keyfob.remotes.rows import Remote
 from keyfob.remotes.service import Event, get_remote
 from keyfob.runtime.context import AppContext
-from keyfob.vehicles.service import get_fleet, get_vehicle
+from keyfob.vehicles.service import Fleet, get_fleet, get_vehicle
 from keyfob.vocabulary import EventType
 
 router = APIRouter(route_class=pages.ConsoleRoute)
@@ -34,13 +35,16 @@ STREAM_S = 120.0
 
 async def _history(
     ctx: AppContext, partner_id: str, ids: tuple[str, str, str, str]
-) -> tuple[object, list[Event]]:
+) -> tuple[Fleet, Remote, list[Event]]:
     fid, vid, cbid, rid = ids
     async with ctx.database.read() as conn:
-        await get_fleet(conn, partner_id=partner_id, fleet_id=fid)
+        fleet = await get_fleet(conn, partner_id=partner_id, fleet_id=fid)
         await get_vehicle(conn, fleet_id=fid, vehicle_id=vid)
         await get_callback(conn, fleet_id=fid, callback_id=cbid)
-        return await get_remote(conn, fleet_id=fid, vehicle_id=vid, callback_id=cbid, remote_id=rid)
+        remote, events = await get_remote(
+            conn, fleet_id=fid, vehicle_id=vid, callback_id=cbid, remote_id=rid
+        )
+    return fleet, remote, events
 
 
 def _finished(events: list[Event]) -> bool:
@@ -63,11 +67,12 @@ def sse(event: Event) -> bytes:
 async def timeline(
     request: Request, ctx: Ctx, visitor: CurrentVisitor, fid: str, vid: str, cbid: str, rid: str
 ) -> Response:
-    remote, events = await _history(ctx, visitor.partner.id, (fid, vid, cbid, rid))
+    fleet, remote, events = await _history(ctx, visitor.partner.id, (fid, vid, cbid, rid))
     return pages.render(
         request,
         "timeline.html",
         visitor=visitor,
+        fleet=fleet,
         remote=remote,
         events=events,
         finished=_finished(events),
@@ -92,7 +97,7 @@ async def timeline_events(
         deadline = loop.time() + STREAM_S
         yield b"retry: 1000\n\n"
         while True:
-            _, events = await _history(ctx, visitor.partner.id, ids)
+            _, _, events = await _history(ctx, visitor.partner.id, ids)
             for event in events:
                 if event.seq > seen:
                     seen = event.seq
