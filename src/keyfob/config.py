@@ -20,10 +20,14 @@ from pydantic_settings import (
 
 
 class RateLimitSettings(BaseModel):
-    """Per-partner budgets (§9.1): a sliding day window and a one-second burst window."""
+    """Per-partner budgets (§9.1): a sliding day window and a one-second burst window; failed
+    logins on the fleet face, per login and per client address, within ``login_window_s``."""
 
     day: int = Field(100_000, ge=1)
     burst: int = Field(100, ge=1)
+    login_failures: int = Field(5, ge=1)
+    login_failures_per_address: int = Field(20, ge=1)
+    login_window_s: float = Field(900.0, gt=0)
 
 
 class VehicleSettings(BaseModel):
@@ -93,6 +97,8 @@ class Settings(BaseSettings):
     """How often the embedded simulator looks for vehicles added or removed meanwhile."""
     run_dispatcher: bool = True
     run_worker: bool = True
+    run_worker_in_child: bool = True
+    """``serve`` runs the delivery worker as a supervised child process (a second core)."""
     run_simulator: bool = True
     lean_accept: bool = True
     idempotency_ttl_s: int = Field(86_400, ge=1)

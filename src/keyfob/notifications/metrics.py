@@ -58,6 +58,10 @@ class DeliveryMetrics:
         elif isinstance(decision, Expire):
             self.deliveries.labels(outcome="expired").inc()
 
+    def observe_expired(self, count: int) -> None:
+        """Rows that reached the 72 h horizon unsent (held, or due too late): give-ups too."""
+        self.deliveries.labels(outcome="expired").inc(count)
+
     def set_queue(self, depth: int, oldest_due_age_seconds: float) -> None:
         self.queue_depth.set(depth)
         self.oldest_due_age.set(max(0.0, oldest_due_age_seconds))

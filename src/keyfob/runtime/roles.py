@@ -14,6 +14,7 @@ from keyfob.config import Settings
 from keyfob.runtime.context import AppContext
 from keyfob.runtime.delivery_role import delivery_role
 from keyfob.runtime.vehicle_role import vehicle_role
+from keyfob.runtime.worker_child import delivery_child_role, shares_database
 
 Role = Callable[[AppContext], AbstractAsyncContextManager[object]]
 """Starts its loops as named tasks on entry, stops them gracefully on exit."""
@@ -33,5 +34,6 @@ def embedded_roles(settings: Settings) -> Sequence[Role]:
     if settings.run_dispatcher:
         roles.append(vehicle_role)
     if settings.run_worker:
-        roles.append(delivery_role)
+        child = settings.run_worker_in_child and shares_database(settings)
+        roles.append(delivery_child_role if child else delivery_role)
     return roles

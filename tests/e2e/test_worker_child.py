@@ -1,0 +1,168 @@
+"""``keyfob serve`` runs its delivery worker as a supervised child process.
+
+What a user of ``serve`` would notice: notifications still arrive, the webhook numbers of
+``/metrics`` still count them, a worker that dies is started again (and says so in the log)
+without losing what was waiting, and no worker is left running once ``serve`` is gone, whether
+it was stopped with Ctrl-C or killed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from serve_support import Served, serving
+
+pytestmark = pytest.mark.slow
+
+
+class Hook:
+    """A webhook receiver on a free port: every event it was sent, in arrival order."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+
+    def done(self, remote_id: str) -> bool:
+        with self.lock:
+            return any(
+                e["remoteActionId"] == remote_id and e["eventStatus"]["type"] == "Done"
+                for e in self.events
+            )
+
+
+@contextmanager
+def hook() -> Iterator[tuple[Hook, str]]:
+    found = Hook()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            with found.lock:
+                found.events.extend(body["events"])
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield found, f"http://127.0.0.1:{server.server_address[1]}/hook"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def worker_of(pid: int) -> int:
+    """The pid of ``serve``'s delivery worker child."""
+    for child in children(pid):
+        cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+        if b"keyfob.runtime.worker_child" in cmdline:
+            return child
+    raise AssertionError(f"serve ({pid}) has no delivery worker child")
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    status = Path(f"/proc/{pid}/status")
+    return status.exists() and "zombie" not in status.read_text()
+
+
+def wait_for(check: Any, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+class Client:
+    def __init__(self, served: Served, target: str) -> None:
+        demo = served.demo
+        self.base = f"http://127.0.0.1:{served.port}/connectedcar/v3/fleets/{demo['fleetId']}"
+        self.auth = (demo["partner"]["login"], demo["partner"]["password"])
+        self.params = {"client_id": demo["partner"]["clientId"]}
+        self.vehicle = demo["vehicles"][0]["vid"]
+        made = httpx.post(
+            f"{self.base}/remote/callbacks",
+            params=self.params,
+            auth=self.auth,
+            json={
+                "callback": {"webhook": {"name": "hook", "target": target}},
+                "remoteTypes": ["Horn"],
+            },
+        )
+        assert made.status_code == 200, made.text
+        self.callback = made.json()["callbackId"]
+
+    def horn(self) -> str:
+        answer = httpx.post(
+            f"{self.base}/vehicles/{self.vehicle}/callbacks/{self.callback}/remotes",
+            params=self.params,
+            auth=self.auth,
+            json={"horn": {"state": "Activated"}},
+        )
+        assert answer.status_code == 202, answer.text
+        remote_id: str = answer.json()["remoteActionId"]
+        return remote_id
+
+
+def delivered_count(served: Served) -> float:
+    text = httpx.get(f"http://127.0.0.1:{served.port}/metrics").text
+    for line in text.splitlines():
+        if line.startswith('keyfob_webhook_deliveries_total{outcome="delivered"}'):
+            return float(line.split()[-1])
+    raise AssertionError("no delivered counter in /metrics")
+
+
+def test_notifications_flow_through_the_child_and_survive_its_death(tmp_path: Path) -> None:
+    with hook() as (receiver, target), serving(tmp_path, "--vehicles", "1") as served:
+        client = Client(served, target)
+        first = client.horn()
+        wait_for(lambda: receiver.done(first), "the first remote's Done")
+        # The child's counts reach the /metrics that serve answers (relayed twice a second).
+        wait_for(lambda: delivered_count(served) >= 4, "four deliveries in /metrics")
+
+        worker = worker_of(served.process.pid)
+        os.kill(worker, signal.SIGKILL)
+        # Stored while no worker runs: delivered once the new one has started.
+        second = client.horn()
+        wait_for(lambda: "exited with code -9" in served.log(), "the log line about the death")
+        wait_for(lambda: receiver.done(second), "the second remote's Done")
+        assert worker_of(served.process.pid) != worker
+        sequences = [e["sequence"] for e in receiver.events if e["remoteActionId"] == second]
+        assert sequences == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL])
+def test_no_worker_outlives_serve(tmp_path: Path, how: signal.Signals) -> None:
+    with serving(tmp_path, "--vehicles", "1") as served:
+        worker = worker_of(served.process.pid)
+        served.process.send_signal(how)
+        served.process.wait(timeout=30)
+        if how == signal.SIGINT:  # a clean shutdown (uvicorn then exits as Ctrl-C does: 130)
+            assert "Application shutdown complete" in served.log(), served.log()[-2000:]
+        wait_for(lambda: not alive(worker), "the worker to exit", timeout=30)
