@@ -41,6 +41,7 @@ from keyfob.runtime.bootstrap import prepare_database
 from keyfob.runtime.context import build_context
 from keyfob.runtime.roles import Role, hosting
 from keyfob.store.engine import Database
+from keyfob.vehicles.budget import wake_limits
 
 log = logging.getLogger("keyfob")
 
@@ -54,6 +55,7 @@ def create_app(
     announce: Callable[[str], None] = print,
 ) -> FastAPI:
     ctx = build_context(settings, database=database, clock=clock)
+    ctx.acceptor.wake_limits = wake_limits(settings.vehicle)  # budget headers (extensions)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

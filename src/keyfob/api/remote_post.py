@@ -67,7 +67,17 @@ def answer(
         remote_id=posted.remote_id,
         type_=posted.type,
     )
-    return body, (REPLAYED if posted.replayed else None)
+    return body, _headers(posted)
+
+
+def _headers(posted: Posted) -> dict[str, str] | None:
+    """``Idempotent-Replayed`` on a replay; the vehicle's wake-up budgets when read."""
+    if posted.budget is None:
+        return REPLAYED if posted.replayed else None
+    headers = posted.budget.headers()
+    if posted.replayed:
+        headers.update(REPLAYED)
+    return headers
 
 
 async def accept_user(
@@ -106,4 +116,4 @@ def user_answer(
         remote_id=posted.remote_id,
         type_=posted.type,
     )
-    return body, (REPLAYED if posted.replayed else None)
+    return body, _headers(posted)

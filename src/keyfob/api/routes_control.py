@@ -15,7 +15,8 @@ from keyfob.api.http import HalResponse
 from keyfob.callbacks import service as callbacks
 from keyfob.errors import ErrorCode as E
 from keyfob.notifications import probe
-from keyfob.vehicles.service import get_fleet
+from keyfob.vehicles.budget import read_budget, wake_limits
+from keyfob.vehicles.service import get_fleet, get_vehicle
 
 router = APIRouter(prefix="/connectedcar/v3", tags=["Extensions"])
 CALLBACK = "/fleets/{fid}/remote/callbacks/{cbid}"
@@ -48,3 +49,33 @@ async def test_callback(
     )
     href = views.callback_href(base_url(request, ctx), fid, callback.id)
     return HalResponse(views_control.callback_test_result(href, callback.id, sent))
+
+
+@router.get(
+    "/fleets/{fid}/vehicles/{vid}/budget",
+    operation_id="getFleetVehicleBudget",
+    response_class=HalResponse,
+    responses={
+        200: hal(views_control.VehicleBudget, "Wake-ups left and the partner's request budget"),
+        **errors(E.FLEET_NOT_FOUND, E.VEHICLE_NOT_FOUND),
+    },
+)
+async def get_budget(
+    request: Request, ctx: Ctx, partner: CurrentPartner, fid: str, vid: str
+) -> Response:
+    """The vehicle's wake-up budgets (decision 19) as the dispatcher will count them."""
+    async with ctx.database.read() as conn:
+        await get_fleet(conn, partner_id=partner.id, fleet_id=fid)
+        vehicle = await get_vehicle(conn, fleet_id=fid, vehicle_id=vid)
+        budget = await read_budget(
+            conn, vehicle.id, limits=wake_limits(ctx.settings.vehicle), now=ctx.clock()
+        )
+    vehicle_href = f"{views.fleet_href(base_url(request, ctx), fid)}/vehicles/{vehicle.id}"
+    body = views_control.vehicle_budget(
+        f"{vehicle_href}/budget",
+        vehicle_href,
+        vehicle.vin,
+        budget,
+        getattr(request.state, "rate_headers", None),
+    )
+    return HalResponse(body)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from keyfob.api import views_control
+from keyfob.api import views_control, views_user
 from keyfob.api import views_user_callbacks as user_views
 from keyfob.api.deps import Ctx, base_url
 from keyfob.api.docs_models import hal
@@ -19,6 +19,8 @@ from keyfob.api.user_access import CurrentUser
 from keyfob.callbacks import user_service
 from keyfob.errors import ErrorCode as E
 from keyfob.notifications import probe
+from keyfob.vehicles.budget import read_budget, wake_limits
+from keyfob.vehicles.user_vehicles import get_user_vehicle
 from keyfob.vocabulary import RemoteType
 
 router = APIRouter(prefix="/connectedcar/v4", tags=["Extensions"])
@@ -48,3 +50,30 @@ async def test_callback(request: Request, ctx: Ctx, caller: CurrentUser, cbid: s
     )
     href = user_views.callback_href(base_url(request, ctx, "v4"), callback.id)
     return HalResponse(views_control.callback_test_result(href, callback.id, sent))
+
+
+@router.get(
+    "/user/vehicles/{id}/budget",
+    operation_id="getUserVehicleBudget",
+    response_class=HalResponse,
+    responses={
+        200: hal(views_control.VehicleBudget, "Wake-ups left and the client's request budget"),
+        **user_errors(E.VEHICLE_NOT_FOUND),
+    },
+)
+async def get_budget(request: Request, ctx: Ctx, caller: CurrentUser, id: str) -> Response:
+    """The vehicle's wake-up budgets (decision 19) as the dispatcher will count them."""
+    async with ctx.database.read() as conn:
+        vehicle = await get_user_vehicle(conn, user_id=caller.user_id, vehicle_id=id)
+        budget = await read_budget(
+            conn, vehicle.id, limits=wake_limits(ctx.settings.vehicle), now=ctx.clock()
+        )
+    vehicle_href = views_user.vehicle_href(base_url(request, ctx, "v4"), vehicle.id)
+    body = views_control.vehicle_budget(
+        f"{vehicle_href}/budget",
+        vehicle_href,
+        vehicle.vin,
+        budget,
+        getattr(request.state, "rate_headers", None),
+    )
+    return HalResponse(body)

@@ -35,6 +35,7 @@ from keyfob.kit.clock import Clock
 from keyfob.kit.ids import new_id
 from keyfob.notifications.models import notifications
 from keyfob.remotes import accept_fleet, accept_user
+from keyfob.remotes.accept_budget import with_budgets
 from keyfob.remotes.accept_fleet import AcceptRequest, check_callback
 from keyfob.remotes.accept_user import UserAcceptRequest
 from keyfob.remotes.metrics import RemoteMetrics
@@ -51,6 +52,7 @@ from keyfob.store.engine import Database
 from keyfob.store.nudge import nudge
 from keyfob.store.outage import unreachable
 from keyfob.store.units import Execute, Insert, Plan, Submit, run_unit, sqlite_turn
+from keyfob.vehicles.budget import WakeLimits
 
 __all__ = [
     "AcceptRequest",
@@ -78,6 +80,7 @@ def accept_plan(
     ttl: timedelta,
     known: _Known,
     ids: Sequence[str] | None = None,
+    wake_limits: WakeLimits | None = None,
 ) -> Plan[list[Posted | KeyfobError]]:
     """Judge and store a batch as one unit of work; one answer per request, in order.
 
@@ -98,6 +101,8 @@ def accept_plan(
                 answers.append(accept_fleet.judge(request, found, batch))
         except KeyfobError as refusal:
             answers.append(refusal)
+    if wake_limits is not None:  # one statement per batch (remotes.accept_budget)
+        answers = yield from with_budgets(requests, answers, now=now, limits=wake_limits)
     for partner_id, key in batch.expired_keys:
         yield Execute(
             delete(idempotency_keys).where(
@@ -162,6 +167,7 @@ class Acceptor:
         depth: int = 2,
         turn_units: int = 16,
         queue_at: int = 8,
+        wake_limits: WakeLimits | None = None,
         metrics: RemoteMetrics | None = None,
     ) -> None:
         self.database = database
@@ -172,6 +178,7 @@ class Acceptor:
         self.depth = depth
         self.turn_units = turn_units
         self.queue_at = queue_at
+        self.wake_limits = wake_limits
         # A deque: the driver's thread takes from the left while the loop appends.
         self._waiting: deque[_Waiting] = deque()
         self._ready = asyncio.Event()
@@ -296,6 +303,7 @@ class Acceptor:
             ttl=self.ttl,
             known=self._known,
             ids=[remote_id for _, _, remote_id in taken],
+            wake_limits=self.wake_limits,
         )
         return answers
 
@@ -305,7 +313,14 @@ class Acceptor:
         try:
             answers = await run_unit(
                 self.database,
-                lambda: accept_plan(requests, now=now, ttl=self.ttl, known=self._known, ids=ids),
+                lambda: accept_plan(
+                    requests,
+                    now=now,
+                    ttl=self.ttl,
+                    known=self._known,
+                    ids=ids,
+                    wake_limits=self.wake_limits,
+                ),
             )
         except Exception as exc:
             await self._recover(batch, exc, last=last)

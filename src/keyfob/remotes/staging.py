@@ -23,6 +23,7 @@ from keyfob.notifications.outbox import notification_row
 from keyfob.remotes.events import RemoteRef, event_values
 from keyfob.remotes.lifecycle import QUEUED
 from keyfob.remotes.schemas import RemoteBody
+from keyfob.vehicles.budget import WakeBudget
 from keyfob.vehicles.service import Vehicle
 from keyfob.vocabulary import EventType, PendingStatus, RemoteType
 
@@ -32,6 +33,8 @@ class Posted:
     remote_id: str
     type: str
     replayed: bool
+    budget: WakeBudget | None = None
+    """The vehicle's wake-up budgets when it was accepted (``remotes.accept_budget``)."""
 
 
 def request_hash(data: object) -> str:
