@@ -2,11 +2,13 @@
 
 ``/health`` is liveness: it answers 200 whenever the process serves HTTP and never touches the
 database, so an orchestrator does not restart every replica during a database outage (which
-restarting cannot fix). ``/ready`` is readiness: 200 only when the database answers a query
-and this process's acceptor (the writer of POST remote) runs, else 503 with ``Retry-After``;
-a load balancer sends traffic elsewhere meanwhile. Background roles (dispatcher, worker,
-simulator) are started before the server accepts any request, so a served ``/ready`` implies
-they were started; each recovers from database trouble on its own.
+restarting cannot fix). ``/ready`` is readiness: 200 only when this process's acceptor (the
+writer of POST remote) runs, every background role it started still works (each role's
+``ctx.checks``: the dispatcher's and the delivery worker's loops alive, the dispatcher
+connected to its broker) and the database answers a query; else 503 with ``Retry-After`` and
+the reasons, and a load balancer sends traffic elsewhere meanwhile. Roles are started before
+the server accepts any request, so a served ``/ready`` also implies they were started; each
+recovers from database and broker trouble on its own.
 """
 
 from __future__ import annotations
@@ -41,6 +43,11 @@ async def health() -> dict[str, str]:
 async def ready(ctx: Ctx) -> JSONResponse:
     if not ctx.acceptor.running:
         return error_response(ErrorCode.UNAVAILABLE, "the server is starting or stopping")
+    reasons = ctx.not_ready()
+    if reasons:
+        return error_response(
+            ErrorCode.UNAVAILABLE, f"not ready: {'; '.join(reasons)}", {"Retry-After": "5"}
+        )
     outage = ctx.database.outage
     try:
         async with ctx.database.read() as conn:

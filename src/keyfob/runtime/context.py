@@ -8,6 +8,7 @@ is looked up by name: a new shared object is a new field.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -26,6 +27,8 @@ from keyfob.sim.fleet import Fleet
 from keyfob.store.engine import Database, Timeouts
 
 Waker = Callable[[], None]
+ReadyCheck = Callable[[], str | None]
+"""``None`` while a started role works; else why it does not (a sentence for ``/ready``)."""
 
 
 @dataclass
@@ -48,10 +51,22 @@ class AppContext:
     """Called after work is stored: the dispatcher and the delivery worker in this process."""
     fleet: Fleet | None = None
     """The in-process simulated fleet, when ``serve`` runs one on the memory link."""
+    checks: dict[str, ReadyCheck] = field(default_factory=dict)
+    """What each started role needs to work (its loop alive, its broker connection), by name;
+    ``/ready`` answers 503 while any of them says why not. A role removes its own on exit."""
 
     def wake(self) -> None:
         for waker in self.wakers:
             waker()
+
+    def not_ready(self) -> list[str]:
+        """Why the started roles cannot work now (empty when they all can)."""
+        return [reason for check in list(self.checks.values()) if (reason := check())]
+
+
+def running_check(task: asyncio.Task[object], what: str) -> ReadyCheck:
+    """A role's main loop: ready while its task runs."""
+    return lambda: f"{what} stopped" if task.done() else None
 
 
 def target_policy(settings: Settings) -> TargetPolicy:

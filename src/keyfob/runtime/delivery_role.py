@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from keyfob.notifications.sender import WebhookSender
 from keyfob.notifications.worker import DeliveryWorker, WorkerOptions
-from keyfob.runtime.context import AppContext
+from keyfob.runtime.context import AppContext, running_check
 
 
 @asynccontextmanager
@@ -31,9 +31,11 @@ async def delivery_role(ctx: AppContext) -> AsyncIterator[DeliveryWorker]:
     )
     ctx.wakers.append(worker.wake)
     task = asyncio.create_task(worker.run(), name="delivery-worker")
+    ctx.checks["delivery"] = running_check(task, "the delivery worker")
     try:
         yield worker
     finally:
+        ctx.checks.pop("delivery", None)
         worker.stop()
         try:
             await asyncio.wait_for(task, timeout=settings.timeout_s + 5)

@@ -1,9 +1,8 @@
 """The vehicle side of ``keyfob serve``: the link, the simulated fleet and the dispatcher.
 
 Embedded default: an in-process broker and SMS gateway, one simulated vehicle per provisioned
-vehicle, added or retired as the registry changes (``runtime.sim_registry``). With ``--mqtt``
-the dispatcher talks to the broker and the simulated fleet connects to the same broker as
-separate MQTT clients, exactly as ``keyfob sim`` would from elsewhere.
+vehicle. With ``--mqtt`` the dispatcher talks to the broker and the simulated fleet connects
+to the same broker as separate MQTT clients, exactly as ``keyfob sim`` would from elsewhere.
 
 Over MQTT the dispatcher keeps a persistent session under a stable client id,
 ``keyfob-dispatcher-<dispatcher_id>``, so that what vehicles publish while it restarts waits at
@@ -35,8 +34,7 @@ from keyfob.link.transport import Transport
 from keyfob.link.wakeup import MqttWakeUpChannel, SimulatedSmsGateway, WakeUpChannel
 from keyfob.remotes.dispatcher import Dispatcher, DispatcherOptions
 from keyfob.remotes.lifecycle import Limits
-from keyfob.runtime.context import AppContext
-from keyfob.runtime.sim_registry import RegistryFollower
+from keyfob.runtime.context import AppContext, running_check
 from keyfob.sim.config import SimConfig
 from keyfob.sim.fleet import Fleet, VehicleSpec, memory_fleet, run_fleet
 from keyfob.sim.mqtt_fleet import run_standalone
@@ -121,11 +119,10 @@ async def _running(ctx: AppContext, name: str) -> AsyncIterator[Dispatcher]:
     stop_fleet = asyncio.Event()
     fleet_task: asyncio.Task[object] | None = None
     specs = await simulated_specs(ctx) if settings.run_simulator else []
-    follower = RegistryFollower(ctx.database, specs, every=settings.sim_registry_poll_s)
     link: Transport
     if settings.mqtt:
         link, wakeup = mqtt_link(settings, name)
-        if settings.run_simulator:
+        if specs:
             fleet_task = asyncio.create_task(
                 run_standalone(
                     settings.mqtt,
@@ -134,7 +131,6 @@ async def _running(ctx: AppContext, name: str) -> AsyncIterator[Dispatcher]:
                     settings.sim_speed,
                     stop_fleet,
                     config=SimConfig(speed=settings.sim_speed),
-                    on_started=follower.follow,
                 ),
                 name="simulated-fleet",
             )
@@ -149,8 +145,6 @@ async def _running(ctx: AppContext, name: str) -> AsyncIterator[Dispatcher]:
         fleet_task = asyncio.create_task(
             run_fleet(fleet, specs, stop_fleet), name="simulated-fleet"
         )
-        if settings.run_simulator:
-            follower.follow(fleet)
     dispatcher = Dispatcher(
         ctx.database,
         link,
@@ -163,16 +157,19 @@ async def _running(ctx: AppContext, name: str) -> AsyncIterator[Dispatcher]:
     await dispatcher.start()
     ctx.wakers.append(dispatcher.wake)
     task = asyncio.create_task(dispatcher.run(), name="dispatcher")
+    ctx.checks["dispatcher"] = running_check(task, "the dispatcher")
+    ctx.checks["broker"] = lambda: None if link.connected else "the vehicle link is down"
     try:
         async with listening(ctx.database, dispatcher.wake):  # remotes accepted elsewhere
             yield dispatcher
     finally:
+        ctx.checks.pop("dispatcher", None)
+        ctx.checks.pop("broker", None)
         ctx.wakers.remove(dispatcher.wake)
         dispatcher.stop()
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await link.stop()
-        await follower.stop()
         stop_fleet.set()
         if fleet_task is not None:
             with contextlib.suppress(asyncio.CancelledError):
