@@ -35,6 +35,7 @@ from test_api_remotes import VALID as VALID_REMOTES
 from conftest import CALLBACK, make_settings
 from keyfob.api.app import create_app
 from keyfob.api.request_schemas import REMOTE, REMOTE_CALLBACK_SUBSCRIBE
+from keyfob.api.routes_deliveries import REPLAY_SINCE
 
 ADMIN_TOKEN = "schema-run-admin-token"
 CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance]
@@ -219,6 +220,14 @@ def test_request_bodies_are_documented_with_their_shapes(running: tuple[Any, Pat
     )
     assert remote == REMOTE
     assert len(remote["oneOf"]) == 9
+    replay = body_schema(callbacks + "/{cbid}/deliveries/replay", "post")
+    assert replay == REPLAY_SINCE
+    assert replay["required"] == ["since"]
+    assert replay["properties"]["since"]["format"] == "date-time"
+    since = OAS31Validator(replay)
+    assert since.is_valid({"since": "2026-01-01T00:00:00Z"})
+    assert not since.is_valid({})
+    assert not since.is_valid({"since": "2026-01-01T00:00:00Z", "until": "2026-02-01T00:00:00Z"})
 
 
 def test_published_body_schemas_accept_what_keyfob_accepts() -> None:

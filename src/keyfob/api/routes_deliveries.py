@@ -15,6 +15,7 @@ from keyfob.api.deps import Ctx, CurrentPartner, base_url
 from keyfob.api.docs_models import errors
 from keyfob.api.http import json_body
 from keyfob.api.paging import IndexRange, PageSize, PageToken, page_request
+from keyfob.api.request_schemas import request_body
 from keyfob.api.views import callback_href
 from keyfob.callbacks import service as callbacks
 from keyfob.errors import ErrorCode as E
@@ -22,6 +23,7 @@ from keyfob.errors import KeyfobError
 from keyfob.kit.clock import as_utc, isoformat
 from keyfob.kit.hal import collection
 from keyfob.kit.paging import page_info
+from keyfob.kit.text import shown
 from keyfob.notifications import inspect
 from keyfob.vehicles.service import get_fleet
 
@@ -29,6 +31,21 @@ router = APIRouter(prefix="/connectedcar/v3", tags=["Deliveries (keyfob extensio
 PATH = "/fleets/{fid}/remote/callbacks/{cbid}"
 LOOKUP = (E.INVALID_PATH_ID, E.FLEET_NOT_FOUND, E.CALLBACK_NOT_FOUND)
 ROTATION_GRACE = timedelta(hours=24)
+REPLAY_SINCE = {
+    "type": "object",
+    "title": "ReplaySince",
+    "properties": {
+        "since": {
+            "type": "string",
+            "format": "date-time",
+            "description": "RFC 3339 date-time with a time zone: notifications raised since "
+            "then that were abandoned or expired are sent again.",
+            "examples": ["2026-01-01T00:00:00Z"],
+        }
+    },
+    "required": ["since"],
+    "additionalProperties": False,
+}
 
 
 def _notification(n: inspect.Notification) -> dict[str, Any]:
@@ -183,7 +200,9 @@ def _since(data: object) -> datetime:
     try:
         moment = datetime.fromisoformat(data["since"].replace("Z", "+00:00"))
     except ValueError:
-        raise KeyfobError(E.INVALID_BODY, f"since: {data['since']!r} is not a date-time") from None
+        raise KeyfobError(
+            E.INVALID_BODY, f"since: {shown(data['since'])} is not a date-time"
+        ) from None
     if moment.tzinfo is None:
         raise KeyfobError(E.INVALID_BODY, "since: give a time zone (e.g. a trailing Z)")
     return as_utc(moment)
@@ -193,6 +212,7 @@ def _since(data: object) -> datetime:
     PATH + "/deliveries/replay",
     status_code=202,
     responses=errors(*LOOKUP, E.INVALID_BODY, E.MALFORMED_JSON),
+    openapi_extra=request_body(REPLAY_SINCE),
 )
 async def replay_failed(
     request: Request, ctx: Ctx, partner: CurrentPartner, fid: str, cbid: str
