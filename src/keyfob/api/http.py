@@ -133,6 +133,6 @@ def _check_text(data: object) -> int:
             for key, item in value.items():
                 where = f"{path}.{key}" if path else key
                 if not _storable(key):
-                    raise KeyfobError(ErrorCode.INVALID_BODY, f"{where!r}: {BAD_TEXT}")
+                    raise KeyfobError(ErrorCode.INVALID_BODY, f"{shown(where)}: {BAD_TEXT}")
                 stack.append((where, depth + 1, item))
     return keys

@@ -22,6 +22,7 @@ from keyfob.auth.service import create_partner, get_partner_by_login
 from keyfob.errors import ErrorCode as E
 from keyfob.errors import KeyfobError
 from keyfob.kit.hal import link
+from keyfob.kit.text import shown
 from keyfob.vehicles.capabilities import capabilities_for
 from keyfob.vehicles.service import create_fleet, create_vehicle, fleet_exists
 from keyfob.vehicles.vins import check_digit
@@ -106,7 +107,7 @@ async def add_fleet(request: Request, ctx: Ctx, login: str) -> Response:
     async with ctx.database.transaction() as conn:
         partner = await get_partner_by_login(conn, login)
         if partner is None:
-            raise KeyfobError(E.NOT_FOUND, f"no partner with login {login!r}")
+            raise KeyfobError(E.NOT_FOUND, f"no partner with login {shown(login)}")
         fleet = await create_fleet(
             conn, partner_id=partner.id, name=spec.name, now=ctx.clock(), fleet_id=spec.id
         )
@@ -120,7 +121,7 @@ async def add_vehicle(request: Request, ctx: Ctx, fid: str) -> Response:
         raise KeyfobError(E.INVALID_BODY, f"vin: {spec.vin} has a wrong check digit (position 9)")
     async with ctx.database.transaction() as conn:
         if not await fleet_exists(conn, fid):
-            raise KeyfobError(E.NOT_FOUND, f"no fleet {fid!r}")
+            raise KeyfobError(E.NOT_FOUND, f"no fleet {shown(fid)}")
         vehicle = await create_vehicle(
             conn,
             fleet_id=fid,

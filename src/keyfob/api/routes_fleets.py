@@ -24,6 +24,7 @@ from keyfob.errors import ErrorCode as E
 from keyfob.errors import KeyfobError
 from keyfob.kit.hal import collection
 from keyfob.kit.paging import page_info
+from keyfob.kit.text import shown
 from keyfob.vehicles import service
 from keyfob.vehicles import state as vehicle_state
 from keyfob.vehicles.status import Profile, status_document, stolen_context
@@ -187,7 +188,7 @@ async def get_stolen(
             vehicle_href=f"{base_url(request, ctx)}/fleets/{fid}/vehicles/{vid}",
         )
     if found is None:
-        raise KeyfobError(E.NO_DATA, f"no stolen context {sid!r} reported by this vehicle")
+        raise KeyfobError(E.NO_DATA, f"no stolen context {shown(sid)} reported by this vehicle")
     return HalResponse(found)
 
 

@@ -23,6 +23,7 @@ from keyfob.auth.models import partners
 from keyfob.auth.passwords import hash_password, verify_password
 from keyfob.errors import ErrorCode, KeyfobError
 from keyfob.kit.ids import new_id
+from keyfob.kit.text import shown
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,7 @@ async def set_password(
         update(partners).where(partners.c.login == login).values(password_hash=hashed)
     )
     if result.rowcount == 0:
-        raise KeyfobError(ErrorCode.NOT_FOUND, f"no partner with login {login!r}")
+        raise KeyfobError(ErrorCode.NOT_FOUND, f"no partner with login {shown(login)}")
     cache.clear()
 
 

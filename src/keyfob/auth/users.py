@@ -22,6 +22,7 @@ from keyfob.auth.throttle import LoginThrottle
 from keyfob.auth.user_models import user_vehicles, users
 from keyfob.errors import ErrorCode, KeyfobError
 from keyfob.kit.ids import new_id
+from keyfob.kit.text import shown
 
 _VEHICLES = table("vehicles", column("id"))
 """The registry's table, named as ``user_vehicles``' foreign key names it (``auth`` does not
@@ -100,10 +101,10 @@ async def link_vehicle(
     An unknown user or vehicle is a 404 (``NOT_FOUND``).
     """
     if await get_user(conn, user_id) is None:
-        raise KeyfobError(ErrorCode.NOT_FOUND, f"no user {user_id!r}")
+        raise KeyfobError(ErrorCode.NOT_FOUND, f"no user {shown(user_id)}")
     known = select(_VEHICLES.c.id).where(_VEHICLES.c.id == vehicle_id)
     if (await conn.execute(known)).first() is None:
-        raise KeyfobError(ErrorCode.NOT_FOUND, f"no vehicle {vehicle_id!r}")
+        raise KeyfobError(ErrorCode.NOT_FOUND, f"no vehicle {shown(vehicle_id)}")
     if await owns_vehicle(conn, user_id=user_id, vehicle_id=vehicle_id):
         return False
     await conn.execute(

@@ -19,6 +19,7 @@ from keyfob.callbacks.schemas import CallbackSubscribe
 from keyfob.errors import ErrorCode, KeyfobError
 from keyfob.kit.ids import is_valid_id, new_id
 from keyfob.kit.paging import PageRequest
+from keyfob.kit.text import shown
 from keyfob.store.queries import paged
 from keyfob.vocabulary import CallbackStatus, RemoteType
 
@@ -98,12 +99,15 @@ async def create_callback(
 def check_callback_id(callback_id: str) -> None:
     if not is_valid_id(callback_id):
         raise KeyfobError(
-            ErrorCode.INVALID_PATH_ID, f"callback id {callback_id!r} must match ([0-9a-fA-F]|-|_)*"
+            ErrorCode.INVALID_PATH_ID,
+            f"callback id {shown(callback_id)} must match ([0-9a-fA-F]|-|_)*",
         )
 
 
 def callback_not_found(callback_id: str) -> KeyfobError:
-    return KeyfobError(ErrorCode.CALLBACK_NOT_FOUND, f"no callback {callback_id!r} in this fleet")
+    return KeyfobError(
+        ErrorCode.CALLBACK_NOT_FOUND, f"no callback {shown(callback_id)} in this fleet"
+    )
 
 
 async def get_callback(conn: AsyncConnection, *, fleet_id: str, callback_id: str) -> Callback:

@@ -23,6 +23,7 @@ from keyfob.callbacks.user_schemas import CallbackType, UserCallbackSubscribe
 from keyfob.errors import ErrorCode, KeyfobError
 from keyfob.kit.ids import new_id
 from keyfob.kit.paging import PageRequest
+from keyfob.kit.text import shown
 from keyfob.store.queries import paged
 from keyfob.vocabulary import CallbackStatus
 
@@ -86,7 +87,9 @@ def _owned_by(owner: Owner, *, include_deleted: bool = False) -> list[Any]:
 
 
 def callback_not_found(callback_id: str) -> KeyfobError:
-    return KeyfobError(ErrorCode.CALLBACK_NOT_FOUND, f"no callback {callback_id!r} for this user")
+    return KeyfobError(
+        ErrorCode.CALLBACK_NOT_FOUND, f"no callback {shown(callback_id)} for this user"
+    )
 
 
 async def create_user_callback(

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from keyfob.errors import ErrorCode, KeyfobError
 from keyfob.kit.ids import is_valid_id
 from keyfob.kit.paging import PageRequest
+from keyfob.kit.text import shown
 from keyfob.notifications.models import delivery_attempts, notifications
 from keyfob.store.queries import paged
 
@@ -107,7 +108,7 @@ async def get_notification(
 ) -> tuple[Notification, list[Attempt]]:
     if not is_valid_id(notification_id):
         raise KeyfobError(
-            ErrorCode.INVALID_PATH_ID, f"{notification_id!r} is not a notification id"
+            ErrorCode.INVALID_PATH_ID, f"{shown(notification_id)} is not a notification id"
         )
     row = (
         await conn.execute(
@@ -118,7 +119,9 @@ async def get_notification(
         )
     ).first()
     if row is None:
-        raise KeyfobError(ErrorCode.NOTIFICATION_NOT_FOUND, f"no notification {notification_id!r}")
+        raise KeyfobError(
+            ErrorCode.NOTIFICATION_NOT_FOUND, f"no notification {shown(notification_id)}"
+        )
     attempts = (
         await conn.execute(
             select(delivery_attempts)

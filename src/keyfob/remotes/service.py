@@ -16,6 +16,7 @@ from keyfob.callbacks.user_service import Owner
 from keyfob.errors import ErrorCode, KeyfobError
 from keyfob.kit.ids import is_valid_id
 from keyfob.kit.paging import PageRequest
+from keyfob.kit.text import shown
 from keyfob.notifications.outbox import drop_pending
 from keyfob.remotes.lifecycle import ACTIVE_PHASES
 from keyfob.remotes.models import remote_events, remotes
@@ -36,7 +37,7 @@ class Event:
 def _check_remote_id(remote_id: str) -> None:
     if not is_valid_id(remote_id):
         raise KeyfobError(
-            ErrorCode.INVALID_PATH_ID, f"remote id {remote_id!r} must match ([0-9a-fA-F]|-|_)*"
+            ErrorCode.INVALID_PATH_ID, f"remote id {shown(remote_id)} must match ([0-9a-fA-F]|-|_)*"
         )
 
 
@@ -79,7 +80,7 @@ async def _one(
         )
     ).first()
     if row is None:
-        raise KeyfobError(ErrorCode.REMOTE_NOT_FOUND, f"no remote action {remote_id!r} here")
+        raise KeyfobError(ErrorCode.REMOTE_NOT_FOUND, f"no remote action {shown(remote_id)} here")
     events = (
         await conn.execute(
             select(remote_events)

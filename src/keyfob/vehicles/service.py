@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from keyfob.errors import ErrorCode, KeyfobError
 from keyfob.kit.ids import new_id
 from keyfob.kit.paging import PageRequest
+from keyfob.kit.text import shown
 from keyfob.store.queries import paged
 from keyfob.vehicles.models import fleets, vehicle_states, vehicles
 
@@ -42,11 +43,11 @@ class Vehicle:
 
 
 def fleet_not_found(fleet_id: str) -> KeyfobError:
-    return KeyfobError(ErrorCode.FLEET_NOT_FOUND, f"no fleet {fleet_id!r} for this partner")
+    return KeyfobError(ErrorCode.FLEET_NOT_FOUND, f"no fleet {shown(fleet_id)} for this partner")
 
 
 def vehicle_not_found(vehicle_id: str) -> KeyfobError:
-    return KeyfobError(ErrorCode.VEHICLE_NOT_FOUND, f"no vehicle {vehicle_id!r} in this fleet")
+    return KeyfobError(ErrorCode.VEHICLE_NOT_FOUND, f"no vehicle {shown(vehicle_id)} in this fleet")
 
 
 def _fleet(row: Row[Any]) -> Fleet:
@@ -106,7 +107,7 @@ async def get_vehicle_by_vin(conn: AsyncConnection, *, partner_id: str, vin: str
     ).first()
     if row is None:
         raise KeyfobError(
-            ErrorCode.VEHICLE_NOT_FOUND, f"no vehicle with VIN {vin!r} in your fleets"
+            ErrorCode.VEHICLE_NOT_FOUND, f"no vehicle with VIN {shown(vin)} in your fleets"
         )
     return vehicle_from_row(row)
 

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keyfob.errors import ErrorCode, KeyfobError
 from keyfob.kit.paging import PageRequest
+from keyfob.kit.text import shown
 from keyfob.vehicles.models import vehicles
 from keyfob.vehicles.service import Vehicle, vehicle_from_row
 
@@ -29,7 +30,7 @@ FLEET_ONLY_REMOTES = ("stolen", "immobilization")
 
 
 def user_vehicle_not_found(vehicle_id: str) -> KeyfobError:
-    return KeyfobError(ErrorCode.VEHICLE_NOT_FOUND, f"no vehicle {vehicle_id!r} for this user")
+    return KeyfobError(ErrorCode.VEHICLE_NOT_FOUND, f"no vehicle {shown(vehicle_id)} for this user")
 
 
 def _linked(user_id: str) -> ColumnElement[bool]:
