@@ -1,4 +1,5 @@
-"""``--log-level`` and ``--log-format``, shared by the long-running commands.
+"""``--log-level`` and ``--log-format`` (and the metrics listener), shared by the long-running
+commands.
 
 Both options also read ``KEYFOB_LOG_LEVEL`` and ``KEYFOB_LOG_FORMAT``, so a container or a unit
 file can set them once for every process. The commands configure logging first thing, before
@@ -51,3 +52,22 @@ LogFormatOption = Annotated[
 
 def setup(level: Level, form: Format) -> None:
     logs.configure(level.value, "json" if form is Format.JSON else "text")
+
+
+MetricsPortOption = Annotated[
+    int | None,
+    typer.Option(
+        "--metrics-port",
+        envvar="KEYFOB_METRICS_PORT",
+        help="Serve this process's Prometheus counters on http://HOST:PORT/metrics (the API "
+        "serves its own on /metrics; a dispatcher or worker alone serves none without this).",
+    ),
+]
+MetricsHostOption = Annotated[
+    str,
+    typer.Option(
+        "--metrics-host",
+        envvar="KEYFOB_METRICS_HOST",
+        help="Address the --metrics-port listener binds (0.0.0.0 in a container).",
+    ),
+]

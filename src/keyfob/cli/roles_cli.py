@@ -10,7 +10,15 @@ from typing import Annotated
 import typer
 
 from keyfob.cli.checks import check_all, check_broker, check_database
-from keyfob.cli.logs import Format, Level, LogFormatOption, LogLevelOption, setup
+from keyfob.cli.logs import (
+    Format,
+    Level,
+    LogFormatOption,
+    LogLevelOption,
+    MetricsHostOption,
+    MetricsPortOption,
+    setup,
+)
 from keyfob.cli.settings import build_settings
 from keyfob.sim.fleet import VehicleSpec
 
@@ -27,6 +35,8 @@ def worker(
     ] = False,
     log_level: LogLevelOption = Level.INFO,
     log_format: LogFormatOption = Format.TEXT,
+    metrics_port: MetricsPortOption = None,
+    metrics_host: MetricsHostOption = "127.0.0.1",
 ) -> None:
     """Deliver webhook notifications (alone; run several against PostgreSQL)."""
     setup(log_level, log_format)
@@ -37,7 +47,8 @@ def worker(
     if allow_private_webhooks:
         settings.delivery.allow_private_webhooks = True
     check_database(settings)
-    asyncio.run(run_roles(settings, [delivery_role]))
+    metrics = (metrics_host, metrics_port) if metrics_port else None
+    asyncio.run(run_roles(settings, [delivery_role], metrics=metrics))
 
 
 def dispatcher(
@@ -45,6 +56,8 @@ def dispatcher(
     mqtt: MqttOption = None,
     log_level: LogLevelOption = Level.INFO,
     log_format: LogFormatOption = Format.TEXT,
+    metrics_port: MetricsPortOption = None,
+    metrics_host: MetricsHostOption = "127.0.0.1",
 ) -> None:
     """Run remotes against vehicles over MQTT (alone; run several against PostgreSQL)."""
     setup(log_level, log_format)
@@ -58,7 +71,8 @@ def dispatcher(
         )
         raise typer.Exit(2)
     check_all(settings)
-    asyncio.run(run_roles(settings, [vehicle_role]))
+    metrics = (metrics_host, metrics_port) if metrics_port else None
+    asyncio.run(run_roles(settings, [vehicle_role], metrics=metrics))
 
 
 def sim(
