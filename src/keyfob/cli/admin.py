@@ -17,6 +17,7 @@ from keyfob.cli import admin_users
 from keyfob.cli.admin_db import DbOption
 from keyfob.cli.admin_db import print_json as _print
 from keyfob.cli.admin_db import run as _run
+from keyfob.cli.defaults import GENERATED
 from keyfob.kit.clock import utcnow
 from keyfob.vehicles.capabilities import capabilities_for
 from keyfob.vehicles.service import create_fleet, create_vehicle, fleet_exists
@@ -43,8 +44,8 @@ vehicle_app.command("link")(admin_users.vehicle_link)
 def partner_add(
     login: str,
     name: Annotated[str, typer.Option(help="Display name.")],
-    password: Annotated[str | None, typer.Option(help="Default: a generated one.")] = None,
-    client_id: Annotated[str | None, typer.Option(help="Default: a generated one.")] = None,
+    password: Annotated[str | None, typer.Option(help=GENERATED)] = None,
+    client_id: Annotated[str | None, typer.Option(help=GENERATED)] = None,
     db_url: DbOption = None,
 ) -> None:
     """Create a partner; prints its credentials."""
@@ -76,7 +77,7 @@ def partner_list(db_url: DbOption = None) -> None:
 def fleet_add(
     login: Annotated[str, typer.Argument(help="The owning partner's login.")],
     name: Annotated[str, typer.Option(help="Fleet name.")],
-    fleet_id: Annotated[str | None, typer.Option("--id", help="Default: generated.")] = None,
+    fleet_id: Annotated[str | None, typer.Option("--id", help=GENERATED)] = None,
     db_url: DbOption = None,
 ) -> None:
     """Create a fleet owned by a partner."""
@@ -98,8 +99,8 @@ def fleet_add(
 def vehicle_add(
     fleet_id: Annotated[str, typer.Argument(help="The fleet to add the vehicle to.")],
     motorization: Annotated[Motorization, typer.Option(help="Energy type.")],
-    vin: Annotated[str | None, typer.Option(help="Default: a generated plausible VIN.")] = None,
-    vehicle_id: Annotated[str | None, typer.Option("--id", help="Default: generated.")] = None,
+    vin: Annotated[str | None, typer.Option(help=f"A plausible VIN is made.  {GENERATED}")] = None,
+    vehicle_id: Annotated[str | None, typer.Option("--id", help=GENERATED)] = None,
     db_url: DbOption = None,
 ) -> None:
     """Add a vehicle (simulated unless a real unit connects with its VIN)."""

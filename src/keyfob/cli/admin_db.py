@@ -11,13 +11,16 @@ import typer
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keyfob.cli.checks import check_database
+from keyfob.cli.defaults import setting
 from keyfob.cli.settings import build_settings
 from keyfob.config import Settings
 from keyfob.errors import KeyfobError
 from keyfob.store import migrate
 from keyfob.store.engine import Database
 
-DbOption = Annotated[str | None, typer.Option("--db", help="Database URL (KEYFOB_DB).")]
+DbOption = Annotated[
+    str | None, typer.Option("--db", help=f"Database URL (KEYFOB_DB).  {setting('db')}")
+]
 T = TypeVar("T")
 
 

@@ -22,6 +22,7 @@ from keyfob.auth.tokens import TokenPolicy
 from keyfob.auth.users import create_user, get_user_by_login, link_vehicle, list_users
 from keyfob.auth.users import vehicle_ids_of as user_vehicle_ids
 from keyfob.cli.admin_db import DbOption, print_json, run, run_configured
+from keyfob.cli.defaults import GENERATED, shown
 from keyfob.config import Settings
 from keyfob.errors import ErrorCode, KeyfobError
 from keyfob.kit.clock import isoformat, utcnow
@@ -50,7 +51,7 @@ async def _vehicle(conn: AsyncConnection, wanted: str) -> tuple[str, str]:
 @user_app.command("add")
 def user_add(
     login: Annotated[str, typer.Argument(help="The user's e-mail address.")],
-    password: Annotated[str | None, typer.Option(help="Default: a generated one.")] = None,
+    password: Annotated[str | None, typer.Option(help=GENERATED)] = None,
     first_name: Annotated[str | None, typer.Option(help="Given name.")] = None,
     last_name: Annotated[str | None, typer.Option(help="Family name.")] = None,
     vehicle: Annotated[
@@ -140,7 +141,8 @@ def oauth_client_add(
         str, typer.Option(help=f"The brand realm of its tokens: {REALM_NAMES}.")
     ] = "clientsB2CPeugeot",
     scope: Annotated[
-        list[str] | None, typer.Option(help="A scope it may be granted; repeatable [all].")
+        list[str] | None,
+        typer.Option(help=f"A scope it may be granted; repeatable.  {shown('every scope')}"),
     ] = None,
     first_party: Annotated[
         bool, typer.Option("--first-party", help="Asking `openid profile` grants every scope.")
@@ -148,7 +150,7 @@ def oauth_client_add(
     public: Annotated[
         bool, typer.Option("--public", help="No secret (a mobile app); PKCE is required.")
     ] = False,
-    client_id: Annotated[str | None, typer.Option(help="Default: a generated UUID.")] = None,
+    client_id: Annotated[str | None, typer.Option(help=f"A UUID.  {GENERATED}")] = None,
     db_url: DbOption = None,
 ) -> None:
     """Register an OAuth client; prints its secret once."""

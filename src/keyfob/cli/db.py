@@ -8,17 +8,20 @@ from typing import Annotated
 import typer
 
 from keyfob.cli.checks import check_database
+from keyfob.cli.defaults import setting
 from keyfob.cli.settings import build_settings
 from keyfob.store import migrate
 from keyfob.store.engine import Database
 
 app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
-DbOption = Annotated[str | None, typer.Option("--db", help="Database URL (KEYFOB_DB).")]
+DbOption = Annotated[
+    str | None, typer.Option("--db", help=f"Database URL (KEYFOB_DB).  {setting('db')}")
+]
 
 
 @app.command()
 def upgrade(db_url: DbOption = None, revision: str = "head") -> None:
-    """Apply migrations up to REVISION (default: the newest)."""
+    """Apply migrations up to --revision: the newest, unless told otherwise."""
     settings = build_settings(db=db_url)
     check_database(settings)
 

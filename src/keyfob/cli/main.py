@@ -12,6 +12,7 @@ import uvicorn
 import keyfob
 from keyfob.cli import admin, db, roles_cli
 from keyfob.cli.checks import check_all
+from keyfob.cli.defaults import setting, shown
 from keyfob.cli.logs import Format, Level, LogFormatOption, LogLevelOption, setup
 from keyfob.cli.settings import build_settings
 from keyfob.config import Settings
@@ -21,13 +22,8 @@ app = typer.Typer(
     help="keyfob: remote commands for connected vehicles, with webhook notifications.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,  # plain help: rich's showed flags as taking a <bool> and cut names
 )
-app.add_typer(db.app, name="db")
-app.add_typer(admin.app, name="admin")
-app.command()(roles_cli.worker)
-app.command()(roles_cli.dispatcher)
-app.command()(roles_cli.sim)
-app.command()(roles_cli.listen)
 
 
 def _print_version(wanted: bool) -> None:
@@ -53,20 +49,34 @@ def main(
 
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option(help="Address to listen on [127.0.0.1].")] = None,
-    port: Annotated[int | None, typer.Option(help="Port to listen on [8080].")] = None,
+    host: Annotated[
+        str | None, typer.Option(help=f"Address to listen on.  {setting('host')}")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help=f"Port to listen on.  {setting('port')}")] = None,
     db_url: Annotated[
         str | None,
-        typer.Option("--db", help="sqlite:///relative.db, sqlite:////abs.db or postgresql://..."),
+        typer.Option(
+            "--db",
+            help="sqlite:///relative.db, sqlite:////abs.db or postgresql://...  " + setting("db"),
+        ),
     ] = None,
     vehicles: Annotated[
-        int | None, typer.Option(help="Simulated vehicles provisioned on an empty database [10].")
+        int | None,
+        typer.Option(
+            help=f"Simulated vehicles provisioned on an empty database.  {setting('vehicles')}"
+        ),
     ] = None,
     credentials_file: Annotated[
-        Path | None, typer.Option(help="Where the demo credentials are written.")
+        Path | None,
+        typer.Option(
+            help=f"Where the demo credentials are written.  {setting('credentials_file')}"
+        ),
     ] = None,
     mqtt: Annotated[
-        str | None, typer.Option(help="mqtt://host:port of a broker (default: in-memory link).")
+        str | None,
+        typer.Option(
+            help=f"mqtt://user:pass@host:port of a broker.  {shown('the in-memory link')}"
+        ),
     ] = None,
     config: Annotated[
         Path | None, typer.Option(help="A TOML settings file (see settings.example.toml).")
@@ -90,7 +100,7 @@ def serve(
     ] = None,
     tls_client_cert: Annotated[
         str | None,
-        typer.Option(help="Client certificates: none (the default), optional or required."),
+        typer.Option(help=f"Client certificates: none, optional or required.  {shown('none')}"),
     ] = None,
     log_level: LogLevelOption = Level.INFO,
     log_format: LogFormatOption = Format.TEXT,
@@ -232,6 +242,15 @@ def _user_face_exports(demo: dict[str, Any]) -> dict[str, str]:
         "KF_REALM": client["realm"],
         "KF_SCOPE": " ".join(client["scopes"]),
     }
+
+
+# Listed in this order by ``keyfob --help``: serve and env above (defined first), then these.
+app.command()(roles_cli.listen)
+app.command()(roles_cli.sim)
+app.command()(roles_cli.dispatcher)
+app.command()(roles_cli.worker)
+app.add_typer(db.app, name="db")
+app.add_typer(admin.app, name="admin")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from keyfob.cli.checks import check_all, check_broker, check_database
+from keyfob.cli.defaults import setting
 from keyfob.cli.logs import (
     Format,
     Level,
@@ -22,7 +23,9 @@ from keyfob.cli.logs import (
 from keyfob.cli.settings import build_settings
 from keyfob.sim.fleet import VehicleSpec
 
-DbOption = Annotated[str | None, typer.Option("--db", help="Database URL (KEYFOB_DB).")]
+DbOption = Annotated[
+    str | None, typer.Option("--db", help=f"Database URL (KEYFOB_DB).  {setting('db')}")
+]
 MqttOption = Annotated[
     str | None, typer.Option("--mqtt", help="Broker URL, mqtt://user:pass@host:port (KEYFOB_MQTT).")
 ]
