@@ -1,4 +1,5 @@
-"""``keyfob admin``: provision partners, fleets and vehicles directly in the database.
+"""``keyfob admin``: provision, list and remove partners, fleets and vehicles directly in the
+database, and reset a partner's password. Removal keeps history (``runtime.registry``).
 
 The user face's accounts (end users, OAuth clients, vehicle links, signing keys) are in
 ``cli.admin_users``."""
@@ -12,13 +13,20 @@ import typer
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keyfob.auth.passwords import new_password
-from keyfob.auth.service import create_partner, get_partner_by_login, list_partners
+from keyfob.auth.service import (
+    CredentialCache,
+    create_partner,
+    get_partner_by_login,
+    list_partners,
+    set_password,
+)
 from keyfob.cli import admin_users
 from keyfob.cli.admin_db import DbOption
 from keyfob.cli.admin_db import print_json as _print
 from keyfob.cli.admin_db import run as _run
 from keyfob.cli.defaults import GENERATED
 from keyfob.kit.clock import utcnow
+from keyfob.runtime import registry
 from keyfob.vehicles.capabilities import capabilities_for
 from keyfob.vehicles.service import create_fleet, create_vehicle, fleet_exists
 from keyfob.vehicles.vins import random_vin
@@ -73,6 +81,29 @@ def partner_list(db_url: DbOption = None) -> None:
     _print(_run(db_url, work))
 
 
+@partner_app.command("password")
+def partner_password(
+    login: str,
+    password: Annotated[str | None, typer.Option(help="The new password.")] = None,
+    db_url: DbOption = None,
+) -> None:
+    """Give a partner a new password; prints it. A running keyfob serve may accept the old one
+    for up to 5 minutes more (its cache of checked credentials)."""
+    secret = password or new_password()
+
+    async def work(conn: AsyncConnection) -> dict[str, str]:
+        await set_password(conn, login=login, password=secret, cache=CredentialCache())
+        return {"login": login, "password": secret}
+
+    _print(_run(db_url, work))
+
+
+@partner_app.command("remove")
+def partner_remove(login: str, db_url: DbOption = None) -> None:
+    """Remove a partner that has no fleets left."""
+    _print(_run(db_url, lambda conn: registry.remove_partner(conn, login)))
+
+
 @fleet_app.command("add")
 def fleet_add(
     login: Annotated[str, typer.Argument(help="The owning partner's login.")],
@@ -93,6 +124,21 @@ def fleet_add(
         return {"fleetId": fleet.id, "name": fleet.name, "partner": login}
 
     _print(_run(db_url, work))
+
+
+@fleet_app.command("list")
+def fleet_list(
+    partner: Annotated[str | None, typer.Option(help="Only this partner's (a login).")] = None,
+    db_url: DbOption = None,
+) -> None:
+    """List fleets, with their partner and how many vehicles each has."""
+    _print(_run(db_url, lambda conn: registry.fleet_rows(conn, partner)))
+
+
+@fleet_app.command("remove")
+def fleet_remove(fleet_id: str, db_url: DbOption = None) -> None:
+    """Remove a fleet that has no vehicles or callbacks left."""
+    _print(_run(db_url, lambda conn: registry.remove_fleet(conn, fleet_id)))
 
 
 @vehicle_app.command("add")
@@ -122,3 +168,21 @@ def vehicle_add(
         return {"vid": vehicle.id, "vin": vehicle.vin, "motorization": vehicle.motorization}
 
     _print(_run(db_url, work))
+
+
+@vehicle_app.command("list")
+def vehicle_list(
+    fleet_id: Annotated[str | None, typer.Option("--fleet", help="Only this fleet's.")] = None,
+    db_url: DbOption = None,
+) -> None:
+    """List vehicles (id, VIN, energy, fleet, simulated or not)."""
+    _print(_run(db_url, lambda conn: registry.vehicle_rows(conn, fleet_id)))
+
+
+@vehicle_app.command("remove")
+def vehicle_remove(
+    vehicle: Annotated[str, typer.Argument(help="The vehicle's id or VIN.")],
+    db_url: DbOption = None,
+) -> None:
+    """Remove a vehicle that has no remotes; a running keyfob serve stops simulating it."""
+    _print(_run(db_url, lambda conn: registry.remove_vehicle(conn, vehicle)))
