@@ -45,6 +45,8 @@ class LeanUserRemotePost(LeanRemotePost):
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] != "http" or scope["method"] != "POST" or scope.get("root_path"):
             return Match.NONE, {}
+        if b"dryRun" in scope["query_string"]:  # the documented route runs dry runs
+            return Match.NONE, {}
         found = PATH.fullmatch(scope["path"])
         if found is None:
             return Match.NONE, {}

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 
+from keyfob.api import dry_run as api_dry_run
 from keyfob.api import remote_post, views
 from keyfob.api.deps import Ctx, CurrentPartner, base_url
 from keyfob.api.docs_models import Collection, RemoteAction, RemotePostResponse, errors, hal
@@ -21,6 +22,14 @@ from keyfob.vehicles.service import get_fleet, get_vehicle
 
 router = APIRouter(prefix="/connectedcar/v3", tags=["Remote"])
 PATH = "/fleets/{fid}/vehicles/{vid}/callbacks/{cbid}/remotes"
+DryRun = Annotated[
+    bool,
+    Query(
+        alias="dryRun",
+        description="keyfob extension: run every check and answer 200 with what would "
+        "happen, storing and sending nothing",
+    ),
+]
 LOOKUP_ERRORS = (E.INVALID_PATH_ID, E.FLEET_NOT_FOUND, E.VEHICLE_NOT_FOUND, E.CALLBACK_NOT_FOUND)
 
 
@@ -53,10 +62,14 @@ async def post_remote(
     vid: str,
     cbid: str,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    dry_run: DryRun = False,
 ) -> Response:
     key = remote_post.idempotency_key(idempotency_key)
     data = await json_body(request)
     ids = (fid, vid, cbid)
+    if dry_run:  # extension: every check, nothing stored (docs/extensions.md)
+        href = views.remotes_href(base_url(request, ctx), fid, vid, cbid)
+        return await api_dry_run.fleet(ctx, href=href, partner_id=partner.id, ids=ids, data=data)
     posted = await remote_post.accept(ctx, partner_id=partner.id, ids=ids, key=key, data=data)
     body, headers = remote_post.answer(base_url(request, ctx), ids, posted)
     return HalResponse(body, status_code=202, headers=headers)

@@ -13,6 +13,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, Response
 
+from keyfob.api import dry_run as api_dry_run
 from keyfob.api import remote_post
 from keyfob.api import views_user_callbacks as views
 from keyfob.api.deps import Ctx, base_url
@@ -22,6 +23,7 @@ from keyfob.api.http import HalResponse, json_body
 from keyfob.api.paging import IndexRange, PageSize, PageToken, page_request
 from keyfob.api.request_schemas import request_body
 from keyfob.api.request_schemas_user import USER_REMOTE
+from keyfob.api.routes_remotes import DryRun
 from keyfob.api.routes_user_callbacks import owner
 from keyfob.api.user_access import CurrentUser
 from keyfob.callbacks.user_service import get_user_callback
@@ -67,9 +69,15 @@ async def post_remote(
     id: str,
     cbid: str,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    dry_run: DryRun = False,
 ) -> Response:
     key = remote_post.idempotency_key(idempotency_key)
     data = await json_body(request)
+    if dry_run:  # extension: every check, nothing stored (docs/extensions.md)
+        href = views.remotes_href(base_url(request, ctx, "v4"), id, cbid)
+        return await api_dry_run.user(
+            ctx, href=href, caller=caller, vehicle_id=id, callback_id=cbid, data=data
+        )
     posted = await remote_post.accept_user(
         ctx, caller=caller, vehicle_id=id, callback_id=cbid, key=key, data=data
     )
