@@ -3,6 +3,10 @@
 One implementation shared by the FastAPI dependency (``api.deps.partner``) and the lean POST
 remote path (``api.lean``), so both refuse the same requests with the same errors in the same
 order: missing credentials, missing ``client_id``, U+0000 anywhere, wrong credentials, budget.
+
+Credentials not in the cache cost a slow hash, so failed ones are throttled per login and per
+client address (``ctx.partner_logins``, ``auth.throttle``): past the limit the answer is 429
+42901 with ``Retry-After``, given before the password is looked at.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from base64 import b64decode
 from collections.abc import Iterable, Mapping
 
 from keyfob.auth.service import Partner, authenticate
+from keyfob.auth.throttle import LoginThrottle
 from keyfob.errors import ErrorCode, KeyfobError
 from keyfob.runtime.context import AppContext
 
@@ -69,11 +74,13 @@ async def admit(
     *,
     path_params: Mapping[str, object],
     query: Iterable[tuple[str, str]],
+    address: str | None = None,
 ) -> tuple[Partner, dict[str, str]]:
     """The authenticated partner and its ``X-RateLimit-*`` headers, or the refusal.
 
-    A verified login is served from ``ctx.credentials`` (no slow hash per request). A request
-    over budget raises 429 carrying the same headers.
+    A verified login is served from ``ctx.credentials`` (no slow hash per request); any other
+    is verified under the sign-in throttle, ``address`` being the client's. A request over
+    budget raises 429 carrying the same headers.
     """
     if credentials is None:
         raise KeyfobError(
@@ -89,10 +96,7 @@ async def admit(
     refuse_nul(path_params, query)
     found = ctx.credentials.get(login, password, client_id)
     if found is None:
-        async with ctx.database.read() as conn:
-            found = await authenticate(
-                conn, login=login, password=password, client_id=client_id, cache=ctx.credentials
-            )
+        found = await _verify(ctx, ctx.partner_logins, login, password, client_id, address)
     limits = ctx.settings.rate_limit
     verdict = ctx.limiter.check(
         found.id,
@@ -108,3 +112,29 @@ async def admit(
             headers=headers,
         )
     return found, headers
+
+
+async def _verify(
+    ctx: AppContext,
+    throttle: LoginThrottle,
+    login: str,
+    password: str,
+    client_id: str,
+    address: str | None,
+) -> Partner:
+    """Credentials the cache does not know: refused at once while throttled, else hashed."""
+    attempt = throttle.begin(login=login, address=address, now=ctx.clock().timestamp())
+    verified: bool | None = None  # no verdict (the database failed): nothing to count
+    try:
+        async with ctx.database.read() as conn:
+            found = await authenticate(
+                conn, login=login, password=password, client_id=client_id, cache=ctx.credentials
+            )
+        verified = True
+        return found
+    except KeyfobError as refusal:
+        if refusal.error is ErrorCode.BAD_CREDENTIALS:
+            verified = False
+        raise
+    finally:
+        throttle.end(attempt, now=ctx.clock().timestamp(), verified=verified)

@@ -46,6 +46,7 @@ async def partner(
             client_id,
             path_params=request.path_params,
             query=request.query_params.multi_items(),
+            address=request.client.host if request.client else None,
         )
     except KeyfobError as refusal:
         if refusal.error is ErrorCode.RATE_LIMITED:

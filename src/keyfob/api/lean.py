@@ -149,6 +149,7 @@ class LeanRemotePost(BaseRoute):
         state = scope.setdefault("state", {})
         request_headers = wanted_headers(scope)
         query, client_id = query_of(scope)
+        client = scope.get("client")
         partner = await admitted(
             state,
             access.admit(
@@ -157,6 +158,7 @@ class LeanRemotePost(BaseRoute):
                 client_id,
                 path_params=scope["path_params"],
                 query=query,
+                address=client[0] if client else None,
             ),
         )
         key, data = await request_body(request_headers, receive)

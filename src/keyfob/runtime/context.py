@@ -16,8 +16,9 @@ from datetime import timedelta
 from keyfob.auth.authority import UserAuth
 from keyfob.auth.ratelimit import RateLimiter
 from keyfob.auth.service import CredentialCache
+from keyfob.auth.throttle import LoginThrottle
 from keyfob.callbacks.targets import TargetPolicy
-from keyfob.config import Settings
+from keyfob.config import RateLimitSettings, Settings
 from keyfob.kit.clock import Clock, utcnow
 from keyfob.notifications.metrics import DeliveryMetrics
 from keyfob.remotes.accept import Acceptor
@@ -42,6 +43,10 @@ class AppContext:
     """The user face's tokens: keys, revocations, verified-token cache, sign-in throttle."""
     credentials: CredentialCache = field(default_factory=CredentialCache)
     limiter: RateLimiter = field(default_factory=RateLimiter)
+    partner_logins: LoginThrottle = field(
+        default_factory=lambda: partner_logins(RateLimitSettings())
+    )
+    """Failed fleet-face logins (``api.access``), sized by ``[rate_limit]``."""
     metrics: DeliveryMetrics = field(default_factory=DeliveryMetrics)
     """The registry ``/metrics`` serves: delivery's families, ``remote_metrics``, ``gauges``."""
     remote_metrics: RemoteMetrics = field(default_factory=RemoteMetrics)
@@ -67,6 +72,14 @@ class AppContext:
 def running_check(task: asyncio.Task[object], what: str) -> ReadyCheck:
     """A role's main loop: ready while its task runs."""
     return lambda: f"{what} stopped" if task.done() else None
+
+
+def partner_logins(limits: RateLimitSettings) -> LoginThrottle:
+    return LoginThrottle(
+        per_account=limits.login_failures,
+        per_address=limits.login_failures_per_address,
+        window_s=limits.login_window_s,
+    )
 
 
 def target_policy(settings: Settings) -> TargetPolicy:
@@ -108,6 +121,7 @@ def build_context(
             metrics=remote_metrics,
         ),
         user_auth=UserAuth(settings, db, clock=clock),
+        partner_logins=partner_logins(settings.rate_limit),
         metrics=metrics,
         remote_metrics=remote_metrics,
         gauges=ScrapeGauges(db, metrics.registry, clock=clock),
