@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.async_api import Browser, ConsoleMessage, Page, Response, expect
 
-from browser_support import launch_chromium, serve
+from browser_support import launch_chromium, loopback_socket, serve, url_of
 from conftest import Tenant
 from keyfob.store import migrate
 from keyfob.store.engine import Database
@@ -41,10 +41,11 @@ class Site:
 async def site(tmp_path: Path) -> AsyncIterator[Site]:
     database = Database(f"sqlite:///{tmp_path / 'keyfob.db'}")
     await migrate.upgrade(database)
+    sock = loopback_socket()
     # A car reacts in a fraction of the realistic time: a lock takes about a second.
-    async with embedded(database, sim_speed=0.4) as (app, tenant):
+    async with embedded(database, sim_speed=0.4, public_url=url_of(sock)) as (app, tenant):
         callback_id = await callback_for_all(tenant)
-        async with serve(app) as url:
+        async with serve(app, sock) as url:
             yield Site(url, tenant, callback_id)
     await database.dispose()
 

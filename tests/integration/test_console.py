@@ -45,7 +45,7 @@ async def test_signing_in_sets_a_locked_down_session_and_lands_on_the_fleet(
         cookie = answer.headers["set-cookie"]
         assert "httponly" in cookie.lower()
         assert "samesite=strict" in cookie.lower()
-        assert "secure" in cookie.lower()
+        assert "secure" in cookie.lower()  # public_url is https: a proxy terminates TLS
         home = await client.get("/console/")
         assert home.status_code == 303
         assert home.headers["location"].endswith(f"/console/fleets/{tenant.fleet_id}")
@@ -53,6 +53,13 @@ async def test_signing_in_sets_a_locked_down_session_and_lands_on_the_fleet(
     assert fleet.status_code == 200
     for vehicle in tenant.vehicles.values():
         assert vehicle.vin in fleet.text
+
+
+async def test_the_cookie_is_secure_behind_a_tls_proxy(app: Any) -> None:
+    """The proxy speaks plain HTTP to keyfob, but public_url says browsers use HTTPS."""
+    async with browser_http(app, base_url="http://keyfob.test") as client:
+        answer = await client.get("/console/login")
+    assert "secure" in answer.headers["set-cookie"].lower()
 
 
 async def test_a_wrong_password_is_refused_and_signs_nobody_in(app: Any, tenant: Tenant) -> None:

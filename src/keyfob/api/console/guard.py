@@ -62,6 +62,12 @@ def check_csrf(session: Session, form: dict[str, str]) -> None:
         )
 
 
+def secure(request: Request, ctx: AppContext) -> bool:
+    """Whether the browser reaches keyfob over TLS: served here, or by a proxy in front."""
+    public = (ctx.settings.public_url or "").lower()
+    return request.url.scheme == "https" or ctx.settings.tls or public.startswith("https://")
+
+
 async def keep(request: Request, ctx: AppContext, answer: Response, session: Session) -> None:
     """Set the session cookie on ``answer``: HttpOnly, SameSite=Strict, Secure over TLS."""
     answer.set_cookie(
@@ -69,7 +75,7 @@ async def keep(request: Request, ctx: AppContext, answer: Response, session: Ses
         (await sealer(ctx)).seal(session),
         max_age=int(LIFETIME.total_seconds()),
         path=root(request),
-        secure=request.url.scheme == "https" or ctx.settings.tls,
+        secure=secure(request, ctx),
         httponly=True,
         samesite="strict",
     )
