@@ -1,10 +1,14 @@
-"""Fleet face: fleets, their vehicles, and a vehicle's onboard capabilities (§2.5)."""
+"""Fleet face: fleets, their vehicles, and a vehicle's onboard capabilities (§2.5).
+
+The vehicle reads take the specification's ``vinPrefix``, ``extension`` and ``locale``
+(decision 31, ``api.vehicle_params``): ``extension=onboardCapabilities`` embeds the vehicle's
+capabilities; ``branding`` and ``pictures`` are accepted and embed nothing, since keyfob knows
+neither a vehicle's model nor its pictures.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
-
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from keyfob.api import views
 from keyfob.api.deps import Ctx, CurrentPartner, base_url
@@ -20,6 +24,7 @@ from keyfob.api.docs_models import (
 )
 from keyfob.api.http import HalResponse
 from keyfob.api.paging import IndexRange, PageSize, PageToken, page_request
+from keyfob.api.vehicle_params import Extensions, ListExtensions, Locale, VinPrefix
 from keyfob.errors import ErrorCode as E
 from keyfob.errors import KeyfobError
 from keyfob.kit.hal import collection
@@ -30,7 +35,6 @@ from keyfob.vehicles import state as vehicle_state
 from keyfob.vehicles.status import Profile, status_document, stolen_context
 
 router = APIRouter(prefix="/connectedcar/v3", tags=["Fleets and vehicles"])
-Extension = Literal["onboardCapabilities", "branding", "pictures"]
 
 
 @router.get(
@@ -90,17 +94,23 @@ async def list_vehicles(
     index_range: IndexRange = None,
     page_size: PageSize = None,
     page_token: PageToken = None,
+    extension: ListExtensions = None,
+    vin_prefix: VinPrefix = None,
+    locale: Locale = None,
 ) -> Response:
-    scope = f"vehicles:{fid}"
+    scope = f"vehicles:{fid}:{vin_prefix or ''}"
     page = page_request(index_range, page_size, page_token, scope=scope)
     async with ctx.database.read() as conn:
         await service.get_fleet(conn, partner_id=partner.id, fleet_id=fid)
-        size, found = await service.list_vehicles(conn, fleet_id=fid, page=page)
+        size, found = await service.list_vehicles(
+            conn, fleet_id=fid, page=page, vin_prefix=vin_prefix
+        )
     base = base_url(request, ctx)
+    wanted = list(dict.fromkeys(extension or []))
     return HalResponse(
         collection(
             href=f"{base}/fleets/{fid}/vehicles",
-            query={},
+            query={"extension": wanted, "vinPrefix": vin_prefix, "locale": locale},
             request=page,
             info=page_info(page, size),
             scope=scope,
@@ -114,15 +124,26 @@ async def list_vehicles(
     "/fleets/{fid}/vehicles/{vid}",
     operation_id="getFleetVehicleById",
     response_class=HalResponse,
-    responses={200: hal(Vehicle, "Vehicle"), **errors(E.FLEET_NOT_FOUND, E.VEHICLE_NOT_FOUND)},
+    responses={
+        200: hal(Vehicle, "Vehicle"),
+        **errors(E.INVALID_QUERY, E.FLEET_NOT_FOUND, E.VEHICLE_NOT_FOUND),
+    },
 )
 async def get_vehicle(
-    request: Request, ctx: Ctx, partner: CurrentPartner, fid: str, vid: str
+    request: Request,
+    ctx: Ctx,
+    partner: CurrentPartner,
+    fid: str,
+    vid: str,
+    extension: Extensions = None,
+    locale: Locale = None,
 ) -> Response:
     async with ctx.database.read() as conn:
         await service.get_fleet(conn, partner_id=partner.id, fleet_id=fid)
         vehicle = await service.get_vehicle(conn, fleet_id=fid, vehicle_id=vid)
-    return HalResponse(views.vehicle_view(base_url(request, ctx), vehicle))
+    return HalResponse(
+        views.vehicle_view(base_url(request, ctx), vehicle, extensions=extension or [])
+    )
 
 
 @router.get(
@@ -205,8 +226,8 @@ async def get_capabilities(
     ctx: Ctx,
     partner: CurrentPartner,
     vin: str,
-    extension: Annotated[list[Extension] | None, Query(max_length=3)] = None,
-    locale: str | None = None,
+    extension: Extensions = None,
+    locale: Locale = None,
 ) -> Response:
     async with ctx.database.read() as conn:
         vehicle = await service.get_vehicle_by_vin(conn, partner_id=partner.id, vin=vin)

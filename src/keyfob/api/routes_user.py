@@ -7,9 +7,7 @@ Every route takes the caller from ``CurrentUser`` (Bearer token, ``client_id`` a
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from keyfob.api import views_user
 from keyfob.api.deps import Ctx, base_url
@@ -18,6 +16,7 @@ from keyfob.api.docs_user import User, UserVehicleStatus, user_errors
 from keyfob.api.http import HalResponse
 from keyfob.api.paging import IndexRange, PageSize, PageToken, page_request
 from keyfob.api.user_access import CurrentUser
+from keyfob.api.vehicle_params import Extensions, Locale, VinPrefix
 from keyfob.auth.users import get_user
 from keyfob.errors import ErrorCode as E
 from keyfob.errors import KeyfobError
@@ -28,14 +27,6 @@ from keyfob.vehicles import user_vehicles
 from keyfob.vehicles.user_status import user_status_document
 
 router = APIRouter(prefix="/connectedcar/v4", tags=["User and vehicles"])
-Extensions = Annotated[
-    list[views_user.Extension] | None,
-    Query(max_length=3, description="Embed these under _embedded.extension."),
-]
-Locale = Annotated[str | None, Query(description="Accepted; keyfob's texts are in English.")]
-VinPrefix = Annotated[
-    str | None, Query(alias="vinPrefix", max_length=17, description="Only VINs starting so.")
-]
 
 
 @router.get(

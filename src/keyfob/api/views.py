@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from keyfob.callbacks.service import Callback
@@ -128,9 +129,11 @@ def fleet_view(base: str, fleet: Fleet) -> dict[str, Any]:
     }
 
 
-def vehicle_view(base: str, vehicle: Vehicle) -> dict[str, Any]:
+def vehicle_view(
+    base: str, vehicle: Vehicle, *, extensions: Collection[str] = ()
+) -> dict[str, Any]:
     href = f"{fleet_href(base, vehicle.fleet_id)}/vehicles/{vehicle.id}"
-    return {
+    body: dict[str, Any] = {
         "_links": {
             "self": link(href),
             "fleet": link(fleet_href(base, vehicle.fleet_id)),
@@ -143,6 +146,9 @@ def vehicle_view(base: str, vehicle: Vehicle) -> dict[str, Any]:
         "createdAt": isoformat(vehicle.created_at),
         "updatedAt": isoformat(vehicle.updated_at),
     }
+    if "onboardCapabilities" in extensions:
+        body["_embedded"] = {"extension": {"onboardCapabilities": vehicle.capabilities}}
+    return body
 
 
 def vehicle_capabilities(vehicle: Vehicle, extensions: list[str]) -> dict[str, Any]:

@@ -113,10 +113,14 @@ async def get_vehicle_by_vin(conn: AsyncConnection, *, partner_id: str, vin: str
 
 
 async def list_vehicles(
-    conn: AsyncConnection, *, fleet_id: str, page: PageRequest
+    conn: AsyncConnection, *, fleet_id: str, page: PageRequest, vin_prefix: str | None = None
 ) -> tuple[int, list[Vehicle]]:
-    where = vehicles.c.fleet_id == fleet_id
-    total, rows = await paged(conn, vehicles, [where], [vehicles.c.created_at, vehicles.c.id], page)
+    """The size of the fleet's vehicle list (only VINs starting with ``vin_prefix`` when
+    given) and one page of it, oldest first."""
+    where = [vehicles.c.fleet_id == fleet_id]
+    if vin_prefix:
+        where.append(vehicles.c.vin.startswith(vin_prefix, autoescape=True))
+    total, rows = await paged(conn, vehicles, where, [vehicles.c.created_at, vehicles.c.id], page)
     return total, [vehicle_from_row(r) for r in rows]
 
 
