@@ -139,7 +139,11 @@ def listen(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8787,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     secret: Annotated[
-        str | None, typer.Option(help="The callback's signing secret: verify every signature.")
+        list[str] | None,
+        typer.Option(
+            help="A callback's signing secret: verify every signature; repeatable (any one "
+            "verifies, as while a secret is rotated)."
+        ),
     ] = None,
     fail_rate: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Answer 500 to this fraction of requests.")
@@ -147,7 +151,8 @@ def listen(
     raw: Annotated[bool, typer.Option("--raw", help="Print the JSON bodies as received.")] = False,
     seed: Annotated[int | None, typer.Option(help="Seed of the failures.")] = None,
 ) -> None:
-    """A local webhook receiver that prints each notification as it arrives."""
+    """A local webhook receiver that prints each notification as it arrives (coloured on a
+    terminal unless NO_COLOR is set; a retried delivery shows its attempt number)."""
     from keyfob.listen.receiver import run
 
     run(port, host, secret=secret, fail_rate=fail_rate, raw=raw, seed=seed)
