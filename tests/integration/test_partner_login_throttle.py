@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from conftest import Tenant, make_settings, make_tenant
+from console_support import browser_http, csrf_of
 from keyfob.api.app import create_app
 from keyfob.errors import ErrorCode
 from keyfob.kit.clock import FakeClock
@@ -139,4 +140,24 @@ async def test_a_burst_of_parallel_guesses_pays_for_no_more_hashes_than_the_limi
         answers = await asyncio.gather(*(fleet(attacker, tenant) for _ in range(4 * PER_LOGIN)))
     statuses = sorted(answer.status_code for answer in answers)
     assert statuses == [401] * PER_LOGIN + [429] * (3 * PER_LOGIN)
+    await tenant.http.aclose()
+
+
+async def test_the_console_sign_in_counts_and_refuses_alike(
+    app: Any, db: Database, clock: FakeClock
+) -> None:
+    tenant = await make_tenant(app, db, "alice", clock())
+    async with caller(app, tenant, ATTACKER, password="guess") as attacker:
+        for _ in range(PER_LOGIN):
+            assert (await fleet(attacker, tenant)).status_code == 401
+    async with browser_http(app) as browser:
+        page = await browser.get("/console/login")
+        form = {"csrf": csrf_of(page), "login": tenant.login, "client_id": tenant.client_id}
+        refused = await browser.post("/console/login", data={**form, "password": tenant.password})
+        clock.advance(WINDOW_S)
+        signed_in = await browser.post("/console/login", data={**form, "password": tenant.password})
+    assert refused.status_code == 429
+    assert 1 <= int(refused.headers["retry-after"]) <= WINDOW_S
+    assert "Too many failed sign-ins" in refused.text
+    assert signed_in.status_code == 303
     await tenant.http.aclose()

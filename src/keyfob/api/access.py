@@ -16,7 +16,6 @@ from base64 import b64decode
 from collections.abc import Iterable, Mapping
 
 from keyfob.auth.service import Partner, authenticate
-from keyfob.auth.throttle import LoginThrottle
 from keyfob.errors import ErrorCode, KeyfobError
 from keyfob.runtime.context import AppContext
 
@@ -94,9 +93,9 @@ async def admit(
     if NUL in login + password + client_id:
         raise KeyfobError(ErrorCode.BAD_CREDENTIALS)
     refuse_nul(path_params, query)
-    found = ctx.credentials.get(login, password, client_id)
-    if found is None:
-        found = await _verify(ctx, ctx.partner_logins, login, password, client_id, address)
+    found = await verify_partner(
+        ctx, login=login, password=password, client_id=client_id, address=address
+    )
     limits = ctx.settings.rate_limit
     verdict = ctx.limiter.check(
         found.id,
@@ -114,15 +113,18 @@ async def admit(
     return found, headers
 
 
-async def _verify(
-    ctx: AppContext,
-    throttle: LoginThrottle,
-    login: str,
-    password: str,
-    client_id: str,
-    address: str | None,
+async def verify_partner(
+    ctx: AppContext, *, login: str, password: str, client_id: str, address: str | None
 ) -> Partner:
-    """Credentials the cache does not know: refused at once while throttled, else hashed."""
+    """The partner these credentials name, from the cache, or hashed under the throttle.
+
+    Also the console's sign-in. Raises 40101 ``BAD_CREDENTIALS``, or 42901
+    ``SIGN_IN_THROTTLED`` with ``Retry-After`` before any hash for credentials not cached.
+    """
+    found = ctx.credentials.get(login, password, client_id)
+    if found is not None:
+        return found
+    throttle = ctx.partner_logins
     attempt = throttle.begin(login=login, address=address, now=ctx.clock().timestamp())
     verified: bool | None = None  # no verdict (the database failed): nothing to count
     try:

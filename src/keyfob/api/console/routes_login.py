@@ -1,19 +1,20 @@
 """Signing in to the console with a partner's fleet-face credentials, and signing out.
 
 The same three things the API asks in every request (login, password, ``client_id``) are
-asked once here and checked by the same ``auth.service.authenticate``; a wrong one gets the
-same answer whichever it was. The sign-in form is CSRF-protected too (login CSRF: another
-site must not sign a browser in to an account of its choosing).
+asked once here and checked by the same ``api.access.verify_partner``, under the same
+throttle of failed logins; a wrong one gets the same answer whichever it was. The sign-in form
+is CSRF-protected too (login CSRF: another site must not sign a browser in to an account of its
+choosing).
 """
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
+from keyfob.api.access import verify_partner
 from keyfob.api.console import guard, pages
 from keyfob.api.console.session import new_session
 from keyfob.api.deps import Ctx
-from keyfob.auth.service import authenticate
 from keyfob.errors import ErrorCode, KeyfobError
 
 router = APIRouter(route_class=pages.ConsoleRoute)
@@ -47,26 +48,30 @@ async def sign_in(request: Request, ctx: Ctx) -> Response:
     guard.check_csrf(session, form)
     login, client_id = form.get("login", ""), form.get("client_id", "")
     try:
-        async with ctx.database.read() as conn:
-            partner = await authenticate(
-                conn,
-                login=login,
-                password=form.get("password", ""),
-                client_id=client_id,
-                cache=ctx.credentials,
-            )
+        partner = await verify_partner(
+            ctx,
+            login=login,
+            password=form.get("password", ""),
+            client_id=client_id,
+            address=request.client.host if request.client else None,
+        )
     except KeyfobError as refusal:
-        if refusal.error is not ErrorCode.BAD_CREDENTIALS:
+        throttled = refusal.error is ErrorCode.SIGN_IN_THROTTLED
+        if refusal.error is not ErrorCode.BAD_CREDENTIALS and not throttled:
             raise
-        return pages.render(
+        wait = refusal.headers.get("Retry-After", "")
+        refused = pages.render(
             request,
             "login.html",
-            status=401,
+            status=429 if throttled else 401,
             csrf=session.csrf,
             login=login,
             client_id=client_id,
-            error=WRONG,
+            error=f"Too many failed sign-ins. Try again in {wait} seconds." if throttled else WRONG,
         )
+        if throttled:
+            refused.headers["Retry-After"] = wait
+        return refused
     answer = pages.see_other(request, "/")
     fresh = new_session(now=ctx.clock(), partner_id=partner.id, login=partner.login)
     await guard.keep(request, ctx, answer, fresh)
