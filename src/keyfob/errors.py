@@ -51,6 +51,7 @@ class ErrorCode(Enum):
     CALLBACK_NOT_RUNNING = (40901, "The callback is Paused or Failed; set it Running first.")
     CALLBACK_HAS_PENDING_REMOTES = (40902, "The callback still has remotes in progress.")
     ALREADY_EXISTS = (40903, "A resource with this identifier already exists.")
+    REMOTE_NOT_CANCELLABLE = (40904, "The remote was sent to the vehicle or has finished.")
     BODY_TOO_LARGE = (41300, "The body is larger than 256 KiB.")
     UNSUPPORTED_MEDIA_TYPE = (41500, "The body must be application/json.")
     IDEMPOTENCY_KEY_REUSED = (42200, "The Idempotency-Key was used with a different request body.")

@@ -10,11 +10,14 @@ from fastapi import APIRouter, Request, Response
 
 from keyfob.api import views, views_control
 from keyfob.api.deps import Ctx, CurrentPartner, base_url
-from keyfob.api.docs_models import errors, hal
+from keyfob.api.docs_models import RemoteAction, errors, hal
 from keyfob.api.http import HalResponse
 from keyfob.callbacks import service as callbacks
 from keyfob.errors import ErrorCode as E
 from keyfob.notifications import probe
+from keyfob.remotes import service as remotes
+from keyfob.remotes.control.cancel import cancel_plan
+from keyfob.store.units import run_unit
 from keyfob.vehicles.budget import read_budget, wake_limits
 from keyfob.vehicles.service import get_fleet, get_vehicle
 
@@ -79,3 +82,39 @@ async def get_budget(
         getattr(request.state, "rate_headers", None),
     )
     return HalResponse(body)
+
+
+@router.post(
+    "/fleets/{fid}/vehicles/{vid}/callbacks/{cbid}/remotes/{rid}/cancel",
+    operation_id="cancelRemoteForVhl",
+    response_class=HalResponse,
+    responses={
+        200: hal(RemoteAction, "The remote, ended Done/Failed CanceledByDriver"),
+        **errors(
+            E.INVALID_PATH_ID,
+            E.FLEET_NOT_FOUND,
+            E.VEHICLE_NOT_FOUND,
+            E.CALLBACK_NOT_FOUND,
+            E.REMOTE_NOT_FOUND,
+            E.REMOTE_NOT_CANCELLABLE,
+        ),
+    },
+)
+async def cancel_remote(
+    request: Request, ctx: Ctx, partner: CurrentPartner, fid: str, vid: str, cbid: str, rid: str
+) -> Response:
+    """Stop a remote not yet sent to the vehicle: it ends Done/Failed CanceledByDriver."""
+    async with ctx.database.read() as conn:
+        await get_fleet(conn, partner_id=partner.id, fleet_id=fid)
+        await get_vehicle(conn, fleet_id=fid, vehicle_id=vid)
+        await callbacks.get_callback(conn, fleet_id=fid, callback_id=cbid)
+        await remotes.get_remote(
+            conn, fleet_id=fid, vehicle_id=vid, callback_id=cbid, remote_id=rid
+        )
+    await run_unit(ctx.database, lambda: cancel_plan(rid, now=ctx.clock()))
+    ctx.wake()
+    async with ctx.database.read() as conn:
+        remote, events = await remotes.get_remote(
+            conn, fleet_id=fid, vehicle_id=vid, callback_id=cbid, remote_id=rid
+        )
+    return HalResponse(views.remote_action(base_url(request, ctx), remote, events))

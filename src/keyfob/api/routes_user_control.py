@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request, Response
 from keyfob.api import views_control, views_user
 from keyfob.api import views_user_callbacks as user_views
 from keyfob.api.deps import Ctx, base_url
-from keyfob.api.docs_models import hal
+from keyfob.api.docs_models import RemoteAction, hal
 from keyfob.api.docs_user import user_errors
 from keyfob.api.http import HalResponse
 from keyfob.api.routes_user_callbacks import owner
@@ -19,6 +19,9 @@ from keyfob.api.user_access import CurrentUser
 from keyfob.callbacks import user_service
 from keyfob.errors import ErrorCode as E
 from keyfob.notifications import probe
+from keyfob.remotes import service as remotes
+from keyfob.remotes.control.cancel import cancel_plan
+from keyfob.store.units import run_unit
 from keyfob.vehicles.budget import read_budget, wake_limits
 from keyfob.vehicles.user_vehicles import get_user_vehicle
 from keyfob.vocabulary import RemoteType
@@ -77,3 +80,40 @@ async def get_budget(request: Request, ctx: Ctx, caller: CurrentUser, id: str) -
         getattr(request.state, "rate_headers", None),
     )
     return HalResponse(body)
+
+
+@router.post(
+    "/user/vehicles/{id}/callbacks/{cbid}/remotes/{rid}/cancel",
+    operation_id="cancelUserRemoteForVhl",
+    response_class=HalResponse,
+    responses={
+        200: hal(RemoteAction, "The remote, ended Done/Failed CanceledByDriver"),
+        **user_errors(
+            E.INVALID_PATH_ID,
+            E.VEHICLE_NOT_FOUND,
+            E.CALLBACK_NOT_FOUND,
+            E.REMOTE_NOT_FOUND,
+            E.REMOTE_NOT_CANCELLABLE,
+        ),
+    },
+)
+async def cancel_remote(
+    request: Request, ctx: Ctx, caller: CurrentUser, id: str, cbid: str, rid: str
+) -> Response:
+    """Stop a remote not yet sent to the vehicle: it ends Done/Failed CanceledByDriver."""
+    mine = owner(caller)
+    async with ctx.database.read() as conn:
+        await get_user_vehicle(conn, user_id=caller.user_id, vehicle_id=id)
+        await user_service.get_user_callback(
+            conn, owner=mine, callback_id=cbid, include_deleted=True
+        )
+        await remotes.get_user_remote(
+            conn, owner=mine, vehicle_id=id, callback_id=cbid, remote_id=rid
+        )
+    await run_unit(ctx.database, lambda: cancel_plan(rid, now=ctx.clock()))
+    ctx.wake()
+    async with ctx.database.read() as conn:
+        remote, events = await remotes.get_user_remote(
+            conn, owner=mine, vehicle_id=id, callback_id=cbid, remote_id=rid
+        )
+    return HalResponse(user_views.remote_action(base_url(request, ctx, "v4"), remote, events))
