@@ -165,3 +165,32 @@ def test_a_chunked_upload_of_20_mb_is_refused_413_through_the_server(served: Ser
         listed = client.get(path)
         assert listed.status_code == 200
         assert listed.json()["total"] == 0
+
+
+def referenced(page: str) -> list[str]:
+    """Every URL a documentation page loads: src and href attributes, and the script's
+    ``url:`` / ``spec-url`` of the OpenAPI document."""
+    found = re.findall(r"""(?:src|href|spec-url)\s*=\s*["']([^"']+)["']""", page)
+    found += re.findall(r"""url:\s*["']([^"']+)["']""", page)
+    return found
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_the_api_documentation_loads_nothing_from_elsewhere(served: Served, page: str) -> None:
+    with httpx.Client(base_url=served.url, timeout=30) as client:
+        answer = client.get(page)
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["content-type"].startswith("text/html")
+        urls = referenced(answer.text)
+        assert any(u.endswith(".js") for u in urls), urls
+        assert "/openapi.json" in urls
+        elsewhere = [u for u in urls if "//" in u] + re.findall(r"https?://\S+", answer.text)
+        assert not elsewhere, f"{page} loads from other hosts: {elsewhere}"
+        for url in urls:
+            asset = client.get(url)
+            assert asset.status_code == 200, url
+            assert len(asset.content) > 1000, url
+            if url.endswith(".js"):
+                assert "javascript" in asset.headers["content-type"], url
+            if url.endswith(".css"):
+                assert asset.headers["content-type"].startswith("text/css"), url

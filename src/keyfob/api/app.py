@@ -17,6 +17,7 @@ from fastapi import FastAPI
 import keyfob
 from keyfob.api import (
     console,
+    docs_pages,
     errors,
     oauth,
     routes_admin,
@@ -77,6 +78,9 @@ def create_app(
         # keyfob publishes its own Prometheus metrics; FastAPI's OpenTelemetry probe would
         # otherwise ask the global providers on every request whether anyone is listening.
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        # /docs and /redoc are keyfob's own (api.docs_pages): FastAPI's load from CDNs.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.ctx = ctx
     errors.install(app)
@@ -100,6 +104,8 @@ def create_app(
         routes_ops.router,
         oauth.router,
         console.router,
+        docs_pages.router,
     ):
         app.include_router(router)
+    app.router.routes.append(docs_pages.assets())
     return app
