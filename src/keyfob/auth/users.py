@@ -142,22 +142,20 @@ async def sign_in(
     """The user whose login and password these are.
 
     Refused with 42901 ``SIGN_IN_THROTTLED`` (``Retry-After``) while the account or the
-    address has failed too often, before any hash; with 40101 ``BAD_CREDENTIALS`` otherwise.
-    ``now`` is in seconds (``clock().timestamp()``).
+    address has failed too often (sign-ins under way counting as failures), before any hash;
+    with 40101 ``BAD_CREDENTIALS`` otherwise. A success trusts the address for the account
+    (``auth.throttle``). ``now`` is in seconds (``clock().timestamp()``).
     """
     email = normal_login(login)
-    throttled = throttle.check(login=email, address=address, now=now)
-    if throttled is not None:
-        raise KeyfobError(
-            ErrorCode.SIGN_IN_THROTTLED,
-            f"too many failed sign-ins; try again in {throttled.retry_after} s",
-            headers={"Retry-After": str(throttled.retry_after)},
-        )
-    row = (await conn.execute(select(users).where(users.c.login == email))).first()
-    encoded = row.password_hash if row is not None else _DUMMY_HASH
-    valid = await asyncio.to_thread(verify_password, password, encoded)
-    if row is None or not valid:
-        throttle.fail(login=email, address=address, now=now)
+    attempt = throttle.begin(login=email, address=address, now=now)
+    verified: bool | None = None  # no verdict (the database failed): nothing to count
+    try:
+        row = (await conn.execute(select(users).where(users.c.login == email))).first()
+        encoded = row.password_hash if row is not None else _DUMMY_HASH
+        verified = await asyncio.to_thread(verify_password, password, encoded) and row is not None
+    finally:
+        throttle.end(attempt, now=now, verified=verified)
+    if row is None or not verified:
         raise KeyfobError(ErrorCode.BAD_CREDENTIALS, "the login or the password is wrong")
     return _user(row)
 
