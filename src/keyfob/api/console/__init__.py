@@ -11,7 +11,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from keyfob.api.console import routes_callbacks, routes_login, routes_timeline, routes_vehicles
+from keyfob.api.console import (
+    routes_callbacks,
+    routes_deliveries,
+    routes_login,
+    routes_timeline,
+    routes_vehicles,
+)
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 for _part in (
@@ -19,5 +25,6 @@ for _part in (
     routes_vehicles.router,
     routes_timeline.router,
     routes_callbacks.router,
+    routes_deliveries.router,
 ):
     router.include_router(_part)

@@ -174,8 +174,13 @@ def body_of(form: ActionForm, sent: dict[str, str]) -> dict[str, Any]:
 
 def place(form: ActionForm, message: str) -> Problems:
     """Each ``path: text`` of the API's message at the deepest field its path starts with."""
+    return place_at([f.path for f in form.fields], message)
+
+
+def place_at(fields: list[str], message: str) -> Problems:
+    """``place`` for any form whose field names are the JSON paths of its body."""
     problems = Problems()
-    paths = sorted((f.path for f in form.fields), key=len, reverse=True)
+    paths = sorted(fields, key=len, reverse=True)
     for line in message.split("; "):
         path, separator, text = line.partition(": ")
         owner = next(
