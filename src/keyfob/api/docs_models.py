@@ -116,6 +116,7 @@ def errors(*codes: ErrorCode) -> dict[int | str, dict[str, Any]]:
         ErrorCode.UNAUTHENTICATED,
         ErrorCode.BAD_CREDENTIALS,
         ErrorCode.RATE_LIMITED,
+        ErrorCode.SIGN_IN_THROTTLED,  # failed logins (api.access.verify_partner)
         ErrorCode.INTERNAL,
     )
     for code in dict.fromkeys((*every_route, *codes)):
