@@ -110,6 +110,19 @@ def test_command_without_an_answer_times_out() -> None:
     assert statuses(advance(sent, NOW, LIMITS)) == [("Done", "Failed", "VehicleConnectionTimeout")]
 
 
+def test_a_deadline_that_passed_while_the_link_was_down_waits_for_the_answers_held_back() -> None:
+    sent = facts(phase="sent", deadline_at=NOW - timedelta(seconds=1))
+    down = advance(sent, NOW, LIMITS, heard_since=None)
+    assert (down.events, down.phase, down.send_command) == ([], Phase.SENT, False)
+    assert down.deadline_at == sent.deadline_at
+    back = NOW - timedelta(seconds=10)  # the link came up again 10 s ago
+    waiting = advance(sent, NOW, LIMITS, heard_since=back)
+    assert (waiting.events, waiting.send_command) == ([], False)
+    assert waiting.due_at == back + LIMITS.command_timeout
+    later = advance(sent, back + LIMITS.command_timeout, LIMITS, heard_since=back)
+    assert statuses(later) == [("Done", "Failed", "VehicleConnectionTimeout")]
+
+
 def test_unpublished_command_is_published_again_under_its_id() -> None:
     deadline = NOW + timedelta(seconds=25)
     step = advance(facts(phase="sent", deadline_at=deadline), NOW, LIMITS)

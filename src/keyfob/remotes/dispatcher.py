@@ -104,16 +104,21 @@ class Dispatcher:
         self._due = asyncio.Event()
         self._stopping = asyncio.Event()
         self._vehicle_ids: dict[str, str] = {}
+        self._heard_since: datetime | None = None  # when the link last came up
         self.published = 0
 
     # -- the link --------------------------------------------------------------------
 
     async def start(self) -> None:
         self.link.set_handler(self._on_uplink)
+        self.link.set_connect_hook(self._link_up)
         await self.link.start()
         for pattern in PLATFORM_SUBSCRIPTIONS:
             group = self.options.share_group
             await self.link.subscribe(shared(group, pattern) if group else pattern)
+
+    async def _link_up(self) -> None:
+        self._heard_since = self.clock()
 
     async def _on_uplink(self, topic: str, payload: bytes) -> Receipt | None:
         try:
@@ -173,13 +178,14 @@ class Dispatcher:
         facts, taken = yield from progress.facts_for(
             due, now=now, short_window=self.options.short_window
         )
+        heard_since = self._heard_since if self.link.connected else None
         planned = []
         for remote in sorted(due, key=lambda d: (d.created_at, d.id)):
             found = facts[remote.id]
             key = (remote.vehicle_id, remote.type)
             if remote.phase == QUEUED and key in taken:
                 found = replace(found, same_action_in_progress=True)
-            step = advance(found, now, self.limits)
+            step = advance(found, now, self.limits, heard_since=heard_since)
             if remote.phase == QUEUED and step.phase in UNDER_WAY:
                 taken.add(key)
             planned.append(progress.plan(remote, step))

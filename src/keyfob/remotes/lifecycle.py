@@ -17,13 +17,18 @@ is written when it is accepted). A ``sent`` remote that becomes due before its d
 command whose publication failed (the runner then set it due again soon): it is published
 again under the same id, and the vehicle answers a repeated id without acting twice.
 
+A ``sent`` remote past its deadline still waits while the platform's link to the broker is
+down, and for one command time-out after it comes back (``heard_since``): the car may have
+answered meanwhile, its result queued at the broker or held in its outbox until it reconnects,
+and a time-out then would report a car that acted as unreachable.
+
 The phases are ``Phase``; their values are what the ``remotes.phase`` column stores.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -140,8 +145,20 @@ def _start(facts: Facts, now: datetime, limits: Limits) -> Step:
     return Step(events, WAKING, deadline, deadline, send_wake_up=True)
 
 
-def advance(facts: Facts, now: datetime, limits: Limits) -> Step:
-    """The next step of a remote that is due."""
+ALWAYS = datetime.min.replace(tzinfo=UTC)
+"""``heard_since`` of a platform whose link to the vehicles never broke."""
+
+
+def advance(
+    facts: Facts, now: datetime, limits: Limits, *, heard_since: datetime | None = ALWAYS
+) -> Step:
+    """The next step of a remote that is due.
+
+    ``heard_since``: since when the platform has heard vehicles without a break (its link to
+    the broker last came up), ``None`` while it hears nothing. A ``sent`` remote's deadline
+    does not end it unless the link has been up for one command time-out too: answers that
+    waited at the broker, or in a car's outbox, while the link was down come in first.
+    """
     if facts.phase == QUEUED:
         return _start(facts, now, limits)
     deadline = facts.deadline_at or now
@@ -152,5 +169,8 @@ def advance(facts: Facts, now: datetime, limits: Limits) -> Step:
             return failed(FailureCause.VEHICLE_CONNECTION_TIMEOUT)
         return Step(phase=WAKING, due_at=deadline, deadline_at=deadline)
     if now >= deadline:
-        return failed(FailureCause.VEHICLE_CONNECTION_TIMEOUT)
+        patience = (heard_since or now) + limits.command_timeout
+        if now >= patience:
+            return failed(FailureCause.VEHICLE_CONNECTION_TIMEOUT)
+        return Step(phase=SENT, due_at=patience, deadline_at=deadline)  # expired: not re-sent
     return Step(phase=SENT, due_at=deadline, deadline_at=deadline, send_command=True)
