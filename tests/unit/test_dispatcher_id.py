@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 from keyfob.config import Settings
@@ -26,3 +30,33 @@ def test_a_configured_dispatcher_id_is_used_as_it_is(tmp_path: Path) -> None:
     with dispatcher_id(Settings(vehicles=0, dispatcher_id="eu-west-1"), tmp_path) as name:
         assert name == "eu-west-1"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_slot_of_a_killed_dispatcher_goes_to_the_next_one_started(tmp_path: Path) -> None:
+    """SIGKILL runs no clean-up: the system drops the dead process's lock, so a dispatcher
+    restarted after a crash resumes the same MQTT session (its queued results)."""
+    command = [sys.executable, "-c", HOLD_A_SLOT, str(tmp_path)]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as holder:
+        try:
+            assert holder.stdout is not None
+            held = holder.stdout.readline().strip()
+            with dispatcher_id(Settings(vehicles=0), tmp_path) as beside:
+                assert beside != held  # taken while the holder lives
+            os.kill(holder.pid, signal.SIGKILL)
+            holder.wait(timeout=10)
+            with dispatcher_id(Settings(vehicles=0), tmp_path) as restarted:
+                assert restarted == held == f"{socket.gethostname()}-0"
+        finally:
+            if holder.poll() is None:
+                holder.kill()
+
+
+HOLD_A_SLOT = """
+import sys, time
+from pathlib import Path
+from keyfob.config import Settings
+from keyfob.runtime.vehicle_role import dispatcher_id
+with dispatcher_id(Settings(vehicles=0), Path(sys.argv[1])) as name:
+    print(name, flush=True)
+    time.sleep(60)
+"""
