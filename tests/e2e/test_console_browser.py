@@ -3,13 +3,17 @@ uvicorn with the dispatcher and a simulated fleet in process (cars that take the
 
 What a person sees is asserted: signing in, finding a car by its VIN, locking it and watching
 the timeline reach Done without reloading; a wrong login; the remote form used with the
-keyboard alone, and a label on every field. The page's security policy must let its own
-style sheet and script run and block nothing (the browser's complaints fail the test). The
-timeline is photographed into ``docs/console-timeline.png`` for the README.
+keyboard alone, and a label on every field; a callback created against a broken webhook,
+its failed attempts in the delivery log, the webhook fixed and the notification replayed. The
+page's security policy must let its own style sheet and script run and block nothing (the
+browser's complaints fail the test). The timeline is photographed into
+``docs/console-timeline.png`` for the README.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +24,10 @@ import pytest
 from playwright.async_api import Browser, ConsoleMessage, Page, Response, expect
 
 from browser_support import launch_chromium, loopback_socket, serve, url_of
-from conftest import Tenant
+from conftest import Tenant, make_settings, make_tenant
+from keyfob.api.app import create_app
+from keyfob.kit.clock import utcnow
+from keyfob.runtime.delivery_role import delivery_role
 from keyfob.store import migrate
 from keyfob.store.engine import Database
 from vehicle_support import callback_for_all, embedded, until_done
@@ -176,3 +183,128 @@ async def test_the_remote_form_works_from_the_keyboard_and_every_field_has_a_lab
     assert "err-f-charging-schedule-nextDelayedTime" in (
         await field.get_attribute("aria-describedby") or ""
     )
+
+
+@dataclass
+class Hook:
+    """A loopback webhook receiver answering every POST with ``status``."""
+
+    url: str
+    status: int
+    posts: int = 0
+
+
+@contextlib.asynccontextmanager
+async def hook(status: int) -> AsyncIterator[Hook]:
+    sock = loopback_socket()
+    found = Hook(f"{url_of(sock)}/keyfob", status)
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.decode("latin-1").split("\r\n"):
+                    name, _, value = line.partition(":")
+                    if name.strip().lower() == "content-length":
+                        length = int(value)
+                await reader.readexactly(length)
+                found.posts += 1
+                writer.write(
+                    b"HTTP/1.1 %d Status\r\ncontent-length: 2\r\n\r\nno" % found.status
+                    if found.status != 200
+                    else b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+                )
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, ValueError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(answer, sock=sock)
+    try:
+        yield found
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+@dataclass
+class HookSite:
+    url: str
+    tenant: Tenant
+    broken: Hook
+    working: Hook
+
+
+@pytest.fixture
+async def hook_site(tmp_path: Path) -> AsyncIterator[HookSite]:
+    """keyfob with its delivery worker (no vehicles needed: Accepted is notified at once)."""
+    database = Database(f"sqlite:///{tmp_path / 'keyfob.db'}")
+    await migrate.upgrade(database)
+    sock = loopback_socket()
+    settings = make_settings(
+        database.url, public_url=url_of(sock), delivery={"allow_private_webhooks": True}
+    )
+    app = create_app(
+        settings, database=database, clock=utcnow, roles=[delivery_role], announce=lambda _: None
+    )
+    async with app.router.lifespan_context(app), hook(500) as broken, hook(200) as working:
+        tenant = await make_tenant(app, database, "alice", utcnow())
+        async with serve(app, sock) as url:
+            yield HookSite(url, tenant, broken, working)
+        await tenant.http.aclose()
+    await database.dispose()
+
+
+async def reload_until(page: Page, text: str) -> None:
+    """Reload the page, as a person would, until ``text`` shows (the worker is asynchronous)."""
+    for _ in range(40):
+        if await page.get_by_text(text, exact=True).count():
+            return
+        await asyncio.sleep(0.25)
+        await page.reload()
+    raise AssertionError(f"{text!r} never showed: {await page.content()}")
+
+
+async def test_break_a_webhook_watch_it_fail_then_fix_it_and_replay(
+    hook_site: HookSite, page: Page
+) -> None:
+    site = hook_site
+    await sign_in(page, Site(site.url, site.tenant, ""))
+    await page.get_by_role("link", name="Callbacks").click()
+    new = page.get_by_role("form", name="New callback")
+    await new.get_by_label("Label").fill("ops")
+    await new.get_by_label("Webhook name").fill("ops hook")
+    await new.get_by_label("Webhook URL").fill(site.broken.url)
+    await new.get_by_label("Horn").check()
+    await new.get_by_label("Retry policy").select_option("None")
+    await new.get_by_label("Seconds between tries").fill("1")
+    await new.get_by_role("button", name="Create callback").click()
+    await expect(page.get_by_role("heading", name="Callback created")).to_be_visible()
+    await expect(page.locator("#secret")).to_contain_text("whsec_")
+    await page.get_by_role("link", name="Go to the callback").click()
+    callback_id = page.url.rsplit("/", 1)[1]
+
+    car = site.tenant.vehicles["Electric"].id
+    sent = await site.tenant.http.post(
+        f"{site.tenant.fleet}/vehicles/{car}/callbacks/{callback_id}/remotes",
+        json={"horn": {"state": "Activated"}},
+    )
+    assert sent.status_code == 202, sent.text
+    await reload_until(page, "abandoned")
+    attempts = page.get_by_role("table", name="Delivery attempts")
+    await expect(attempts.get_by_role("cell", name="500", exact=True).first).to_be_visible()
+    await expect(attempts.get_by_role("cell", name="failed", exact=True).first).to_be_visible()
+    assert site.broken.posts >= 1
+
+    await page.get_by_text("Settings", exact=True).click()
+    settings = page.get_by_role("form", name="Settings")
+    await settings.get_by_label("Webhook URL").fill(site.working.url)
+    await settings.get_by_role("button", name="Save").click()
+    await expect(page.get_by_role("status")).to_have_text("Saved.")
+    await page.get_by_role("button", name="Replay failed").click()
+    await expect(page.get_by_role("status")).to_have_text("Replayed 1 notification.")
+    await reload_until(page, "delivered")
+    await expect(attempts.get_by_role("cell", name="200", exact=True)).to_be_visible()
+    assert site.working.posts == 1
