@@ -1,5 +1,7 @@
 """The README's scaled-out commands log in to the broker with the accounts that
-``deploy/mosquitto`` creates and grants: a reader who follows both gets a working broker."""
+``deploy/mosquitto`` creates and grants what each command needs: a reader who follows both
+gets a working broker. ``keyfob sim`` logs every vehicle it simulates in with its own account,
+so that account must speak for every vehicle and hear the wake-ups."""
 
 from __future__ import annotations
 
@@ -27,9 +29,18 @@ def _broker_user(command: str) -> str:
     return user
 
 
-def _acl_users() -> set[str]:
-    acl = (DEPLOY / "acl").read_text()
-    return set(re.findall(r"^user (\S+)$", acl, flags=re.MULTILINE))
+def _grants() -> dict[str, set[tuple[str, str]]]:
+    """``{user: {(access, topic), ...}}`` from the ACL's ``user`` and ``topic`` lines."""
+    grants: dict[str, set[tuple[str, str]]] = {}
+    user = None
+    for line in (DEPLOY / "acl").read_text().splitlines():
+        words = line.split()
+        if words[:1] == ["user"]:
+            user = words[1]
+            grants[user] = set()
+        elif words[:1] == ["topic"] and user is not None:
+            grants[user].add((words[1], words[2]))
+    return grants
 
 
 def _password_file_users() -> set[str]:
@@ -37,16 +48,19 @@ def _password_file_users() -> set[str]:
     return set(re.findall(r"mosquitto_passwd\s+(?:-c\s+)?-b\s+\S+\s+(keyfob-\S+)", guide))
 
 
-def test_the_platform_commands_use_the_platform_account() -> None:
+def test_each_command_uses_an_account_granted_what_it_needs() -> None:
     users = {c.split()[1]: _broker_user(c) for c in _scaled_out_commands() if "--mqtt" in c}
 
     assert set(users) == {"serve", "dispatcher", "sim"}
-    assert users["serve"] == users["dispatcher"] == "keyfob-platform"
-    assert users["sim"] == "keyfob-sms"
+    grants = _grants()
+    assert ("readwrite", "keyfob/v1/#") in grants[users["serve"]]
+    assert users["dispatcher"] == users["serve"]
+    assert {("readwrite", "keyfob/v1/vehicles/#"), ("read", "keyfob/v1/wakeup/#")} <= grants[
+        users["sim"]
+    ]
 
 
-def test_every_account_the_readme_uses_is_granted_and_created_by_deploy() -> None:
+def test_every_account_the_readme_uses_is_created_by_deploy() -> None:
     used = {_broker_user(c) for c in _scaled_out_commands() if "--mqtt" in c}
 
-    assert used <= _acl_users()
     assert used <= _password_file_users()
