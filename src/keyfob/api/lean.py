@@ -39,11 +39,20 @@ from keyfob.api import access, remote_post
 from keyfob.api.deps import base_url
 from keyfob.api.http import MAX_BODY, HalResponse, check_media_type, parse_json, too_large
 from keyfob.errors import ErrorCode, KeyfobError
+from keyfob.remotes.control.window import time_window
+from keyfob.remotes.staging import ANY_TIME, TimeWindow
 from keyfob.runtime.context import AppContext
 
 PATH = re.compile(r"/connectedcar/v3/fleets/([^/]+)/vehicles/([^/]+)/callbacks/([^/]+)/remotes")
 T = TypeVar("T")
-WANTED = (b"authorization", b"idempotency-key", b"content-type", b"x-introspect-realm")
+WANTED = (
+    b"authorization",
+    b"idempotency-key",
+    b"content-type",
+    b"x-introspect-realm",
+    b"keyfob-expires-at",  # extensions (docs/extensions.md): remotes.control.window
+    b"keyfob-not-before",
+)
 
 
 class Disconnected(Exception):
@@ -106,6 +115,14 @@ async def request_body(headers: dict[bytes, str], receive: Receive) -> tuple[str
     return key, parse_json(await read_body(receive))
 
 
+def window_of(headers: dict[bytes, str], ctx: AppContext) -> TimeWindow:
+    """``Keyfob-Expires-At`` and ``Keyfob-Not-Before``, as the documented routes read them."""
+    expires_at, not_before = headers.get(b"keyfob-expires-at"), headers.get(b"keyfob-not-before")
+    if expires_at is None and not_before is None:
+        return ANY_TIME
+    return time_window(expires_at, not_before, now=ctx.clock())
+
+
 class LeanRemotePost(BaseRoute):
     """The router's first route: POST remote, answered as ``post_remote`` answers it."""
 
@@ -162,7 +179,10 @@ class LeanRemotePost(BaseRoute):
             ),
         )
         key, data = await request_body(request_headers, receive)
-        posted = await remote_post.accept(ctx, partner_id=partner.id, ids=ids, key=key, data=data)
+        window = window_of(request_headers, ctx)
+        posted = await remote_post.accept(
+            ctx, partner_id=partner.id, ids=ids, key=key, data=data, window=window
+        )
         body, headers = remote_post.answer(self._base_url(scope), ids, posted)
         return HalResponse(body, status_code=202, headers=headers)
 

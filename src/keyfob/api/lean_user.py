@@ -30,6 +30,7 @@ from keyfob.api.lean import (
     query_of,
     request_body,
     wanted_headers,
+    window_of,
 )
 from keyfob.api.user_access import admit_user, bearer_token
 
@@ -79,9 +80,16 @@ class LeanUserRemotePost(LeanRemotePost):
             ),
         )
         key, data = await request_body(request_headers, receive)
+        window = window_of(request_headers, ctx)
         vehicle_id, callback_id = params["id"], params["cbid"]
         posted = await remote_post.accept_user(
-            ctx, caller=caller, vehicle_id=vehicle_id, callback_id=callback_id, key=key, data=data
+            ctx,
+            caller=caller,
+            vehicle_id=vehicle_id,
+            callback_id=callback_id,
+            key=key,
+            data=data,
+            window=window,
         )
         base = self._base_url(scope, "v4")
         body, headers = remote_post.user_answer(base, vehicle_id, callback_id, posted)

@@ -15,6 +15,7 @@ from keyfob.api import views_user_callbacks as user_views
 from keyfob.auth.principal import UserPrincipal
 from keyfob.errors import ErrorCode, KeyfobError
 from keyfob.remotes.accept import AcceptRequest, Posted, UserAcceptRequest
+from keyfob.remotes.staging import ANY_TIME, TimeWindow
 from keyfob.runtime.context import AppContext
 
 REPLAYED = {"Idempotent-Replayed": "true"}
@@ -37,6 +38,7 @@ async def accept(
     ids: tuple[str, str, str],
     key: str | None,
     data: object,
+    window: TimeWindow = ANY_TIME,
 ) -> Posted:
     """Stored and committed (group commit) when this returns; wakes the dispatcher."""
     fleet_id, vehicle_id, callback_id = ids
@@ -48,6 +50,7 @@ async def accept(
             callback_id=callback_id,
             data=data,
             idempotency_key=key,
+            window=window,
         )
     )
     ctx.wake()
@@ -88,6 +91,7 @@ async def accept_user(
     callback_id: str,
     key: str | None,
     data: object,
+    window: TimeWindow = ANY_TIME,
 ) -> Posted:
     """The user face's ``accept``: stored and committed when this returns; wakes the dispatcher."""
     posted = await ctx.acceptor.accept(
@@ -99,6 +103,7 @@ async def accept_user(
             callback_id=callback_id,
             data=data,
             idempotency_key=key,
+            window=window,
         )
     )
     ctx.wake()

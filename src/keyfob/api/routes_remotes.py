@@ -18,6 +18,7 @@ from keyfob.errors import ErrorCode as E
 from keyfob.kit.hal import collection
 from keyfob.kit.paging import page_info
 from keyfob.remotes import service
+from keyfob.remotes.control.window import time_window
 from keyfob.vehicles.service import get_fleet, get_vehicle
 
 router = APIRouter(prefix="/connectedcar/v3", tags=["Remote"])
@@ -28,6 +29,22 @@ DryRun = Annotated[
         alias="dryRun",
         description="keyfob extension: run every check and answer 200 with what would "
         "happen, storing and sending nothing",
+    ),
+]
+ExpiresAt = Annotated[
+    str | None,
+    Header(
+        alias="Keyfob-Expires-At",
+        description="keyfob extension: not sent to the vehicle by this RFC 3339 time, the "
+        "remote ends Done/Failed VehicleConnectionTimeout",
+    ),
+]
+NotBefore = Annotated[
+    str | None,
+    Header(
+        alias="Keyfob-Not-Before",
+        description="keyfob extension: the remote waits until this RFC 3339 time, "
+        "spending no wake-up",
     ),
 ]
 LOOKUP_ERRORS = (E.INVALID_PATH_ID, E.FLEET_NOT_FOUND, E.VEHICLE_NOT_FOUND, E.CALLBACK_NOT_FOUND)
@@ -63,14 +80,19 @@ async def post_remote(
     cbid: str,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
     dry_run: DryRun = False,
+    expires_at: ExpiresAt = None,
+    not_before: NotBefore = None,
 ) -> Response:
     key = remote_post.idempotency_key(idempotency_key)
     data = await json_body(request)
     ids = (fid, vid, cbid)
+    window = time_window(expires_at, not_before, now=ctx.clock())
     if dry_run:  # extension: every check, nothing stored (docs/extensions.md)
         href = views.remotes_href(base_url(request, ctx), fid, vid, cbid)
         return await api_dry_run.fleet(ctx, href=href, partner_id=partner.id, ids=ids, data=data)
-    posted = await remote_post.accept(ctx, partner_id=partner.id, ids=ids, key=key, data=data)
+    posted = await remote_post.accept(
+        ctx, partner_id=partner.id, ids=ids, key=key, data=data, window=window
+    )
     body, headers = remote_post.answer(base_url(request, ctx), ids, posted)
     return HalResponse(body, status_code=202, headers=headers)
 

@@ -23,7 +23,7 @@ from keyfob.api.http import HalResponse, json_body
 from keyfob.api.paging import IndexRange, PageSize, PageToken, page_request
 from keyfob.api.request_schemas import request_body
 from keyfob.api.request_schemas_user import USER_REMOTE
-from keyfob.api.routes_remotes import DryRun
+from keyfob.api.routes_remotes import DryRun, ExpiresAt, NotBefore
 from keyfob.api.routes_user_callbacks import owner
 from keyfob.api.user_access import CurrentUser
 from keyfob.callbacks.user_service import get_user_callback
@@ -31,6 +31,7 @@ from keyfob.errors import ErrorCode as E
 from keyfob.kit.hal import collection
 from keyfob.kit.paging import page_info
 from keyfob.remotes import service
+from keyfob.remotes.control.window import time_window
 from keyfob.vehicles.user_vehicles import get_user_vehicle
 
 router = APIRouter(prefix="/connectedcar/v4", tags=["Remote"])
@@ -70,16 +71,19 @@ async def post_remote(
     cbid: str,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
     dry_run: DryRun = False,
+    expires_at: ExpiresAt = None,
+    not_before: NotBefore = None,
 ) -> Response:
     key = remote_post.idempotency_key(idempotency_key)
     data = await json_body(request)
+    window = time_window(expires_at, not_before, now=ctx.clock())
     if dry_run:  # extension: every check, nothing stored (docs/extensions.md)
         href = views.remotes_href(base_url(request, ctx, "v4"), id, cbid)
         return await api_dry_run.user(
             ctx, href=href, caller=caller, vehicle_id=id, callback_id=cbid, data=data
         )
     posted = await remote_post.accept_user(
-        ctx, caller=caller, vehicle_id=id, callback_id=cbid, key=key, data=data
+        ctx, caller=caller, vehicle_id=id, callback_id=cbid, key=key, data=data, window=window
     )
     body, headers = remote_post.user_answer(base_url(request, ctx, "v4"), id, cbid, posted)
     return HalResponse(body, status_code=202, headers=headers)

@@ -28,7 +28,16 @@ from keyfob.errors import ErrorCode, KeyfobError
 from keyfob.remotes.eligibility import ensure_vehicle_can
 from keyfob.remotes.models import idempotency_keys, remotes
 from keyfob.remotes.schemas import RemoteBody, parse_remote_body
-from keyfob.remotes.staging import Batch, Known, Posted, replay, request_hash, stage
+from keyfob.remotes.staging import (
+    ANY_TIME,
+    Batch,
+    Known,
+    Posted,
+    TimeWindow,
+    replay,
+    request_hash,
+    stage,
+)
 from keyfob.store.units import Fetch, Plan
 from keyfob.vehicles.models import fleets, vehicles
 from keyfob.vehicles.service import (
@@ -48,6 +57,7 @@ class AcceptRequest:
     callback_id: str
     data: object
     idempotency_key: str | None = None
+    window: TimeWindow = ANY_TIME
 
 
 def check_callback(callback: Callback, body: RemoteBody) -> None:
@@ -140,7 +150,14 @@ def judge(request: AcceptRequest, found: Lookups, batch: Batch) -> Posted:
     check_callback(callback, body)
     ensure_vehicle_can(vehicle.capabilities, body, motorization=vehicle.motorization)
     posted = Posted(batch.remote_id(), body.type.value, replayed=False)
-    stage(batch, remote_id=posted.remote_id, vehicle=vehicle, callback_id=callback.id, body=body)
+    stage(
+        batch,
+        remote_id=posted.remote_id,
+        vehicle=vehicle,
+        callback_id=callback.id,
+        body=body,
+        window=request.window,
+    )
     if request.idempotency_key is not None:
         pair = (request.partner_id, request.idempotency_key)
         batch.fresh_keys[pair] = (digest, posted)

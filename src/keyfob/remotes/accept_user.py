@@ -34,9 +34,11 @@ from keyfob.errors import ErrorCode, KeyfobError
 from keyfob.remotes.eligibility import ensure_vehicle_can
 from keyfob.remotes.models import remotes, user_idempotency_keys
 from keyfob.remotes.staging import (
+    ANY_TIME,
     Batch,
     Known,
     Posted,
+    TimeWindow,
     UserOwner,
     replay,
     request_hash,
@@ -61,6 +63,7 @@ class UserAcceptRequest:
     callback_id: str
     data: object
     idempotency_key: str | None = None
+    window: TimeWindow = ANY_TIME
 
     @property
     def owner(self) -> Owner:
@@ -194,6 +197,7 @@ def judge(request: UserAcceptRequest, found: UserLookups, batch: Batch) -> Poste
         callback_id=callback.id,
         body=parsed.body,
         user=owner,
+        window=request.window,
     )
     if request.idempotency_key is not None:
         batch.fresh_keys[scoped] = (digest, posted)

@@ -22,6 +22,11 @@ down, and for one command time-out after it comes back (``heard_since``): the ca
 answered meanwhile, its result queued at the broker or held in its outbox until it reconnects,
 and a time-out then would report a car that acted as unreachable.
 
+A remote may carry an expiry (``Facts.expires_at``, the ``Keyfob-Expires-At`` extension): it
+is never started or sent after it. Queued or waking past it, the remote ends Done Failed
+VehicleConnectionTimeout, and a wake-up's deadline is no later than it. (Its ``Keyfob-Not-Before``
+needs nothing here: the remote is simply not due before then.)
+
 The phases are ``Phase``; their values are what the ``remotes.phase`` column stores.
 """
 
@@ -85,6 +90,9 @@ class Facts:
     same_action_in_progress: bool
     wake_ups_this_month: int
     wake_ups_recent: int
+    expires_at: datetime | None = None
+    """Not sent by then, the remote ends Done/Failed VehicleConnectionTimeout
+    (``Keyfob-Expires-At``, an extension): it is never started or sent after it."""
 
 
 @dataclass(frozen=True)
@@ -118,7 +126,13 @@ def _send(facts: Facts, now: datetime, limits: Limits) -> Step:
     return Step(events, SENT, deadline, deadline, send_command=True)
 
 
+def _expired(facts: Facts, now: datetime) -> bool:
+    return facts.expires_at is not None and now >= facts.expires_at
+
+
 def _start(facts: Facts, now: datetime, limits: Limits) -> Step:
+    if _expired(facts, now):
+        return failed(FailureCause.VEHICLE_CONNECTION_TIMEOUT)
     if not facts.entitled:
         return failed(FailureCause.MISSING_RIGHTS)
     if facts.same_action_in_progress:
@@ -142,6 +156,8 @@ def _start(facts: Facts, now: datetime, limits: Limits) -> Step:
     if facts.type is not RemoteType.NAVIGATION:
         events.append((EventType.PENDING, PendingStatus.WAKING_UP_VEHICLE.value, None, None))
     deadline = now + limits.wake_up_timeout
+    if facts.expires_at is not None:  # woken in time, or not at all
+        deadline = min(deadline, facts.expires_at)
     return Step(events, WAKING, deadline, deadline, send_wake_up=True)
 
 
@@ -163,7 +179,7 @@ def advance(
         return _start(facts, now, limits)
     deadline = facts.deadline_at or now
     if facts.phase == WAKING:
-        if facts.presence == "online":
+        if facts.presence == "online" and not _expired(facts, now):
             return _send(facts, now, limits)
         if now >= deadline:
             return failed(FailureCause.VEHICLE_CONNECTION_TIMEOUT)

@@ -51,6 +51,9 @@ remotes = Table(
     # The user face's per-remote attributes, as given ({type, key, value} lists).
     Column("attributes", JSON, nullable=True),
     Column("callback_attributes", JSON, nullable=True),
+    # Extensions (docs/extensions.md): Keyfob-Not-Before, Keyfob-Expires-At.
+    Column("not_before", UtcDateTime, nullable=True),
+    Column("expires_at", UtcDateTime, nullable=True),
     Index("ix_remotes_listing", "callback_id", "vehicle_id", "created_at"),
     Index("ix_remotes_phase_due", "phase", "due_at"),
     Index("ix_remotes_vehicle_phase", "vehicle_id", "phase"),

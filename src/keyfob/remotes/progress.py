@@ -155,6 +155,7 @@ def facts_for(
             same_action_in_progress=(d.vehicle_id, d.type) in taken,
             wake_ups_this_month=month.get(d.vehicle_id, 0),
             wake_ups_recent=recent.get(d.vehicle_id, 0),
+            expires_at=d.expires_at,
         )
     return facts, taken
 

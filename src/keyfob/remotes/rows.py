@@ -49,6 +49,8 @@ class Remote:
     label: str | None
     attributes: list[dict[str, str]] | None
     callback_attributes: dict[str, Any] | None
+    expires_at: datetime | None
+    """Not sent by then, it ends Done/Failed (``Keyfob-Expires-At``, an extension)."""
 
     @property
     def ref(self) -> RemoteRef:

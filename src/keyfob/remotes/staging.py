@@ -122,6 +122,19 @@ def replay(
 
 
 @dataclass(frozen=True)
+class TimeWindow:
+    """When a remote may start and until when it may be sent (``Keyfob-Not-Before``,
+    ``Keyfob-Expires-At``; ``remotes.control.window``). Waiting costs no wake-up: the remote
+    is not due before ``not_before``."""
+
+    not_before: datetime | None = None
+    expires_at: datetime | None = None
+
+
+ANY_TIME = TimeWindow()
+
+
+@dataclass(frozen=True)
 class UserOwner:
     """The user face's owner of a remote, and the remote's own attributes."""
 
@@ -138,6 +151,7 @@ def stage(
     callback_id: str,
     body: RemoteBody,
     user: UserOwner | None = None,
+    window: TimeWindow = ANY_TIME,
 ) -> None:
     """Queue the rows of an accepted remote: fleet face unless ``user`` says whose it is."""
     now = batch.now
@@ -162,7 +176,7 @@ def stage(
             "feedback_detail": None,
             "last_seq": 1,
             "phase": QUEUED,
-            "due_at": now,
+            "due_at": window.not_before or now,
             "deadline_at": None,
             "command_id": None,
             "created_at": now,
@@ -171,6 +185,8 @@ def stage(
             "client_id": None if user is None else user.client_id,
             "attributes": attributes,
             "callback_attributes": callback_attributes,
+            "not_before": window.not_before,
+            "expires_at": window.expires_at,
         }
     )
     batch.events.append(event_row)
