@@ -228,6 +228,7 @@ async def measure(args: argparse.Namespace) -> int:
                     "timeline": f"/console/fleets/{fid}/vehicles/{vid}/callbacks/{cbid}"
                     f"/remotes/{rid}",
                     "callbacks": f"/console/fleets/{fid}/callbacks",
+                    "overview": f"/console/fleets/{fid}/overview",
                     "delivery log": f"/console/fleets/{fid}/callbacks/{cbid}",
                     "sign-in": "/console/login",
                 }

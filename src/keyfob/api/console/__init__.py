@@ -15,6 +15,7 @@ from keyfob.api.console import (
     routes_callbacks,
     routes_deliveries,
     routes_login,
+    routes_overview,
     routes_timeline,
     routes_vehicles,
 )
@@ -26,5 +27,6 @@ for _part in (
     routes_timeline.router,
     routes_callbacks.router,
     routes_deliveries.router,
+    routes_overview.router,
 ):
     router.include_router(_part)
