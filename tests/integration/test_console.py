@@ -214,7 +214,9 @@ async def test_a_remote_form_sends_the_apis_body_and_shows_its_timeline(
         answer = await send_remote(client, path, "door", callback_id, **{"door.state": "Locked"})
         assert answer.status_code == 303, answer.text
         timeline = await client.get(answer.headers["location"])
+        again = await client.get(path)
     assert timeline.status_code == 200
+    assert f'href="{answer.headers["location"]}">Doors</a> Pending · Accepted' in again.text
     assert "Pending · Accepted" in timeline.text
     stored = await remotes_of(tenant, tenant.vehicles["Electric"].id, callback_id)
     assert [r["remote"] for r in stored] == [{"door": {"state": "Locked"}}]

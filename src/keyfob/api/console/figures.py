@@ -108,3 +108,35 @@ async def _failing(conn: AsyncConnection, *, fleet_id: str, now: datetime) -> li
     return sorted(
         (f for f in found if f.failed or f.retrying), key=lambda f: (-f.failed, -f.retrying)
     )
+
+
+@dataclass(frozen=True, slots=True)
+class RecentRemote:
+    id: str
+    callback_id: str
+    type: str
+    status: str
+    failure_cause: str | None
+    finished: bool
+    created_at: datetime
+
+
+async def recent_remotes(
+    conn: AsyncConnection, *, fleet_id: str, vehicle_id: str, limit: int = 10
+) -> list[RecentRemote]:
+    """The vehicle's latest remotes sent through this fleet's callbacks, newest first."""
+    rows = await conn.execute(
+        select(
+            remotes.c.id,
+            remotes.c.callback_id,
+            remotes.c.type,
+            remotes.c.status,
+            remotes.c.failure_cause,
+            remotes.c.phase,
+            remotes.c.created_at,
+        )
+        .where(remotes.c.vehicle_id == vehicle_id, remotes.c.fleet_id == fleet_id)
+        .order_by(remotes.c.created_at.desc(), remotes.c.id.desc())
+        .limit(limit)
+    )
+    return [RecentRemote(r[0], r[1], r[2], r[3], r[4], r[5] == "done", r[6]) for r in rows]

@@ -15,7 +15,7 @@ import secrets
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 
-from keyfob.api.console import pages, readable
+from keyfob.api.console import figures, pages, readable
 from keyfob.api.console.guard import CurrentVisitor, Visitor, check_csrf
 from keyfob.api.console.remote_form import BY_ACTION, FORMS, Problems, body_of, place
 from keyfob.api.deps import Ctx
@@ -99,6 +99,7 @@ async def _vehicle_page(
         wakes = await overview.wake_ups_since(
             conn, [vehicle.id], vehicle_state.month_start(ctx.clock())
         )
+        recent = await figures.recent_remotes(conn, fleet_id=fid, vehicle_id=vehicle.id)
     return pages.render(
         request,
         "vehicle.html",
@@ -114,6 +115,7 @@ async def _vehicle_page(
         wake_ups=wakes.get(vehicle.id, 0),
         quota=ctx.settings.vehicle.wake_up_quota_per_month,
         callbacks=callbacks,
+        recent=recent,
         forms=FORMS,
         failed=failed,
         problems=problems or Problems(),
