@@ -1,4 +1,5 @@
-"""Small helpers with no domain words: ids, the clock, paging, HAL links, address classes.
+"""Small helpers with no domain words: ids, the clock, paging, HAL links, address classes,
+the log format (``logs``).
 
 Imports nothing of keyfob, not even its siblings in the bottom layer (``config``, ``errors``,
 ``vocabulary``), so that every package may use it.

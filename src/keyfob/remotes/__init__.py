@@ -5,7 +5,8 @@ The body contract (``schemas``, ``bodies``) and what a vehicle's capabilities al
 ``accept_user`` for each face's checks and ``staging`` for what both write; ``user_schemas``);
 the lifecycle as a pure
 function (``lifecycle``, ``checks``), its database side (``progress``) and the ``dispatcher``
-that drives it over the vehicle link; recording events (``events``) and reading remotes.
+that drives it over the vehicle link; recording events (``events``) and reading remotes;
+counting them for ``/metrics`` (``metrics``).
 
 May import the packages below it: ``notifications``, ``callbacks``, ``vehicles``, ``auth``,
 ``keyfob.store``, ``keyfob.link`` and the bottom layer. Never ``keyfob.sim`` (the dispatcher

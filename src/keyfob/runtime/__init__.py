@@ -8,6 +8,7 @@
                    ``keyfob serve`` combines; ``delivery_role``, ``vehicle_role`` each one role
     standalone     one or more roles in a process of their own (``keyfob worker|dispatcher``)
     tls            ``keyfob serve``'s HTTPS and client-certificate files, checked before start-up
+    gauges         the database-wide gauges of ``/metrics``, read when scraped
 
 May import every domain package, the store, the vehicle link and the simulator; never
 ``keyfob.api``, ``keyfob.listen`` or ``keyfob.cli``, which sit above it: the API's lifespan
