@@ -1,19 +1,24 @@
 """A vehicle added with ``keyfob admin vehicle add`` while ``keyfob serve`` runs is simulated
 without a restart: its first remote ends Done/Success instead of timing out unconnected.
 
-Through a real ``keyfob serve`` subprocess and a real ``keyfob admin`` beside it, on the same
-SQLite file; the registry is looked at every 0.2 s here (``sim_registry_poll_s``).
+Through a real ``keyfob serve`` subprocess (on its in-memory link, and over a private MQTT
+broker) and a real ``keyfob admin`` beside it, on the same SQLite file; the registry is looked
+at every 0.2 s here (``sim_registry_poll_s``).
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from serve_support import Served, serving
+
+from mosquitto import Mosquitto
 
 TIMEOUTS = {
     "KEYFOB_SIM_SPEED": "0",
@@ -54,8 +59,24 @@ def _remote(served: Served, vehicle_id: str, body: dict[str, Any]) -> dict[str, 
             time.sleep(0.1)
 
 
-def test_a_vehicle_added_while_serving_is_simulated(tmp_path: Path) -> None:
-    with serving(tmp_path, "--vehicles", "1", **TIMEOUTS) as served:
+@pytest.fixture(params=["in-memory link", "mqtt"])
+def link_args(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[str]]:
+    """No extra option (the embedded link), or ``--mqtt`` on a private broker."""
+    if request.param == "in-memory link":
+        yield []
+        return
+    folder = tmp_path / "broker"
+    folder.mkdir()
+    broker = Mosquitto(folder)
+    broker.start()
+    try:
+        yield ["--mqtt", broker.url()]
+    finally:
+        broker.stop()
+
+
+def test_a_vehicle_added_while_serving_is_simulated(tmp_path: Path, link_args: list[str]) -> None:
+    with serving(tmp_path, "--vehicles", "1", *link_args, **TIMEOUTS) as served:
         added = json.loads(
             served.keyfob(
                 "admin", "vehicle", "add", served.demo["fleetId"], "--motorization", "Electric"
