@@ -41,6 +41,8 @@ async def test_the_stream_sends_each_step_until_done_then_ends(db: Database) -> 
                 f"/callbacks/{callback_id}/remotes/{remote_id}",
             )
             resumed = await client.get(f"{timeline}/events", headers={"Last-Event-ID": "1"})
+            last = str(api["events"][-1]["seq"])
+            caught_up = await client.get(f"{timeline}/events", headers={"Last-Event-ID": last})
     steps = [data for event, _, data in messages if event == "step"]
     assert [(s["type"], s["status"]) for s in steps] == [
         (e["type"], e["status"]) for e in api["events"]
@@ -51,3 +53,5 @@ async def test_the_stream_sends_each_step_until_done_then_ends(db: Database) -> 
     assert [int(i) for event, i, _ in messages if event == "step"] == [s["seq"] for s in steps]
     again = [data["seq"] for event, _, data in read_stream(resumed.text) if event == "step"]
     assert again == [s["seq"] for s in steps if s["seq"] > 1]
+    assert read_stream(resumed.text)[-1][0] == "end"
+    assert [event for event, _, _ in read_stream(caught_up.text)] == ["end"]

@@ -19,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keyfob.callbacks.models import callbacks
 from keyfob.notifications.models import notifications
-from keyfob.remotes.models import remotes
+from keyfob.remotes.models import remote_events, remotes
+from keyfob.remotes.service import Event
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
@@ -140,3 +141,18 @@ async def recent_remotes(
         .limit(limit)
     )
     return [RecentRemote(r[0], r[1], r[2], r[3], r[4], r[5] == "done", r[6]) for r in rows]
+
+
+async def events_after(conn: AsyncConnection, *, remote_id: str, seq: int) -> list[Event]:
+    """A remote's events after ``seq``, in order: what a live timeline has not shown yet
+    (one look-up on the ``(remote_id, seq)`` key; the caller checked the remote is the
+    partner's)."""
+    rows = await conn.execute(
+        select(remote_events)
+        .where(remote_events.c.remote_id == remote_id, remote_events.c.seq > seq)
+        .order_by(remote_events.c.seq)
+    )
+    return [
+        Event(e.id, e.seq, e.type, e.status, e.failure_cause, e.feedback_detail, e.created_at)
+        for e in rows
+    ]

@@ -23,6 +23,7 @@ from fastapi.routing import APIRoute
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from keyfob.errors import ErrorCode, KeyfobError
+from keyfob.kit.text import shown
 
 _env = Environment(
     loader=PackageLoader("keyfob.api.console", "templates"),
@@ -93,7 +94,7 @@ _TITLES = {
 def asset(name: str) -> Response:
     found = ASSETS.get(name)
     if found is None:
-        raise KeyfobError(ErrorCode.NOT_FOUND, f"no console asset {name!r}")
+        raise KeyfobError(ErrorCode.NOT_FOUND, f"no console asset {shown(name)}")
     content, media_type = found
     return Response(
         content,

@@ -22,6 +22,7 @@ from keyfob.api.deps import Ctx
 from keyfob.callbacks import service as callbacks
 from keyfob.errors import ErrorCode, KeyfobError
 from keyfob.kit.clock import as_utc
+from keyfob.kit.text import shown
 from keyfob.notifications import inspect
 from keyfob.runtime.context import AppContext
 from keyfob.vehicles.service import get_fleet
@@ -107,7 +108,8 @@ def _since(text: str) -> datetime:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
         raise KeyfobError(
-            ErrorCode.INVALID_BODY, f"since: {text!r} is not a date-time like 2026-01-01T00:00:00Z"
+            ErrorCode.INVALID_BODY,
+            f"since: {shown(text)} is not a date-time like 2026-01-01T00:00:00Z",
         ) from None
     if moment.tzinfo is None:
         raise KeyfobError(ErrorCode.INVALID_BODY, "since: give a time zone (e.g. a trailing Z)")

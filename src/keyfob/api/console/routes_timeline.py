@@ -1,11 +1,12 @@
 """A remote's timeline, live: the page shows the events so far, then Server-Sent Events add
 each new one as the dispatcher records it, until Done.
 
-The stream reads the remote's history from the database (``remotes.service.get_remote``, the
-API's own read, scoped the same way), so it follows remotes run by a dispatcher in any
-process. Each event carries its sequence number as the SSE ``id``: a browser that reconnects
-sends ``Last-Event-ID`` and gets only what it missed. A stream ends after Done, or after a
-while (the browser then reconnects), so no connection is held forever.
+The stream checks the remote as the API's read does (``remotes.service.get_remote``, scoped
+the same way), then reads only the events after the last one sent, from the database, so it
+follows remotes run by a dispatcher in any process. Each event carries its sequence number as
+the SSE ``id``: a browser that reconnects sends ``Last-Event-ID`` and gets only what it missed.
+A stream ends after Done, or after a while (the browser then reconnects), so no connection is
+held forever.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
-from keyfob.api.console import pages, readable
+from keyfob.api.console import figures, pages, readable
 from keyfob.api.console.guard import CurrentVisitor
 from keyfob.api.deps import Ctx
 from keyfob.callbacks.service import get_callback
@@ -89,20 +90,24 @@ async def timeline_events(
     ids = (fid, vid, cbid, rid)
     mark = request.headers.get("last-event-id") or request.query_params.get("after") or "0"
     seen = int(mark) if mark.isdigit() and len(mark) < 10 else 0
-    await _history(ctx, visitor.partner.id, ids)  # a 404 page before any stream starts
+    _, _, known = await _history(ctx, visitor.partner.id, ids)  # 404 before any stream
+    done_seq = known[-1].seq if _finished(known) else None
 
     async def stream() -> AsyncIterator[bytes]:
-        nonlocal seen
+        nonlocal seen, done_seq
         loop = asyncio.get_running_loop()
         deadline = loop.time() + STREAM_S
         yield b"retry: 1000\n\n"
         while True:
-            _, _, events = await _history(ctx, visitor.partner.id, ids)
-            for event in events:
-                if event.seq > seen:
+            if done_seq is None or seen < done_seq:
+                async with ctx.database.read() as conn:
+                    events = await figures.events_after(conn, remote_id=rid, seq=seen)
+                for event in events:
                     seen = event.seq
                     yield sse(event)
-            if _finished(events):
+                if _finished(events):
+                    done_seq = seen
+            if done_seq is not None and seen >= done_seq:
                 yield b"event: end\ndata: {}\n\n"
                 return
             if loop.time() >= deadline:

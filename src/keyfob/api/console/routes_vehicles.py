@@ -22,6 +22,7 @@ from keyfob.api.deps import Ctx
 from keyfob.callbacks.service import list_callbacks
 from keyfob.errors import ErrorCode, KeyfobError
 from keyfob.kit.paging import PageRequest
+from keyfob.kit.text import shown
 from keyfob.remotes.accept import AcceptRequest
 from keyfob.runtime.context import AppContext
 from keyfob.vehicles import overview, service
@@ -40,7 +41,9 @@ def _page_number(text: str | None) -> int:
     if text is None or text == "":
         return 1
     if not text.isdigit() or not 1 <= int(text) <= 1_000_000:
-        raise KeyfobError(ErrorCode.INVALID_QUERY, f"page must be a positive number (got {text!r})")
+        raise KeyfobError(
+            ErrorCode.INVALID_QUERY, f"page must be a positive number (got {shown(text)})"
+        )
     return int(text)
 
 
