@@ -23,12 +23,21 @@ from keyfob.kit.clock import utcnow
 from keyfob.runtime.delivery_role import delivery_role
 from keyfob.runtime.roles import Role
 from keyfob.runtime.vehicle_role import vehicle_role
+from keyfob.runtime.worker_child import WorkerChild, delivery_child_role
 from keyfob.store.engine import Database
 from mosquitto import Mosquitto
 
 
 @asynccontextmanager
 async def serving(db: Database, roles: Sequence[Role], **settings: Any) -> AsyncIterator[Any]:
+    async with serving_app(db, roles, **settings) as (_, http):
+        yield http
+
+
+@asynccontextmanager
+async def serving_app(
+    db: Database, roles: Sequence[Role], **settings: Any
+) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
     app = create_app(
         make_settings(db.url, run_simulator=False, **settings),
         database=db,
@@ -42,14 +51,14 @@ async def serving(db: Database, roles: Sequence[Role], **settings: Any) -> Async
             transport=httpx.ASGITransport(app=app), base_url="https://keyfob.test"
         ) as http,
     ):
-        yield http
+        yield app, http
 
 
-async def ready_becomes(http: httpx.AsyncClient, status: int) -> httpx.Response:
+async def ready_becomes(http: httpx.AsyncClient, status: int, tries: int = 200) -> httpx.Response:
     """Poll ``/ready`` until it answers ``status`` (the link notices a lost broker at once;
     the bound only turns a hang into a failure)."""
     answer = await http.get("/ready")
-    for _ in range(200):
+    for _ in range(tries):
         if answer.status_code == status:
             return answer
         await asyncio.sleep(0.05)
@@ -94,3 +103,18 @@ async def test_ready_is_503_once_the_delivery_worker_died(db: Database) -> None:
             task_named("delivery-worker").cancel()
             answer = await ready_becomes(http, 503)
     assert "the delivery worker stopped" in answer.json()["message"]
+
+
+async def test_ready_is_503_while_the_worker_process_is_down(db: Database) -> None:
+    """``serve``'s default: the worker in a child process, started again when it dies."""
+    async with serving_app(db, [delivery_child_role]) as (app, http):
+        assert (await http.get("/ready")).status_code == 200
+        child = app.state.ctx.checks["delivery"].__self__
+        assert isinstance(child, WorkerChild)
+        assert child.process is not None
+        first = child.process.pid
+        child.process.kill()
+        down = await ready_becomes(http, 503)
+        assert "the delivery worker process is not running" in down.json()["message"]
+        await ready_becomes(http, 200, tries=1200)  # a new Python process starts
+        assert child.process.pid != first

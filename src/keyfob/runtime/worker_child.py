@@ -102,6 +102,13 @@ class WorkerChild:
         log.info("delivery worker started in process %d", self.process.pid)
         self._supervisor = asyncio.create_task(self._supervise(), name="delivery-child")
 
+    def not_running(self) -> str | None:
+        """For ``/ready``: why the worker does not run now (exited, being started again)."""
+        process = self.process
+        if process is None or process.returncode is not None:
+            return "the delivery worker process is not running"
+        return None
+
     def nudge(self) -> None:
         """Work was stored: one byte to the child, at most one per turn of the event loop."""
         if not self._nudge_due:
@@ -170,9 +177,11 @@ async def delivery_child_role(ctx: AppContext) -> AsyncIterator[WorkerChild]:
     child = WorkerChild(ctx.settings, ctx.metrics)
     await child.start()
     ctx.wakers.append(child.nudge)
+    ctx.checks["delivery"] = child.not_running
     try:
         yield child
     finally:
+        ctx.checks.pop("delivery", None)
         ctx.wakers.remove(child.nudge)
         await child.stop(ctx.settings.delivery.timeout_s + 10)
 
