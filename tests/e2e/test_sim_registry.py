@@ -88,3 +88,27 @@ def test_a_vehicle_added_while_serving_is_simulated(tmp_path: Path, link_args: l
         last = action["events"][-1]
         assert (last["type"], last["status"]) == ("Done", "Success"), action
         assert f"now simulating {added['vin']}" in served.log()
+
+
+def _logged(served: Served, text: str) -> bool:
+    deadline = time.monotonic() + 15
+    while text not in served.log():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def test_a_vehicle_removed_while_serving_is_no_longer_simulated(
+    tmp_path: Path, link_args: list[str]
+) -> None:
+    with serving(tmp_path, "--vehicles", "1", *link_args, **TIMEOUTS) as served:
+        fleet = served.demo["fleetId"]
+        added = json.loads(
+            served.keyfob("admin", "vehicle", "add", fleet, "--motorization", "Hybrid")
+        )
+        assert _logged(served, f"now simulating {added['vin']}")
+
+        served.keyfob("admin", "vehicle", "remove", added["vid"])
+
+        assert _logged(served, f"no longer simulating {added['vin']}")
