@@ -41,7 +41,7 @@ async def test_the_stream_sends_each_step_until_done_then_ends(db: Database) -> 
                 f"/callbacks/{callback_id}/remotes/{remote_id}",
             )
             resumed = await client.get(f"{timeline}/events", headers={"Last-Event-ID": "1"})
-            last = str(api["events"][-1]["seq"])
+            last = str(api["events"][-1]["sequence"])
             caught_up = await client.get(f"{timeline}/events", headers={"Last-Event-ID": last})
     steps = [data for event, _, data in messages if event == "step"]
     assert [(s["type"], s["status"]) for s in steps] == [
