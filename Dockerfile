@@ -15,6 +15,7 @@ FROM python:3.11-slim
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_ROOT_USER_ACTION=ignore \
     KEYFOB_HOST=0.0.0.0 \
     KEYFOB_LOG_FORMAT=json
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
