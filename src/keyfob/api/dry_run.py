@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
+from keyfob.api.docs_models import Link, hal
 from keyfob.api.http import HalResponse
 from keyfob.auth.principal import UserPrincipal
 from keyfob.kit.clock import isoformat
@@ -17,6 +20,22 @@ from keyfob.remotes.accept_fleet import AcceptRequest
 from keyfob.remotes.accept_user import UserAcceptRequest
 from keyfob.remotes.control.dry_run import Forecast, dry_run
 from keyfob.runtime.context import AppContext
+
+
+class DryRunForecast(BaseModel):
+    """What a POST of this remote would do now (``dryRun=true``)."""
+
+    model_config = ConfigDict(extra="allow")
+    links: dict[str, Link] = Field(alias="_links")
+    dryRun: bool
+    type: str
+    outcome: str = Field(description="SendNow, WakeUpFirst or Fail")
+    wouldWakeUpVehicle: bool
+    failureCause: str | None
+    events: list[dict[str, str]]
+
+
+DOCUMENTED = hal(DryRunForecast, "keyfob extension, dryRun=true: what would happen; nothing stored")
 
 
 def forecast_body(href: str, forecast: Forecast) -> dict[str, Any]:

@@ -56,6 +56,7 @@ LOOKUP_ERRORS = (E.INVALID_PATH_ID, E.FLEET_NOT_FOUND, E.VEHICLE_NOT_FOUND, E.CA
     response_class=HalResponse,
     status_code=202,
     responses={
+        200: api_dry_run.DOCUMENTED,
         202: hal(RemotePostResponse, "Accepted: the remote is stored and will be processed"),
         **errors(
             *LOOKUP_ERRORS,

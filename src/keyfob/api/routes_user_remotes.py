@@ -45,6 +45,7 @@ LOOKUP_ERRORS = (E.INVALID_PATH_ID, E.VEHICLE_NOT_FOUND, E.CALLBACK_NOT_FOUND)
     response_class=HalResponse,
     status_code=202,
     responses={
+        200: api_dry_run.DOCUMENTED,
         202: hal(RemotePostResponse, "Accepted: the remote is stored and will be processed"),
         **user_errors(
             *LOOKUP_ERRORS,
