@@ -52,6 +52,7 @@ async def test_a_long_id_is_quoted_cut_in_every_error_that_names_it(
         (tenant.http, "GET", f"{fleet}/remote/callbacks/{cbid}/deliveries/{LONG}", {}),
         (tenant.http, "GET", f"{fleet}/remote/callbacks/{cbid}/deliveries/{BAD}", {}),
         (tenant.http, "GET", f"{fleet}/vehicles/{vid}/stolen/{LONG}", {}),
+        (tenant.http, "GET", f"{fleet}/remote/callbacks", {"params": {"indexRange": LONG}}),
         (
             tenant.http,
             "POST",

@@ -28,6 +28,7 @@ from keyfob.auth.realms import find_realm
 from keyfob.auth.scopes import ALL_SCOPES, scope_text
 from keyfob.auth.user_models import oauth_clients
 from keyfob.errors import ErrorCode, KeyfobError
+from keyfob.kit.text import shown
 
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*$")
 _REFUSED_SCHEMES = frozenset({"javascript", "data", "file", "vbscript", "about", "blob"})
@@ -76,13 +77,15 @@ def check_redirect_uri(uri: str) -> str:
     parts = urlsplit(uri)
     scheme = parts.scheme.lower()
     if not scheme or not _SCHEME.match(scheme) or len(uri) > 2000:
-        raise KeyfobError(ErrorCode.INVALID_BODY, f"redirect URI {uri!r} is not an absolute URI")
+        raise KeyfobError(
+            ErrorCode.INVALID_BODY, f"redirect URI {shown(uri)} is not an absolute URI"
+        )
     if scheme in _REFUSED_SCHEMES:
         raise KeyfobError(ErrorCode.INVALID_BODY, f"redirect URI scheme {scheme!r} is refused")
     if "#" in uri:
         raise KeyfobError(ErrorCode.INVALID_BODY, "a redirect URI has no fragment (RFC 6749)")
     if scheme in ("http", "https") and not parts.hostname:
-        raise KeyfobError(ErrorCode.INVALID_BODY, f"redirect URI {uri!r} has no host")
+        raise KeyfobError(ErrorCode.INVALID_BODY, f"redirect URI {shown(uri)} has no host")
     if any(ord(c) <= 0x20 or ord(c) == 0x7F for c in uri):
         raise KeyfobError(ErrorCode.INVALID_BODY, "a redirect URI holds no spaces or controls")
     return uri
@@ -110,7 +113,7 @@ async def create_client(
         raise KeyfobError(ErrorCode.INVALID_BODY, f"unknown scopes: {scope_text(unknown)}")
     found = find_realm(realm)
     if found is None:
-        raise KeyfobError(ErrorCode.UNKNOWN_REALM, f"no realm is named {realm!r}")
+        raise KeyfobError(ErrorCode.UNKNOWN_REALM, f"no realm is named {shown(realm)}")
     chosen = client_id or str(uuid.uuid4())
     if not chosen or len(chosen) > 128 or not chosen.isprintable() or " " in chosen:
         raise KeyfobError(ErrorCode.INVALID_BODY, "client_id: 1 to 128 printable characters")

@@ -43,6 +43,7 @@ from keyfob.auth.users import get_user
 from keyfob.errors import InvalidToken
 from keyfob.kit.clock import as_utc
 from keyfob.kit.ids import new_id
+from keyfob.kit.text import shown
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,7 +298,7 @@ async def refresh(
     if realm is not None:
         found = find_realm(realm)
         if found is None:
-            raise OAuthError("invalid_request", f"no realm is named {realm!r}")
+            raise OAuthError("invalid_request", f"no realm is named {shown(realm)}")
         if found.name != row.realm:
             raise invalid_grant("the refresh token was not issued for this realm")
     granted = frozenset(row.scope.split())
@@ -366,7 +367,7 @@ async def revoke(
         raise OAuthError("unsupported_token_type", f"unknown token_type_hint {token_type_hint}")
     wanted = find_realm(realm) if realm is not None else None
     if realm is not None and wanted is None:
-        raise OAuthError("invalid_request", f"no realm is named {realm!r}")
+        raise OAuthError("invalid_request", f"no realm is named {shown(realm)}")
     query = (
         select(oauth_grants.c.id, oauth_grants.c.client_id, oauth_grants.c.realm)
         .join(refresh_tokens, oauth_grants.c.id == refresh_tokens.c.grant_id)

@@ -15,6 +15,8 @@ import math
 import re
 from dataclasses import dataclass
 
+from keyfob.kit.text import shown
+
 INDEX_RANGE = re.compile(r"^(\d+)-(\d*)$")
 MAX_PAGE_SIZE = 60
 # Far beyond any collection, and small enough that every offset fits a 64-bit SQL integer.
@@ -64,9 +66,11 @@ def parse_page_request(
     range_text = index_range if index_range is not None else "0-"
     match = INDEX_RANGE.fullmatch(range_text)
     if not match:
-        raise PagingError(f"indexRange must look like '0-9' or '5-' (got {range_text!r})")
+        raise PagingError(f"indexRange must look like '0-9' or '5-' (got {shown(range_text)})")
     if max(len(match.group(1)), len(match.group(2))) > len(str(MAX_INDEX)):
-        raise PagingError(f"indexRange bounds must be at most {MAX_INDEX} (got {range_text!r})")
+        raise PagingError(
+            f"indexRange bounds must be at most {MAX_INDEX} (got {shown(range_text)})"
+        )
     start = int(match.group(1))
     end = int(match.group(2)) if match.group(2) else None
     if end is not None and end < start:

@@ -20,6 +20,7 @@ from keyfob.auth.user_models import user_vehicles
 from keyfob.callbacks.models import callbacks
 from keyfob.errors import ErrorCode, KeyfobError
 from keyfob.kit.clock import isoformat
+from keyfob.kit.text import shown
 from keyfob.remotes.models import idempotency_keys, remotes
 from keyfob.vehicles.models import fleets, vehicle_states, vehicles, wake_ups
 
@@ -84,7 +85,7 @@ async def remove_vehicle(conn: AsyncConnection, wanted: str) -> dict[str, str]:
         )
     ).first()
     if row is None:
-        raise KeyfobError(ErrorCode.NOT_FOUND, f"no vehicle has the id or VIN {wanted!r}")
+        raise KeyfobError(ErrorCode.NOT_FOUND, f"no vehicle has the id or VIN {shown(wanted)}")
     history = await _count(conn, remotes, remotes.c.vehicle_id == row.id)
     _refuse(f"vehicle {row.id}", {"remotes": history}, "its history is kept")
     for table, column in (
@@ -100,7 +101,7 @@ async def remove_vehicle(conn: AsyncConnection, wanted: str) -> dict[str, str]:
 async def remove_fleet(conn: AsyncConnection, fleet_id: str) -> dict[str, str]:
     """The fleet, once it has no vehicles, callbacks or remotes left."""
     if (await conn.execute(select(fleets.c.id).where(fleets.c.id == fleet_id))).first() is None:
-        raise KeyfobError(ErrorCode.NOT_FOUND, f"no fleet {fleet_id!r}")
+        raise KeyfobError(ErrorCode.NOT_FOUND, f"no fleet {shown(fleet_id)}")
     left = {
         "vehicles": await _count(conn, vehicles, vehicles.c.fleet_id == fleet_id),
         "callbacks": await _count(conn, callbacks, callbacks.c.fleet_id == fleet_id),
@@ -115,7 +116,7 @@ async def remove_partner(conn: AsyncConnection, login: str) -> dict[str, str]:
     """The partner, once it has no fleets (nor remembered Idempotency-Keys) left."""
     row = (await conn.execute(select(partners.c.id).where(partners.c.login == login))).first()
     if row is None:
-        raise KeyfobError(ErrorCode.NOT_FOUND, f"no partner with login {login!r}")
+        raise KeyfobError(ErrorCode.NOT_FOUND, f"no partner with login {shown(login)}")
     left = {
         "fleets": await _count(conn, fleets, fleets.c.partner_id == row.id),
         "idempotency keys": await _count(

@@ -29,6 +29,7 @@ from keyfob.auth.clients import OAuthClient, authenticate_client
 from keyfob.auth.oauth_errors import OAuthError, invalid_client
 from keyfob.auth.realms import find_realm
 from keyfob.auth.scopes import parse_scopes
+from keyfob.kit.text import shown
 from keyfob.runtime.context import AppContext
 
 router = APIRouter(prefix="/am/oauth2", tags=["Authorization server"], include_in_schema=False)
@@ -69,7 +70,7 @@ def _check_realm(given: str | None, client: OAuthClient) -> None:
         return
     realm = find_realm(given)
     if realm is None:
-        raise OAuthError("invalid_request", f"no realm is named {given!r}")
+        raise OAuthError("invalid_request", f"no realm is named {shown(given)}")
     if realm.name != client.realm:
         raise OAuthError("invalid_grant", "this client's tokens are issued in another realm")
 
