@@ -20,11 +20,12 @@ ENV PYTHONUNBUFFERED=1 \
     KEYFOB_LOG_FORMAT=json
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     pip install --no-cache-dir --no-index --find-links /wheels keyfob \
-    && useradd --system --uid 10001 --user-group --home-dir /var/lib/keyfob --create-home \
+    && groupadd --system --gid 10001 keyfob \
+    && useradd --system --uid 10001 --gid keyfob --home-dir /var/lib/keyfob --create-home \
        --shell /usr/sbin/nologin keyfob
-# Unprivileged from here on (numeric, so that "run as non-root" checks can verify it); the
-# working directory is where `serve` writes its demo
-# credentials (keyfob-demo.json) and an SQLite database would live.
+# Unprivileged from here on (numeric, so that "run as non-root" checks can verify it). The
+# working directory is where `serve` writes its demo credentials (keyfob-demo.json) and where
+# an SQLite database would live.
 USER 10001:10001
 WORKDIR /var/lib/keyfob
 EXPOSE 8080
