@@ -72,10 +72,7 @@ async def test_metrics_count_remotes_vehicles_wake_ups_and_the_outbox(db: Databa
             ).scalar_one()
 
     assert value(samples, "keyfob_remotes_accepted_total", type="Horn") == 3
-    ends = Counter(
-        (h["status"], h.get("failureCause") or "")
-        for h in histories
-    )
+    ends = Counter((h["status"], h.get("failureCause") or "") for h in histories)
     for (status, cause), count in ends.items():
         labels = {"type": "Horn", "status": status, "cause": cause}
         assert value(samples, "keyfob_remotes_finished_total", **labels) == count, samples
