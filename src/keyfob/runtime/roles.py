@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 
 from keyfob.config import Settings
+from keyfob.runtime.campaign_role import campaign_role
 from keyfob.runtime.context import AppContext
 from keyfob.runtime.delivery_role import delivery_role
 from keyfob.runtime.vehicle_role import vehicle_role
@@ -30,7 +31,7 @@ async def hosting(ctx: AppContext, roles: Sequence[Role]) -> AsyncIterator[None]
 
 
 def embedded_roles(settings: Settings) -> Sequence[Role]:
-    roles: list[Role] = []
+    roles: list[Role] = [campaign_role]  # posts through this process's acceptor
     if settings.run_dispatcher:
         roles.append(vehicle_role)
     if settings.run_worker:

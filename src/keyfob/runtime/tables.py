@@ -13,6 +13,7 @@ from keyfob.auth.user_models import (
 )
 from keyfob.callbacks.models import callbacks
 from keyfob.notifications.models import delivery_attempts, notifications
+from keyfob.remotes.control.campaign_models import campaign_targets, campaigns
 from keyfob.remotes.models import idempotency_keys, remote_events, remotes, user_idempotency_keys
 from keyfob.store.schema import metadata
 from keyfob.vehicles.models import fleets, vehicle_states, vehicles, wake_ups
@@ -20,6 +21,8 @@ from keyfob.vehicles.models import fleets, vehicle_states, vehicles, wake_ups
 __all__ = [
     "authorization_codes",
     "callbacks",
+    "campaign_targets",
+    "campaigns",
     "delivery_attempts",
     "fleets",
     "idempotency_keys",
