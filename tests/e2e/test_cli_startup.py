@@ -191,6 +191,13 @@ def test_a_port_in_use_is_found_before_the_database_is_touched(
     assert result.returncode == 6
     assert one_line(result) == (
         f"cannot listen on 127.0.0.1:{held_port}: port {held_port} on 127.0.0.1 is already in "
-        "use (another keyfob serve?); choose another with --port"
+        "use; choose another with --port"
     )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_keyfob_listen_on_a_port_in_use(tmp_path: Path, held_port: int) -> None:
+    result = run(tmp_path, "listen", "--port", str(held_port))
+
+    assert result.returncode == 6
+    assert one_line(result).startswith(f"cannot listen on 127.0.0.1:{held_port}: port ")

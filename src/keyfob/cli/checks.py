@@ -29,9 +29,8 @@ URL_FORMS = "sqlite:///relative.db, sqlite:////absolute.db or postgresql://user@
 BROKER_WAIT_S = 3.0
 
 
-def check_listen(settings: Settings) -> None:
-    """The address and port ``serve`` will listen on can be bound now."""
-    host, port = settings.host, settings.port
+def check_listen(host: str, port: int) -> None:
+    """The address and port a command will listen on (``serve``, ``listen``) can be bound."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
         with socket.create_server((host, port), family=family):
@@ -39,7 +38,7 @@ def check_listen(settings: Settings) -> None:
     except OSError as exc:
         where = f"{host}:{port}"
         if exc.errno == errno.EADDRINUSE:
-            why = f"port {port} on {host} is already in use (another keyfob serve?)"
+            why = f"port {port} on {host} is already in use"
             stop(Exit.LISTEN, f"cannot listen on {where}: {why}; choose another with --port")
         if exc.errno == errno.EACCES:
             why = f"not allowed to use port {port} (below 1024 needs privileges)"
@@ -122,6 +121,6 @@ def check_all(settings: Settings, *, listen: bool = False) -> None:
     """The port (when the command serves), the broker if any, then the database (last, as
     reaching a SQLite database makes its file)."""
     if listen:
-        check_listen(settings)
+        check_listen(settings.host, settings.port)
     check_broker(settings)
     check_database(settings)

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from keyfob.cli.checks import check_all, check_broker, check_database
+from keyfob.cli.checks import check_all, check_broker, check_database, check_listen
 from keyfob.cli.defaults import setting
 from keyfob.cli.logs import (
     Format,
@@ -155,4 +155,5 @@ def listen(
     terminal unless NO_COLOR is set; a retried delivery shows its attempt number)."""
     from keyfob.listen.receiver import run
 
+    check_listen(host, port)
     run(port, host, secret=secret, fail_rate=fail_rate, raw=raw, seed=seed)
