@@ -143,3 +143,17 @@ async def test_serve_logs_text_lines_by_default(tmp_path: Path) -> None:
     assert " INFO uvicorn.error " in running[0], lines
     assert not any(line.startswith("{") for line in lines)
     assert not any("GET /health" in line for line in lines), "--no-access-log"
+
+
+async def test_log_level_warning_keeps_info_lines_out(tmp_path: Path) -> None:
+    port = free_port()
+    process = spawn(tmp_path, port, "--log-format", "json", "--log-level", "warning")
+    try:
+        await wait_healthy(port, process, tmp_path)
+        async with httpx.AsyncClient() as client:
+            await client.get(f"http://127.0.0.1:{port}/health")
+    finally:
+        stop(process)
+    records = json_lines(tmp_path)
+    assert all(r["level"] in {"warning", "error", "critical"} for r in records), records
+    assert not any("Uvicorn running on" in r["message"] for r in records)
