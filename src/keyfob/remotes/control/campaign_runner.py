@@ -90,7 +90,7 @@ class CampaignRunner:
                     )
                 )
             ).scalar_one()
-            room = service.started_by(service._from_row(row), now) - int(done)
+            room = service.started_by(service.campaign_from_row(row), now) - int(done)
             pending = (
                 (
                     await conn.execute(

@@ -114,7 +114,7 @@ def campaign_not_found(campaign_id: str) -> KeyfobError:
     return KeyfobError(ErrorCode.CAMPAIGN_NOT_FOUND, f"no campaign {campaign_id} in this fleet")
 
 
-def _from_row(row: Any) -> Campaign:
+def campaign_from_row(row: Any) -> Campaign:
     return Campaign(
         row.id,
         row.fleet_id,
@@ -232,7 +232,7 @@ async def get_campaign(conn: AsyncConnection, *, fleet_id: str, campaign_id: str
     ).first()
     if row is None:
         raise campaign_not_found(campaign_id)
-    return _from_row(row)
+    return campaign_from_row(row)
 
 
 async def progress(conn: AsyncConnection, campaign: Campaign) -> Progress:
