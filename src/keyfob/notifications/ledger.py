@@ -126,6 +126,24 @@ async def record(
         await mark_failed(conn, callback_id=callback_id, now=now)
 
 
+_RELEASE = (
+    update(notifications)
+    .where(
+        notifications.c.id.in_(bindparam("ids", expanding=True)),
+        notifications.c.lease_owner == bindparam("owner"),
+        pending(),
+    )
+    .values(lease_owner=None, lease_until=None)
+)
+
+
+async def release(conn: AsyncConnection, *, owner: str, ids: list[str]) -> None:
+    """Give back rows leased and never sent (an earlier event of their remote was not
+    delivered): claimable again at once, no attempt counted."""
+    for chunk in chunks(ids):
+        await conn.execute(_RELEASE, {"ids": chunk, "owner": owner})
+
+
 async def expire_overdue(conn: AsyncConnection, *, now: datetime) -> int:
     """Pending rows past the 72 h horizon that no attempt will reach in time.
 

@@ -6,10 +6,12 @@ transaction. Recording (``ledger``) happens in a second short transaction, for m
 
 A row is claimable when it is pending, due, inside the 72 h horizon, not leased (or its lease
 expired: a crashed worker's rows come back), its callback is Running, and no earlier event of
-the same remote is still pending on that callback — so events of one remote are delivered in
-order, while other remotes go on. A batching callback's rows are claimed together, once
-``size`` are ready or the oldest has waited ``timeWindow`` seconds; a batch may carry
-consecutive events of one remote, in their order, and one claim takes every batch that is ready.
+the same remote is still pending on that callback, unless the claiming worker holds that
+earlier event itself and will send this one only after it (``worker``) — so events of one
+remote are delivered in order, while other remotes go on. A batching callback's rows are
+claimed together, once ``size`` are ready or the oldest has waited ``timeWindow`` seconds; a
+batch may carry consecutive events of one remote, in their order, and one claim takes every
+batch that is ready.
 
 A user-face callback has no ``batchNotify``: its messages go one per POST while the receiver
 keeps up, because the consumers of that face do not read arrays. Once it lags (its oldest
@@ -145,6 +147,17 @@ def _claimable(*, batched: bool = False) -> ColumnElement[bool]:
         earlier.c.seq < notifications.c.seq,
         pending(earlier),
     ]
+    if not batched:
+        # An earlier event that this worker holds is not in the way: the worker sends the
+        # later one once the earlier one's POST has succeeded (``worker`` chains them), so a
+        # remote's events follow each other without waiting for the record in between.
+        in_the_way.append(
+            or_(
+                earlier.c.lease_owner.is_(None),
+                earlier.c.lease_owner != bindparam("owner"),
+                earlier.c.lease_until < _NOW,
+            )
+        )
     if batched:
         in_the_way.append(
             or_(
@@ -196,7 +209,14 @@ _SINGLES = (
         notifications.c.id.in_(
             select(notifications.c.id)
             .join(callbacks, callbacks.c.id == notifications.c.callback_id)
-            .where(_claimable(), _RUNNING, callbacks.c.batch_size.is_(None))
+            .where(
+                _claimable(),
+                _RUNNING,
+                callbacks.c.batch_size.is_(None),
+                # A user callback in backlog sends arrays: what its batches held back (later
+                # events of their remotes) waits for the next batch, not for a single POST.
+                notifications.c.callback_id.not_in(bindparam("backlog", expanding=True)),
+            )
             .order_by(notifications.c.due_at, notifications.c.raised_at, notifications.c.seq)
             .limit(bindparam("limit"))
             .with_for_update(skip_locked=True, of=notifications)
@@ -379,7 +399,8 @@ async def claim(
         await conn.execute(_LEASE, {**params, "ids": ids})
     singles: list[Claimed] = []
     if posts > 0 and any(c.size is None for c in active):
-        singles = await _claim_singles(conn, params, min(posts, room))
+        in_backlog = [c.target.id for c in active if _in_backlog(c, now)]
+        singles = await _claim_singles(conn, {**params, "backlog": in_backlog}, min(posts, room))
     room, posts = room - len(singles), posts - len(singles)
     batches: list[list[Claimed]] = []
     for callback in active:

@@ -98,6 +98,8 @@ class _Callback:
 
 
 _DELIVERED = Delivered()
+Sent = asyncio.Future[bool]
+"""Resolved once a POST's outcome is known: True when it was delivered."""
 
 
 def _variables(target: queue.Target, vin: str, remote_type: str) -> dict[str, str]:
@@ -132,6 +134,13 @@ class DeliveryWorker:
         self._drained = asyncio.Event()
         self._drained.set()
         self._callbacks: dict[tuple[str, str], _Callback] = {}
+        self._last_sent: dict[tuple[str, str], Sent] = {}
+        """Per (callback, remote): the latest POST not yet recorded, which a later one follows."""
+        self._chained: dict[int, tuple[set[tuple[str, str]], Sent]] = {}
+        self._recorded: list[queue.Delivery] = []
+        """Recorded (or given back) since the last claim began: still followed until a claim
+        that began after their record ends. On PostgreSQL a claim running beside the record
+        may have read their rows as leased here and taken a later event of their remote."""
         self._user = UserMessages()
         self._leases = LeaseKeeper(
             database, owner=self.options.owner, lease_s=self.options.lease_s, clock=clock
@@ -274,13 +283,19 @@ class DeliveryWorker:
             posts = options.max_in_flight - self._posts
             deliveries: list[queue.Delivery] = []
             if rows > 0 and posts > 0:
+                recorded, self._recorded = self._recorded, []
                 try:
                     deliveries = await self.claim(rows, max_deliveries=posts)
                 except Exception:
                     log.exception("claiming notifications failed; retrying shortly")
+                for delivery in recorded:
+                    self._unchain(delivery)
             for delivery in deliveries:
                 self._started(delivery)
-                group.create_task(self._send_one(delivery), name=f"deliver-{delivery.rows[0].id}")
+                after, mine = self._chain(delivery)
+                group.create_task(
+                    self._send_one(delivery, after, mine), name=f"deliver-{delivery.rows[0].id}"
+                )
             # Also wait when full: a loop that never awaits would starve the very sends
             # whose completion frees room. A claim that brought fewer rows and POSTs than
             # it had room for took everything that was due.
@@ -292,13 +307,52 @@ class DeliveryWorker:
         await self._drained.wait()
         await self._results.put(_STOP)
 
-    async def _send_one(self, delivery: queue.Delivery) -> None:
+    def _chain(self, delivery: queue.Delivery) -> tuple[list[Sent], Sent]:
+        """The POSTs this one must follow (earlier events of its remotes, still under way
+        here), and the future that tells later ones whether this one was delivered."""
+        keys = {(row.callback_id, row.remote_id) for row in delivery.rows}
+        after = [found for key in keys if (found := self._last_sent.get(key)) is not None]
+        mine: Sent = asyncio.get_running_loop().create_future()
+        for key in keys:
+            self._last_sent[key] = mine
+        # Followed until recorded, not only until answered: between the two the rows are
+        # still leased here, so a claim may take a later event, which must see the outcome.
+        self._chained[id(delivery)] = (keys, mine)
+        return after, mine
+
+    def _unchain(self, delivery: queue.Delivery) -> None:
+        keys, mine = self._chained.pop(id(delivery), (set(), None))
+        for key in keys:
+            if self._last_sent.get(key) is mine:
+                del self._last_sent[key]
+
+    async def _send_one(self, delivery: queue.Delivery, after: list[Sent], mine: Sent) -> None:
+        delivered = False
         try:
-            await self._results.put(await self.send(delivery))
+            if after and not all(await asyncio.gather(*after)):
+                await self._give_back(delivery)
+                return
+            result = await self.send(delivery)
+            delivered = result.outcome.delivered
+            mine.set_result(delivered)
+            await self._results.put(result)
         except Exception:
             # The lease expires and another cycle takes the rows again: nothing is lost.
             log.exception("preparing or sending a notification failed")
             self._finished([delivery])
+        finally:
+            if not mine.done():
+                mine.set_result(delivered)
+
+    async def _give_back(self, delivery: queue.Delivery) -> None:
+        """An earlier event of this remote was not delivered: this one waits for its retry."""
+        try:
+            async with self.database.transaction() as conn:
+                ids = [row.id for row in delivery.rows]
+                await ledger.release(conn, owner=self.options.owner, ids=ids)
+        except Exception:
+            log.exception("giving back notifications failed; their lease will expire")
+        self._finished([delivery])
 
     def _started(self, delivery: queue.Delivery) -> None:
         self._posts += 1
@@ -311,6 +365,7 @@ class DeliveryWorker:
         self._rows -= sum(len(delivery.rows) for delivery in deliveries)
         for delivery in deliveries:
             self._leases.release(delivery)
+        self._recorded.extend(deliveries)
         if self._posts <= 0:
             self._drained.set()
 
