@@ -20,6 +20,7 @@ from keyfob.kit.clock import FakeClock
 from keyfob.notifications.models import notifications
 from keyfob.store.engine import Database
 from keyfob.vehicles.capabilities import capabilities_for
+from keyfob.vehicles.models import vehicle_states
 from keyfob.vehicles.service import create_vehicle
 from keyfob.vocabulary import Motorization
 
@@ -187,9 +188,16 @@ async def test_the_vehicle_list_searches_by_vin_and_pages(
                 capabilities=capabilities_for(Motorization.ELECTRIC),
                 now=clock(),
             )
+        await conn.execute(
+            update(vehicle_states)
+            .where(vehicle_states.c.vehicle_id == tenant.vehicles["Hybrid"].id)
+            .values(presence="asleep")
+        )
     fleet = f"/console/fleets/{tenant.fleet_id}"
     async with browser_http(app) as client:
         await sign_in(client, tenant)
+        asleep = await client.get(fleet, params={"presence": "asleep"})
+        unknown = await client.get(fleet, params={"presence": "dreaming"})
         first = await client.get(fleet)
         second = await client.get(fleet, params={"page": "2"})
         found = await client.get(fleet, params={"vin": "page0000000042"})
@@ -202,6 +210,9 @@ async def test_the_vehicle_list_searches_by_vin_and_pages(
     assert vins.findall(found.text) == ["VF3PAGE0000000042"]
     assert "Wake-ups this month" in first.text
     assert bad.status_code == 400
+    assert vins.findall(asleep.text) == [tenant.vehicles["Hybrid"].vin]
+    assert "1 vehicle, asleep." in asleep.text
+    assert unknown.status_code == 400
 
 
 async def test_a_remote_form_sends_the_apis_body_and_shows_its_timeline(

@@ -44,13 +44,26 @@ def energy_summary(status: dict[str, Any] | None) -> str | None:
     return ", ".join(parts) or None
 
 
+PRESENCES = ("online", "asleep", "offline", "unknown")
+
+
 async def fleet_page(
-    conn: AsyncConnection, *, fleet_id: str, vin: str | None, page: PageRequest, now: datetime
+    conn: AsyncConnection,
+    *,
+    fleet_id: str,
+    vin: str | None,
+    page: PageRequest,
+    now: datetime,
+    presence: str | None = None,
 ) -> tuple[int, list[VehicleLine]]:
-    """The fleet's vehicles in creation order; ``vin`` keeps those whose VIN contains it."""
+    """The fleet's vehicles in creation order; ``vin`` keeps those whose VIN contains it,
+    ``presence`` those last known online, asleep, offline or unknown."""
     where = [vehicles.c.fleet_id == fleet_id]
     if vin:
         where.append(vehicles.c.vin.contains(vin.strip().upper(), autoescape=True))
+    if presence:
+        known = select(vehicle_states.c.vehicle_id).where(vehicle_states.c.presence == presence)
+        where.append(vehicles.c.id.in_(known.scalar_subquery()))
     total = (await conn.execute(select(func.count()).select_from(vehicles).where(*where))).scalar()
     ids = list(
         (

@@ -61,11 +61,21 @@ async def home(request: Request, ctx: Ctx, visitor: CurrentVisitor) -> Response:
 @router.get("/fleets/{fid}")
 async def vehicles(request: Request, ctx: Ctx, visitor: CurrentVisitor, fid: str) -> Response:
     vin = (request.query_params.get("vin") or "").strip()[:17]
+    presence = request.query_params.get("presence") or ""
+    if presence and presence not in overview.PRESENCES:
+        raise KeyfobError(
+            ErrorCode.INVALID_QUERY, f"presence must be one of {', '.join(overview.PRESENCES)}"
+        )
     number = _page_number(request.query_params.get("page"))
     async with ctx.database.read() as conn:
         fleet = await service.get_fleet(conn, partner_id=visitor.partner.id, fleet_id=fid)
         total, found = await overview.fleet_page(
-            conn, fleet_id=fid, vin=vin or None, page=page_of(number), now=ctx.clock()
+            conn,
+            fleet_id=fid,
+            vin=vin or None,
+            presence=presence or None,
+            page=page_of(number),
+            now=ctx.clock(),
         )
     return pages.render(
         request,
@@ -75,6 +85,8 @@ async def vehicles(request: Request, ctx: Ctx, visitor: CurrentVisitor, fid: str
         lines=found,
         total=total,
         vin=vin,
+        presence=presence,
+        presences=overview.PRESENCES,
         page=number,
         pages=max(1, math.ceil(total / PAGE_SIZE)),
         quota=ctx.settings.vehicle.wake_up_quota_per_month,
