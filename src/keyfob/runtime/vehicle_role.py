@@ -1,8 +1,9 @@
 """The vehicle side of ``keyfob serve``: the link, the simulated fleet and the dispatcher.
 
 Embedded default: an in-process broker and SMS gateway, one simulated vehicle per provisioned
-vehicle. With ``--mqtt`` the dispatcher talks to the broker and the simulated fleet connects
-to the same broker as separate MQTT clients, exactly as ``keyfob sim`` would from elsewhere.
+vehicle, added or retired as the registry changes (``runtime.sim_registry``). With ``--mqtt``
+the dispatcher talks to the broker and the simulated fleet connects to the same broker as
+separate MQTT clients, exactly as ``keyfob sim`` would from elsewhere.
 
 Over MQTT the dispatcher keeps a persistent session under a stable client id,
 ``keyfob-dispatcher-<dispatcher_id>``, so that what vehicles publish while it restarts waits at
@@ -35,6 +36,7 @@ from keyfob.link.wakeup import MqttWakeUpChannel, SimulatedSmsGateway, WakeUpCha
 from keyfob.remotes.dispatcher import Dispatcher, DispatcherOptions
 from keyfob.remotes.lifecycle import Limits
 from keyfob.runtime.context import AppContext, running_check
+from keyfob.runtime.sim_registry import RegistryFollower
 from keyfob.sim.config import SimConfig
 from keyfob.sim.fleet import Fleet, VehicleSpec, memory_fleet, run_fleet
 from keyfob.sim.mqtt_fleet import run_standalone
@@ -119,10 +121,11 @@ async def _running(ctx: AppContext, name: str) -> AsyncIterator[Dispatcher]:
     stop_fleet = asyncio.Event()
     fleet_task: asyncio.Task[object] | None = None
     specs = await simulated_specs(ctx) if settings.run_simulator else []
+    follower = RegistryFollower(ctx.database, specs, every=settings.sim_registry_poll_s)
     link: Transport
     if settings.mqtt:
         link, wakeup = mqtt_link(settings, name)
-        if specs:
+        if settings.run_simulator:
             fleet_task = asyncio.create_task(
                 run_standalone(
                     settings.mqtt,
@@ -131,6 +134,7 @@ async def _running(ctx: AppContext, name: str) -> AsyncIterator[Dispatcher]:
                     settings.sim_speed,
                     stop_fleet,
                     config=SimConfig(speed=settings.sim_speed),
+                    on_started=follower.follow,
                 ),
                 name="simulated-fleet",
             )
@@ -145,6 +149,8 @@ async def _running(ctx: AppContext, name: str) -> AsyncIterator[Dispatcher]:
         fleet_task = asyncio.create_task(
             run_fleet(fleet, specs, stop_fleet), name="simulated-fleet"
         )
+        if settings.run_simulator:
+            follower.follow(fleet)
     dispatcher = Dispatcher(
         ctx.database,
         link,
@@ -170,6 +176,7 @@ async def _running(ctx: AppContext, name: str) -> AsyncIterator[Dispatcher]:
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await link.stop()
+        await follower.stop()
         stop_fleet.set()
         if fleet_task is not None:
             with contextlib.suppress(asyncio.CancelledError):
