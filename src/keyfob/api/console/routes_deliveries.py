@@ -88,7 +88,6 @@ async def callback_page(
         replayable=inspect.REPLAYABLE,
         notice=notice,
         when=readable.when,
-        now=readable.when(ctx.clock()),
         values=sent if sent is not None else values_of(callback.subscribe),
         problems=problems or Problems(),
         remote_types=REMOTE_TYPES,
