@@ -16,17 +16,18 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from fault_support import ScaledOut, embedded, scaled_out
+from fault_embedded import embedded
+from fault_scaled import ScaledOut, scaled_out
 
-from faultproxy import FaultProxy
+from faultproxy import FaultProxy, Mode
 from keyfob.store.engine import Database
 
 Fault = Callable[[ScaledOut, float], Awaitable[None]]
 
 
-def through(proxy: Callable[[ScaledOut], FaultProxy], mode: str) -> Fault:
+def through(proxy: Callable[[ScaledOut], FaultProxy], mode: Mode) -> Fault:
     async def fault(rig: ScaledOut, seconds: float) -> None:
-        proxy(rig).set(mode)  # type: ignore[arg-type]
+        proxy(rig).set(mode)
         await asyncio.sleep(seconds)
         proxy(rig).set("pass")
 
@@ -51,8 +52,10 @@ async def slow_broker(rig: ScaledOut, seconds: float) -> None:
 
 FAULTS: dict[str, Fault] = {
     "broker-blackhole": through(lambda rig: rig.mqtt_proxy, "blackhole"),
+    "broker-reset": through(lambda rig: rig.mqtt_proxy, "reset"),
     "broker-latency": slow_broker,
     "sim-kill": killing("sim"),
+    "dispatcher-kill": killing("dispatcher"),
     "postgres-reset": through(lambda rig: rig.pg_proxy, "reset"),
     "postgres-blackhole": through(lambda rig: rig.pg_proxy, "blackhole"),
 }
