@@ -145,6 +145,8 @@ async def test_another_tenants_ids_are_404_on_every_page(
             f"/console/fleets/{other_fleet}/callbacks",
             f"/console/fleets/{other_fleet}/callbacks/{theirs}",
             f"/console/fleets/{fleet}/callbacks/{theirs}",
+            f"/console/fleets/{other_fleet}/callbacks/{theirs}/log",
+            f"/console/fleets/{fleet}/callbacks/{theirs}/log",
             f"/console/fleets/{other_fleet}/vehicles/{their_vehicle}/callbacks/{theirs}"
             f"/remotes/{their_remote}",
             f"/console/fleets/{other_fleet}/vehicles/{their_vehicle}/callbacks/{theirs}"
@@ -289,6 +291,9 @@ async def test_the_delivery_log_shows_notifications_and_replays_failed_ones(
         listed = await client.get(f"/console/fleets/{tenant.fleet_id}/callbacks")
         assert log in listed.text
         page = await client.get(log)
+        part = await client.get(f"{log}/log")
+        assert "abandoned" in part.text
+        assert "<html" not in part.text  # the tables alone, for the page's script
         assert "abandoned" in page.text
         assert "Pending · Accepted" in page.text
         replayed = await client.post(

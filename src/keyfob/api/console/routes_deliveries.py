@@ -1,5 +1,6 @@
 """A callback's page in the console: its settings form, its delivery log with every attempt,
-and replay.
+and replay. The page's script refreshes the log in place every few seconds (``/log``, the same
+tables alone), so failing attempts show as they happen.
 
 The log and replay are the delivery extension's services (``notifications.inspect``), behind
 the same tenant checks as ``/connectedcar/v3/fleets/{fid}/remote/callbacks/{cbid}/...``.
@@ -8,7 +9,9 @@ the same tenant checks as ``/connectedcar/v3/fleets/{fid}/remote/callbacks/{cbid
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
@@ -25,7 +28,7 @@ from keyfob.kit.clock import as_utc
 from keyfob.kit.text import shown
 from keyfob.notifications import inspect
 from keyfob.runtime.context import AppContext
-from keyfob.vehicles.service import get_fleet
+from keyfob.vehicles.service import Fleet, get_fleet
 
 router = APIRouter(route_class=pages.ConsoleRoute)
 PATH = "/fleets/{fid}/callbacks/{cbid}"
@@ -35,6 +38,55 @@ NOTICES = {"saved": "Saved.", "Running": "Running again.", "Paused": "Paused."}
 
 def _last_page(total: int) -> int:
     return max(1, math.ceil(total / LOG_SIZE))
+
+
+@dataclass(frozen=True, slots=True)
+class Log:
+    fleet: Fleet
+    callback: callbacks.Callback
+    notifications: list[inspect.Notification]
+    notification_total: int
+    attempts: list[inspect.Attempt]
+    attempt_total: int
+
+
+async def read_log(ctx: AppContext, visitor: Visitor, fid: str, cbid: str) -> Log:
+    """The newest notifications and attempts (the last page of each, oldest first)."""
+    async with ctx.database.read() as conn:
+        fleet = await get_fleet(conn, partner_id=visitor.partner.id, fleet_id=fid)
+        callback = await callbacks.get_callback(conn, fleet_id=fid, callback_id=cbid)
+        sent, found = await inspect.list_notifications(
+            conn, callback_id=cbid, state=None, remote_id=None, page=page_of(1, LOG_SIZE)
+        )
+        if sent > LOG_SIZE:
+            sent, found = await inspect.list_notifications(
+                conn,
+                callback_id=cbid,
+                state=None,
+                remote_id=None,
+                page=page_of(_last_page(sent), LOG_SIZE),
+            )
+        tried, attempts = await inspect.list_attempts(
+            conn, callback_id=cbid, page=page_of(1, LOG_SIZE)
+        )
+        if tried > LOG_SIZE:
+            tried, attempts = await inspect.list_attempts(
+                conn, callback_id=cbid, page=page_of(_last_page(tried), LOG_SIZE)
+            )
+    return Log(fleet, callback, found, sent, attempts, tried)
+
+
+def _log_context(log: Log) -> dict[str, Any]:
+    return {
+        "fleet": log.fleet,
+        "callback": log.callback,
+        "notifications": log.notifications,
+        "notification_total": log.notification_total,
+        "attempts": log.attempts,
+        "attempt_total": log.attempt_total,
+        "replayable": inspect.REPLAYABLE,
+        "when": readable.when,
+    }
 
 
 async def callback_page(
@@ -48,28 +100,7 @@ async def callback_page(
     problems: Problems | None = None,
     sent: dict[str, str] | None = None,
 ) -> HTMLResponse:
-    """The newest notifications and attempts (the last page of each, oldest first)."""
-    async with ctx.database.read() as conn:
-        fleet = await get_fleet(conn, partner_id=visitor.partner.id, fleet_id=fid)
-        callback = await callbacks.get_callback(conn, fleet_id=fid, callback_id=cbid)
-        sent_total, found = await inspect.list_notifications(
-            conn, callback_id=cbid, state=None, remote_id=None, page=page_of(1, LOG_SIZE)
-        )
-        if sent_total > LOG_SIZE:
-            sent_total, found = await inspect.list_notifications(
-                conn,
-                callback_id=cbid,
-                state=None,
-                remote_id=None,
-                page=page_of(_last_page(sent_total), LOG_SIZE),
-            )
-        tried, attempts = await inspect.list_attempts(
-            conn, callback_id=cbid, page=page_of(1, LOG_SIZE)
-        )
-        if tried > LOG_SIZE:
-            tried, attempts = await inspect.list_attempts(
-                conn, callback_id=cbid, page=page_of(_last_page(tried), LOG_SIZE)
-            )
+    log = await read_log(ctx, visitor, fid, cbid)
     notice = NOTICES.get(request.query_params.get("done", ""))
     replayed = request.query_params.get("replayed")
     if replayed is not None and replayed.isdigit():
@@ -79,20 +110,22 @@ async def callback_page(
         "callback.html",
         status=status,
         visitor=visitor,
-        fleet=fleet,
-        callback=callback,
-        notifications=found,
-        notification_total=sent_total,
-        attempts=attempts,
-        attempt_total=tried,
-        replayable=inspect.REPLAYABLE,
         notice=notice,
-        when=readable.when,
-        values=sent if sent is not None else values_of(callback.subscribe),
+        values=sent if sent is not None else values_of(log.callback.subscribe),
         problems=problems or Problems(),
         remote_types=REMOTE_TYPES,
         policies=POLICIES,
+        **_log_context(log),
     )
+
+
+@router.get(PATH + "/log")
+async def log_part(
+    request: Request, ctx: Ctx, visitor: CurrentVisitor, fid: str, cbid: str
+) -> Response:
+    """The log alone, for the page's script to refresh it in place."""
+    log = await read_log(ctx, visitor, fid, cbid)
+    return pages.render(request, "_log.html", visitor=visitor, **_log_context(log))
 
 
 @router.get(PATH)

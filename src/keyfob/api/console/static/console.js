@@ -1,6 +1,8 @@
-// keyfob console: the live remote timeline. The page works without this script (a reload shows
-// new steps); with it, each step the server streams (Server-Sent Events) is added as it happens.
-// Text is set with textContent only, never parsed as HTML.
+// keyfob console: the live remote timeline and delivery log. The pages work without this script
+// (a reload shows what is new); with it, each step of a remote the server streams (Server-Sent
+// Events) is added as it happens, and a callback's delivery log is refreshed every few seconds.
+// Steps are written with textContent; the log is the server's own autoescaped HTML, parsed
+// with DOMParser (which runs no script).
 "use strict";
 
 function addStep(list, step) {
@@ -42,7 +44,29 @@ function followTimeline(list) {
   });
 }
 
+function refreshLog(log) {
+  const every = 2000;
+  const again = () => setTimeout(tick, every);
+  async function tick() {
+    // Never pull the log away from under the keyboard focus (a Replay button, say).
+    if (document.hidden || log.contains(document.activeElement)) return again();
+    try {
+      const answer = await fetch(log.dataset.refresh, { credentials: "same-origin" });
+      if (answer.ok) {
+        const page = new DOMParser().parseFromString(await answer.text(), "text/html");
+        log.replaceChildren(...page.body.childNodes);
+      }
+    } catch (error) {
+      // Offline for a moment: try again at the next tick.
+    }
+    again();
+  }
+  again();
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   const list = document.getElementById("timeline");
   if (list && list.dataset.events && !list.dataset.finished) followTimeline(list);
+  const log = document.getElementById("log");
+  if (log && log.dataset.refresh) refreshLog(log);
 });
