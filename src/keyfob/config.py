@@ -81,6 +81,8 @@ class Settings(BaseSettings):
     db_pool_timeout_s: float = Field(5.0, gt=0)
     db_busy_timeout_s: float = Field(5.0, gt=0)
     db_retry_after_s: int = Field(5, ge=1)
+    db_sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    """SQLite: FULL (a 202 survives a power loss, decision 32) or NORMAL (faster commits)."""
     public_url: str | None = None
     vehicles: int = Field(10, ge=0)
     credentials_file: Path = Path("keyfob-demo.json")

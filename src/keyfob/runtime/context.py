@@ -106,6 +106,7 @@ def build_context(
         pool_size=settings.db_pool_size,
         timeouts=db_timeouts(settings),
         retry_after_s=settings.db_retry_after_s,
+        sqlite_synchronous=settings.db_sqlite_synchronous,
     )
     metrics, remote_metrics = DeliveryMetrics(), RemoteMetrics()
     metrics.registry.register(remote_metrics)

@@ -65,16 +65,30 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def _sqlite_pragmas(busy_ms: int, dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(busy_ms: int, synchronous: str, dbapi_connection: Any, _record: Any) -> None:
+    if synchronous not in SYNCHRONOUS:
+        raise ValueError(f"SQLite synchronous must be FULL or NORMAL, not {synchronous!r}")
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA synchronous={synchronous}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA busy_timeout={busy_ms:d}")
     cursor.close()
 
 
-def create_engine(url: str, *, pool_size: int = 10, timeouts: Timeouts = Timeouts()) -> AsyncEngine:
+SYNCHRONOUS = ("FULL", "NORMAL")
+"""SQLite in WAL mode: FULL syncs every commit, so a 202 survives a power loss (decision 32);
+NORMAL syncs at checkpoints only (a crash of the process loses nothing, a power loss may lose
+the last commits). FULL is the default; ``bench/e2e.py --sync`` prints what it costs."""
+
+
+def create_engine(
+    url: str,
+    *,
+    pool_size: int = 10,
+    timeouts: Timeouts = Timeouts(),
+    synchronous: str = "FULL",
+) -> AsyncEngine:
     if is_sqlite(url):
         # No reset-on-return: every checkout ends in an explicit commit or rollback (by
         # ``transaction()`` or by the connection's own close), and under sqlite3's
@@ -91,7 +105,8 @@ def create_engine(url: str, *, pool_size: int = 10, timeouts: Timeouts = Timeout
             connect_args={"timeout": timeouts.busy},
         )
         busy_ms = round(timeouts.busy * 1000)
-        event.listen(engine.sync_engine, "connect", partial(_sqlite_pragmas, busy_ms))
+        pragmas = partial(_sqlite_pragmas, busy_ms, synchronous)
+        event.listen(engine.sync_engine, "connect", pragmas)
         return engine
     return create_async_engine(
         async_url(url),
@@ -118,11 +133,14 @@ class Database:
         pool_size: int = 10,
         timeouts: Timeouts = Timeouts(),
         retry_after_s: int = 5,
+        sqlite_synchronous: str = "FULL",
     ) -> None:
         self.url = url
         self.sqlite = is_sqlite(url)
         self.timeouts = timeouts
-        self.engine = create_engine(url, pool_size=pool_size, timeouts=timeouts)
+        self.engine = create_engine(
+            url, pool_size=pool_size, timeouts=timeouts, synchronous=sqlite_synchronous
+        )
         self.outage = Outage(retry_after_s=retry_after_s)
 
     @asynccontextmanager
