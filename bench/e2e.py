@@ -59,6 +59,7 @@ from common import (  # noqa: E402
     run_json,
     wait_for_port,
 )
+from e2e_parts import PAGE  # noqa: E402
 
 KEYFOB = str(Path(sys.executable).parent / "keyfob")
 REMOTES = "/connectedcar/v3/fleets/{fid}/vehicles/{vid}/callbacks/{cbid}/remotes?client_id={cid}"
@@ -239,16 +240,25 @@ class Tenant:
 
 
 def load(plan: dict[str, Any], budget: float) -> dict[str, Any]:
-    return run_json(
-        [str(BENCH_DIR / "e2e_parts.py"), "load"], stdin=json.dumps(plan), timeout=budget
-    )
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        run_json(
+            [str(BENCH_DIR / "e2e_parts.py"), "load", out.name],
+            stdin=json.dumps(plan),
+            timeout=budget,
+        )
+        found: dict[str, Any] = json.loads(Path(out.name).read_text())
+        return found
 
 
 def dump(receiver: int, start: int = 0) -> list[list[Any]]:
-    events: list[list[Any]] = json.loads(_get(f"http://{LOOPBACK}:{receiver}/dump?from={start}"))[
-        "events"
-    ]
-    return events
+    """The receiver's events from the ``start``-th on, page after page."""
+    events: list[list[Any]] = []
+    while True:
+        url = f"http://{LOOPBACK}:{receiver}/dump?from={start + len(events)}"
+        page = json.loads(_get(url))["events"]
+        events += page
+        if len(page) < PAGE:
+            return events
 
 
 def wait_done(receiver: int, accepted: list[list[Any]], seen: set[str], timeout: float) -> float:
@@ -396,6 +406,9 @@ def one_run(args: argparse.Namespace, shape: str, sync: str) -> dict[str, Any]:
                     accepted += paced.pop("accepted_list")
                     result[f"at_{rate}"] = paced
                 result["cpu_s"] = cpu_s(procs.tree()) - cpu0
+                result["cpu_ms_per_remote"] = (
+                    1000 * result["cpu_s"] / (len(accepted) - len(warm["accepted_list"]))
+                )
                 result["peak_rss_mib"] = peak[0]
                 result["processes"] = len(procs.tree())
                 result["check"] = check(receiver_port, accepted)
@@ -410,7 +423,7 @@ def report(results: list[dict[str, Any]]) -> None:
     head = (
         "shape     sync    raw/s    done/s   ratio  "
         + "  ".join(f"p50/p99@{r} (backlog)" for r in ARGS.rates)
-        + "  RSS MiB  lost order dup"
+        + "  CPU ms/remote  RSS MiB  lost order dup"
     )
     print(head)
     for r in results:
@@ -420,6 +433,7 @@ def report(results: list[dict[str, Any]]) -> None:
             p = r[f"at_{rate}"]
             cells.append(f"{p['p50_ms']:>7.1f}/{p['p99_ms']:<8.1f}({p['backlog']})")
         c = r["check"]
+        cells.append(f"{r['cpu_ms_per_remote']:>6.2f}")
         cells.append(
             f"{r['peak_rss_mib']:>7.0f}  {c['lost']:>4} {c['out_of_order']:>5} {c['duplicated']:>3}"
         )

@@ -10,17 +10,17 @@ once, like a partner's fast webhook:
   ``[remoteActionId, sequence, "Type/Status", arrived]``;
 * ``POST /raw``: counted only (the raw HTTP loop of the same run);
 * ``GET /count``: the number of Done events so far (the closed loop's feedback);
-* ``GET /dump?from=N``: the recorded events from the N-th on, as JSON.
+* ``GET /dump?from=N``: the recorded events from the N-th on, as JSON, ``PAGE`` at most.
 
-``python bench/e2e_parts.py load < plan.json`` is the load generator. Its modes:
+``python bench/e2e_parts.py load OUT.json < plan.json`` is the load generator. Its modes:
 
 * ``raw``: POSTs to one URL, ``concurrency`` in flight, for ``duration`` seconds;
 * ``closed``: remotes, ``concurrency`` requests in flight but never more than ``window`` remotes
   accepted and not yet Done (it asks the receiver): what the system completes at saturation;
 * ``paced``: remotes sent at a fixed ``rate`` whatever happens to them (an open loop).
 
-It prints one JSON line: for remotes, every accepted ``[remoteActionId, sent]`` and the count of
-answers by status.
+It writes one JSON document to ``OUT.json``: for remotes, every accepted
+``[remoteActionId, sent]`` and the count of answers by status.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import signal
 import sys
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any, cast
 
 import aiohttp
@@ -38,6 +39,8 @@ import httptools
 import orjson
 from common import LOOPBACK, run_async
 
+PAGE = 20_000
+"""Events in one ``/dump`` answer: the caller asks again from where the page ended."""
 _OK = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"
 
 
@@ -108,7 +111,8 @@ class Receiver(asyncio.Protocol):
         if self.url.startswith(b"/count"):
             return str(self.book.done).encode()
         start = int(self.url.partition(b"from=")[2] or b"0")
-        return orjson.dumps({"events": self.book.events[start:], "raw": self.book.raw})
+        page = self.book.events[start : start + PAGE]
+        return orjson.dumps({"events": page, "raw": self.book.raw})
 
     def _answer(self, payload: bytes) -> None:
         assert self.transport is not None
@@ -225,13 +229,15 @@ async def load(plan: dict[str, Any]) -> dict[str, Any]:
         return await mode(session, plan)
 
 
-USAGE = "e2e_parts.py receive PORT | e2e_parts.py load < plan.json"
+USAGE = "e2e_parts.py receive PORT | e2e_parts.py load OUT.json < plan.json"
 
 if __name__ == "__main__":
     match sys.argv[1:]:
         case ["receive", port]:
             run_async(receive(int(port)))
-        case ["load"]:
-            print(json.dumps(run_async(load(json.loads(sys.stdin.read())))))
+        case ["load", out]:
+            # The result can be megabytes: a file, not a pipe, carries it back whole.
+            Path(out).write_text(json.dumps(run_async(load(json.loads(sys.stdin.read())))))
+            print('{"written": true}')
         case _:
             sys.exit(USAGE)
