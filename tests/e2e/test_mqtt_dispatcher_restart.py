@@ -4,7 +4,8 @@
 SIGKILL (no DISCONNECT: the broker only sees the connection vanish) right after it sent a
 command. The car finishes the command and publishes its result while no dispatcher is
 connected; a new process started under the same ``dispatcher_id`` resumes the persistent
-session, receives the queued result, and the remote ends ``Success``, not with a time-out.
+session, receives the queued result, and the remote ends ``Success``, not with a time-out,
+also when the command's deadline passed while no dispatcher ran.
 """
 
 from __future__ import annotations
@@ -34,12 +35,13 @@ class Dispatchers:
 
     def __init__(self) -> None:
         self.processes: list[subprocess.Popen[bytes]] = []
+        self.command_timeout_s = COMMAND_TIMEOUT_S
 
     def start(self, world: World, log: Path) -> subprocess.Popen[bytes]:
         env = {
             **os.environ,
             "KEYFOB_DISPATCHER_ID": "restart-test",
-            "KEYFOB_VEHICLE__COMMAND_TIMEOUT_S": str(COMMAND_TIMEOUT_S),
+            "KEYFOB_VEHICLE__COMMAND_TIMEOUT_S": str(self.command_timeout_s),
         }
         command = [sys.executable, "-m", "keyfob.cli.main", "dispatcher"]
         command += ["--db", world.db.url, "--mqtt", world.broker.url()]
@@ -66,13 +68,27 @@ def dispatchers() -> Iterator[Dispatchers]:
     started.stop()
 
 
+@pytest.mark.parametrize(
+    ("command_timeout_s", "dead_s"),
+    [
+        pytest.param(COMMAND_TIMEOUT_S, 3.0, id="back-before-the-deadline"),
+        # The deadline passes while no dispatcher runs: the restarted one must store what the
+        # broker kept for it before it judges the deadline (it waits one command time-out).
+        pytest.param(3.0, 4.0, id="back-after-the-deadline"),
+    ],
+)
 async def test_a_result_published_while_the_dispatcher_is_dead_is_recorded_after_restart(
-    db: Database, tmp_path: Path, dispatchers: Dispatchers
+    db: Database,
+    tmp_path: Path,
+    dispatchers: Dispatchers,
+    command_timeout_s: float,
+    dead_s: float,
 ) -> None:
+    dispatchers.command_timeout_s = command_timeout_s
     async with mqtt_world(
         db,
         tmp_path,
-        vehicle={"command_timeout_s": COMMAND_TIMEOUT_S},
+        vehicle={"command_timeout_s": command_timeout_s},
         sim=SLOW_CAR,
         dispatching=False,
     ) as world:
@@ -87,8 +103,8 @@ async def test_a_result_published_while_the_dispatcher_is_dead_is_recorded_after
                 command_id = (await world.command_ids()).get(remote_id)
         os.kill(first.pid, signal.SIGKILL)  # the car has the command; its horn takes 2 s
         first.wait(timeout=10)
-        await asyncio.sleep(3.0)  # the car answers meanwhile, to no dispatcher
+        await asyncio.sleep(dead_s)  # the car answers meanwhile, to no dispatcher
         assert (await world.read(vid, remote_id))["status"] == "SentToVehicle"
         dispatchers.start(world, tmp_path / "second.log")
-        done = await world.done(vid, remote_id, timeout=COMMAND_TIMEOUT_S + 10)
+        done = await world.done(vid, remote_id, timeout=command_timeout_s + 10)
     assert done["status"] == "Success", done
