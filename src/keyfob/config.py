@@ -50,6 +50,9 @@ class DeliverySettings(BaseModel):
     max_connections_per_host: int = Field(20, ge=1)
     lease_s: float = Field(30.0, gt=0)
     batch_claim: int = Field(1000, ge=1)
+    poll_s: float = Field(0.25, gt=0)
+    """The worker looks for due notifications this often when nothing wakes it (retries
+    falling due, rows stored by processes that cannot nudge it)."""
 
 
 class OAuthSettings(BaseModel):

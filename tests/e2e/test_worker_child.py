@@ -166,3 +166,19 @@ def test_no_worker_outlives_serve(tmp_path: Path, how: signal.Signals) -> None:
         if how == signal.SIGINT:  # a clean shutdown (uvicorn then exits as Ctrl-C does: 130)
             assert "Application shutdown complete" in served.log(), served.log()[-2000:]
         wait_for(lambda: not alive(worker), "the worker to exit", timeout=30)
+
+
+def test_a_vehicles_answer_is_delivered_without_waiting_for_the_poll(tmp_path: Path) -> None:
+    """The dispatcher wakes the worker once it has stored the car's answer: with a poll of a
+    minute, the Done still arrives as soon as the (realistically slow) car has answered."""
+    with (
+        hook() as (receiver, target),
+        serving(tmp_path, "--vehicles", "1", KEYFOB_DELIVERY__POLL_S="60") as served,
+    ):
+        client = Client(served, target)
+        remote = client.horn()
+        wait_for(lambda: receiver.done(remote), "the Done notification", timeout=30)
+        statuses = [
+            e["eventStatus"]["status"] for e in receiver.events if e["remoteActionId"] == remote
+        ]
+        assert statuses[-1] == "Success"

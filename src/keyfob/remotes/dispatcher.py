@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -87,9 +88,12 @@ class Dispatcher:
         limits: Limits,
         options: DispatcherOptions | None = None,
         metrics: RemoteMetrics | None = None,
+        on_recorded: Callable[[], None] | None = None,
     ) -> None:
         self.database = database
         self.metrics = metrics
+        self.on_recorded = on_recorded
+        """Called once events are committed (the delivery worker claims them at once)."""
         self._finishing: list[progress.Planned] = []  # Done by vehicle answers, once committed
         self.link = link
         self.wakeup = wakeup
@@ -148,8 +152,13 @@ class Dispatcher:
         planned = await run_unit(self.database, lambda: self._advance(now))
         count_done(self.metrics, planned, now)
         if planned:
+            self._recorded()
             await self._carry_out(planned, now)
         return len(planned)
+
+    def _recorded(self) -> None:
+        if self.on_recorded is not None:
+            self.on_recorded()
 
     async def _advance_in_background(self) -> int:
         """``advance_due`` whose wake-ups and commands go out in a task of their own."""
@@ -157,6 +166,7 @@ class Dispatcher:
         planned = await run_unit(self.database, lambda: self._advance(now))
         count_done(self.metrics, planned, now)
         if planned:
+            self._recorded()
             while len(self._carrying) >= self.options.publishing:
                 await asyncio.wait(self._carrying, return_when=asyncio.FIRST_COMPLETED)
             task = asyncio.create_task(self._carry_out_logged(planned, now), name="dispatch-out")
@@ -293,6 +303,8 @@ class Dispatcher:
             self.database, lambda: self._record(presence, status, results, ids, now)
         )
         count_done(self.metrics, self._finishing, now)
+        if results or self._finishing:
+            self._recorded()
         if online:
             self._due.set()
         return len(batch)

@@ -54,6 +54,8 @@ class AppContext:
     """Database-wide gauges read when ``/metrics`` is scraped (cached briefly)."""
     wakers: list[Waker] = field(default_factory=list)
     """Called after work is stored: the dispatcher and the delivery worker in this process."""
+    delivery_wakers: list[Waker] = field(default_factory=list)
+    """Called after remote events are stored (by the API or the dispatcher): delivery only."""
     fleet: Fleet | None = None
     """The in-process simulated fleet, when ``serve`` runs one on the memory link."""
     checks: dict[str, ReadyCheck] = field(default_factory=dict)
@@ -62,6 +64,11 @@ class AppContext:
 
     def wake(self) -> None:
         for waker in self.wakers:
+            waker()
+        self.wake_delivery()
+
+    def wake_delivery(self) -> None:
+        for waker in self.delivery_wakers:
             waker()
 
     def not_ready(self) -> list[str]:

@@ -26,10 +26,12 @@ async def delivery_role(ctx: AppContext) -> AsyncIterator[DeliveryWorker]:
         ctx.database,
         sender,
         clock=ctx.clock,
-        options=WorkerOptions(lease_s=settings.lease_s, claim_limit=settings.batch_claim),
+        options=WorkerOptions(
+            lease_s=settings.lease_s, claim_limit=settings.batch_claim, poll_s=settings.poll_s
+        ),
         metrics=metrics,
     )
-    ctx.wakers.append(worker.wake)
+    ctx.delivery_wakers.append(worker.wake)
     task = asyncio.create_task(worker.run(), name="delivery-worker")
     ctx.checks["delivery"] = running_check(task, "the delivery worker")
     try:
@@ -41,5 +43,5 @@ async def delivery_role(ctx: AppContext) -> AsyncIterator[DeliveryWorker]:
             await asyncio.wait_for(task, timeout=settings.timeout_s + 5)
         except TimeoutError:
             task.cancel()
-        ctx.wakers.remove(worker.wake)
+        ctx.delivery_wakers.remove(worker.wake)
         await sender.close()

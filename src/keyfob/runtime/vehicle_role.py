@@ -159,6 +159,7 @@ async def _running(ctx: AppContext, name: str) -> AsyncIterator[Dispatcher]:
         limits=limits(settings),
         options=dispatcher_options(settings, shared=bool(settings.mqtt)),
         metrics=ctx.remote_metrics,
+        on_recorded=ctx.wake_delivery,
     )
     await dispatcher.start()
     ctx.wakers.append(dispatcher.wake)

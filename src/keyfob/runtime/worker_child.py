@@ -176,13 +176,13 @@ class WorkerChild:
 async def delivery_child_role(ctx: AppContext) -> AsyncIterator[WorkerChild]:
     child = WorkerChild(ctx.settings, ctx.metrics)
     await child.start()
-    ctx.wakers.append(child.nudge)
+    ctx.delivery_wakers.append(child.nudge)
     ctx.checks["delivery"] = child.not_running
     try:
         yield child
     finally:
         ctx.checks.pop("delivery", None)
-        ctx.wakers.remove(child.nudge)
+        ctx.delivery_wakers.remove(child.nudge)
         await child.stop(ctx.settings.delivery.timeout_s + 10)
 
 
