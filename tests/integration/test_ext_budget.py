@@ -107,17 +107,21 @@ async def test_someone_elses_vehicle_has_no_budget_to_show(db: Database) -> None
 
 
 @pytest.mark.parametrize("lean", [True, False], ids=["lean", "documented"])
-async def test_post_remote_answers_with_the_budget_headers(db: Database, lean: bool) -> None:
+async def test_post_remote_answers_with_the_budget_headers_when_asked(
+    db: Database, lean: bool
+) -> None:
     clock = FakeClock(START)
     async with stage(db, clock, lean_accept=lean) as tenant:
         vid = tenant.vehicles["Electric"].id
         await woke(db, vid, START - timedelta(minutes=10))
         cbid = await create_callback(tenant)
         path = f"{tenant.fleet}/vehicles/{vid}/callbacks/{cbid}/remotes"
-        key = {"Idempotency-Key": "k-1"}
+        key = {"Idempotency-Key": "k-1", "Keyfob-Budget": "true"}
         first = await tenant.http.post(path, json={"horn": {"state": "Activated"}}, headers=key)
         again = await tenant.http.post(path, json={"horn": {"state": "Activated"}}, headers=key)
-        refused = await tenant.http.post(path, json={"horn": {}})
+        asked = {"Keyfob-Budget": "true"}
+        refused = await tenant.http.post(path, json={"horn": {}}, headers=asked)
+        unasked = await tenant.http.post(path, json={"lights": {"on": True}})
     assert first.status_code == 202, first.text
     assert first.headers["Keyfob-Wakeups-Remaining"] == "5"
     assert first.headers["Keyfob-Wakeups-Reset"] == "2026-03-10T12:10:00.000Z"
@@ -126,6 +130,9 @@ async def test_post_remote_answers_with_the_budget_headers(db: Database, lean: b
     assert_conforms("b2b-api", "RemotePostResponse", first.json())  # the body is untouched
     assert refused.status_code == 400
     assert "Keyfob-Wakeups-Remaining" not in refused.headers
+    assert unasked.status_code == 202
+    assert "Keyfob-Wakeups-Remaining" not in unasked.headers  # official clients see no change
+    assert "Keyfob-Wakeups-Reset" not in unasked.headers
 
 
 async def test_the_user_face_shows_budgets_of_the_users_vehicles(
@@ -137,7 +144,9 @@ async def test_the_user_face_shows_budgets_of_the_users_vehicles(
         answer = await stage_.http.get(f"{V4}/user/vehicles/{vid}/budget")
         created = await stage_.callback()
         posted = await stage_.http.post(
-            stage_.remotes_path(created["callbackId"], vid), json={"door": {"state": "Locked"}}
+            stage_.remotes_path(created["callbackId"], vid),
+            json={"door": {"state": "Locked"}},
+            headers={"Keyfob-Budget": "true"},
         )
         hybrid = stage_.vehicle("Hybrid")  # in the fleet, not the user's
         refused = await stage_.http.get(f"{V4}/user/vehicles/{hybrid}/budget")

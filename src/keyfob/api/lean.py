@@ -52,6 +52,7 @@ WANTED = (
     b"x-introspect-realm",
     b"keyfob-expires-at",  # extensions (docs/extensions.md): remotes.control.window
     b"keyfob-not-before",
+    b"keyfob-budget",
 )
 
 
@@ -181,7 +182,13 @@ class LeanRemotePost(BaseRoute):
         key, data = await request_body(request_headers, receive)
         window = window_of(request_headers, ctx)
         posted = await remote_post.accept(
-            ctx, partner_id=partner.id, ids=ids, key=key, data=data, window=window
+            ctx,
+            partner_id=partner.id,
+            ids=ids,
+            key=key,
+            data=data,
+            window=window,
+            budget=b"keyfob-budget" in request_headers,
         )
         body, headers = remote_post.answer(self._base_url(scope), ids, posted)
         return HalResponse(body, status_code=202, headers=headers)

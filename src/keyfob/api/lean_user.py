@@ -90,6 +90,7 @@ class LeanUserRemotePost(LeanRemotePost):
             key=key,
             data=data,
             window=window,
+            budget=b"keyfob-budget" in request_headers,
         )
         base = self._base_url(scope, "v4")
         body, headers = remote_post.user_answer(base, vehicle_id, callback_id, posted)

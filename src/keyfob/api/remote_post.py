@@ -39,6 +39,7 @@ async def accept(
     key: str | None,
     data: object,
     window: TimeWindow = ANY_TIME,
+    budget: bool = False,
 ) -> Posted:
     """Stored and committed (group commit) when this returns; wakes the dispatcher."""
     fleet_id, vehicle_id, callback_id = ids
@@ -51,6 +52,7 @@ async def accept(
             data=data,
             idempotency_key=key,
             window=window,
+            budget=budget,
         )
     )
     ctx.wake()
@@ -92,6 +94,7 @@ async def accept_user(
     key: str | None,
     data: object,
     window: TimeWindow = ANY_TIME,
+    budget: bool = False,
 ) -> Posted:
     """The user face's ``accept``: stored and committed when this returns; wakes the dispatcher."""
     posted = await ctx.acceptor.accept(
@@ -104,6 +107,7 @@ async def accept_user(
             data=data,
             idempotency_key=key,
             window=window,
+            budget=budget,
         )
     )
     ctx.wake()

@@ -47,6 +47,14 @@ NotBefore = Annotated[
         "spending no wake-up",
     ),
 ]
+Budget = Annotated[
+    str | None,
+    Header(
+        alias="Keyfob-Budget",
+        description="keyfob extension: sent (any value), the 202 carries the vehicle's "
+        "Keyfob-Wakeups-Remaining and Keyfob-Wakeups-Reset",
+    ),
+]
 LOOKUP_ERRORS = (E.INVALID_PATH_ID, E.FLEET_NOT_FOUND, E.VEHICLE_NOT_FOUND, E.CALLBACK_NOT_FOUND)
 
 
@@ -83,6 +91,7 @@ async def post_remote(
     dry_run: DryRun = False,
     expires_at: ExpiresAt = None,
     not_before: NotBefore = None,
+    budget: Budget = None,
 ) -> Response:
     key = remote_post.idempotency_key(idempotency_key)
     data = await json_body(request)
@@ -92,7 +101,13 @@ async def post_remote(
         href = views.remotes_href(base_url(request, ctx), fid, vid, cbid)
         return await api_dry_run.fleet(ctx, href=href, partner_id=partner.id, ids=ids, data=data)
     posted = await remote_post.accept(
-        ctx, partner_id=partner.id, ids=ids, key=key, data=data, window=window
+        ctx,
+        partner_id=partner.id,
+        ids=ids,
+        key=key,
+        data=data,
+        window=window,
+        budget=budget is not None,
     )
     body, headers = remote_post.answer(base_url(request, ctx), ids, posted)
     return HalResponse(body, status_code=202, headers=headers)

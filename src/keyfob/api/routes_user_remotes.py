@@ -23,7 +23,7 @@ from keyfob.api.http import HalResponse, json_body
 from keyfob.api.paging import IndexRange, PageSize, PageToken, page_request
 from keyfob.api.request_schemas import request_body
 from keyfob.api.request_schemas_user import USER_REMOTE
-from keyfob.api.routes_remotes import DryRun, ExpiresAt, NotBefore
+from keyfob.api.routes_remotes import Budget, DryRun, ExpiresAt, NotBefore
 from keyfob.api.routes_user_callbacks import owner
 from keyfob.api.user_access import CurrentUser
 from keyfob.callbacks.user_service import get_user_callback
@@ -74,6 +74,7 @@ async def post_remote(
     dry_run: DryRun = False,
     expires_at: ExpiresAt = None,
     not_before: NotBefore = None,
+    budget: Budget = None,
 ) -> Response:
     key = remote_post.idempotency_key(idempotency_key)
     data = await json_body(request)
@@ -84,7 +85,14 @@ async def post_remote(
             ctx, href=href, caller=caller, vehicle_id=id, callback_id=cbid, data=data
         )
     posted = await remote_post.accept_user(
-        ctx, caller=caller, vehicle_id=id, callback_id=cbid, key=key, data=data, window=window
+        ctx,
+        caller=caller,
+        vehicle_id=id,
+        callback_id=cbid,
+        key=key,
+        data=data,
+        window=window,
+        budget=budget is not None,
     )
     body, headers = remote_post.user_answer(base_url(request, ctx, "v4"), id, cbid, posted)
     return HalResponse(body, status_code=202, headers=headers)

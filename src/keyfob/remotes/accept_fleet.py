@@ -58,6 +58,8 @@ class AcceptRequest:
     data: object
     idempotency_key: str | None = None
     window: TimeWindow = ANY_TIME
+    budget: bool = False
+    """Answer with the vehicle's wake-up budgets (``Keyfob-Budget``, ``accept_budget``)."""
 
 
 def check_callback(callback: Callback, body: RemoteBody) -> None:

@@ -64,6 +64,8 @@ class UserAcceptRequest:
     data: object
     idempotency_key: str | None = None
     window: TimeWindow = ANY_TIME
+    budget: bool = False
+    """Answer with the vehicle's wake-up budgets (``Keyfob-Budget``, ``accept_budget``)."""
 
     @property
     def owner(self) -> Owner:
