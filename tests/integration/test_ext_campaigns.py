@@ -298,6 +298,7 @@ async def test_serve_runs_campaigns_beside_the_api(db: Database) -> None:
                 vehicles=[tenant.vehicles["Electric"].id],
                 rate={"perMinute": 60},
             )
+            ready = await tenant.http.get("/ready")
             loop = asyncio.get_running_loop()
             deadline = loop.time() + 10
             progress = campaign
@@ -306,3 +307,4 @@ async def test_serve_runs_campaigns_beside_the_api(db: Database) -> None:
                 progress = await seen(tenant, campaign)
     assert progress["status"] == "Completed", progress
     assert progress["targets"]["started"] == 1
+    assert ready.status_code == 200, ready.text  # the runner's check: it is running

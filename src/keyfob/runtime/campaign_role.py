@@ -12,15 +12,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from keyfob.remotes.control.campaign_runner import CampaignRunner
-from keyfob.runtime.context import AppContext
+from keyfob.runtime.context import AppContext, running_check
 
 
 @asynccontextmanager
 async def campaign_role(ctx: AppContext) -> AsyncIterator[CampaignRunner]:
     runner = CampaignRunner(ctx.database, ctx.acceptor, clock=ctx.clock)
     task = asyncio.create_task(runner.run(), name="campaign-runner")
+    ctx.checks["campaigns"] = running_check(task, "the campaign runner")
     try:
         yield runner
     finally:
+        ctx.checks.pop("campaigns", None)
         runner.stop()
         await task
