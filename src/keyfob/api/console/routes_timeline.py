@@ -48,7 +48,7 @@ async def _history(
     return fleet, remote, events
 
 
-def _finished(events: list[Event]) -> bool:
+def finished(events: list[Event]) -> bool:
     return bool(events) and events[-1].type == EventType.DONE.value
 
 
@@ -69,6 +69,7 @@ async def timeline(
     request: Request, ctx: Ctx, visitor: CurrentVisitor, fid: str, vid: str, cbid: str, rid: str
 ) -> Response:
     fleet, remote, events = await _history(ctx, visitor.partner.id, (fid, vid, cbid, rid))
+    here = f"{pages.root(request)}/fleets/{fid}/vehicles/{vid}"
     return pages.render(
         request,
         "timeline.html",
@@ -76,8 +77,9 @@ async def timeline(
         fleet=fleet,
         remote=remote,
         events=events,
-        finished=_finished(events),
-        ids={"fid": fid, "vid": vid, "cbid": cbid, "rid": rid},
+        finished=finished(events),
+        vehicle_url=here,
+        events_url=f"{here}/callbacks/{cbid}/remotes/{rid}/events",
         when=readable.when,
     )
 
@@ -87,11 +89,18 @@ async def timeline_events(
     request: Request, ctx: Ctx, visitor: CurrentVisitor, fid: str, vid: str, cbid: str, rid: str
 ) -> Response:
     """``text/event-stream`` of the events after ``Last-Event-ID`` (or ``after``), then ``end``."""
-    ids = (fid, vid, cbid, rid)
+    _, _, known = await _history(ctx, visitor.partner.id, (fid, vid, cbid, rid))  # 404 first
+    return event_stream(ctx, request, rid, known)
+
+
+def event_stream(
+    ctx: AppContext, request: Request, remote_id: str, known: list[Event]
+) -> StreamingResponse:
+    """The stream of a remote the caller was found allowed to read, whose events so far are
+    ``known``: what follows ``Last-Event-ID`` (or ``after``), then ``end`` after Done."""
     mark = request.headers.get("last-event-id") or request.query_params.get("after") or "0"
     seen = int(mark) if mark.isdigit() and len(mark) < 10 else 0
-    _, _, known = await _history(ctx, visitor.partner.id, ids)  # 404 before any stream
-    done_seq = known[-1].seq if _finished(known) else None
+    done_seq = known[-1].seq if finished(known) else None
 
     async def stream() -> AsyncIterator[bytes]:
         nonlocal seen, done_seq
@@ -101,11 +110,11 @@ async def timeline_events(
         while True:
             if done_seq is None or seen < done_seq:
                 async with ctx.database.read() as conn:
-                    events = await figures.events_after(conn, remote_id=rid, seq=seen)
+                    events = await figures.events_after(conn, remote_id=remote_id, seq=seen)
                 for event in events:
                     seen = event.seq
                     yield sse(event)
-                if _finished(events):
+                if finished(events):
                     done_seq = seen
             if done_seq is not None and seen >= done_seq:
                 yield b"event: end\ndata: {}\n\n"

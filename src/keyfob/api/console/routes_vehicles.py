@@ -17,9 +17,16 @@ from fastapi.responses import HTMLResponse
 
 from keyfob.api.console import figures, pages, readable
 from keyfob.api.console.guard import CurrentVisitor, Visitor, check_csrf
-from keyfob.api.console.remote_form import BY_ACTION, FORMS, Problems, body_of, place
+from keyfob.api.console.remote_form import (
+    BY_ACTION,
+    FORMS,
+    ActionForm,
+    Problems,
+    body_of,
+    place,
+)
 from keyfob.api.deps import Ctx
-from keyfob.callbacks.service import list_callbacks
+from keyfob.callbacks.service import Callback, list_callbacks
 from keyfob.errors import ErrorCode, KeyfobError
 from keyfob.kit.paging import PageRequest
 from keyfob.kit.text import shown
@@ -132,12 +139,23 @@ async def _vehicle_page(
         callbacks=callbacks,
         recent=recent,
         forms=FORMS,
+        callback_note=fleet_callback_note,
         failed=failed,
         problems=problems or Problems(),
         sent=sent or {},
         idempotency=secrets.token_urlsafe(16),
         when=readable.when,
     )
+
+
+def fleet_callback_note(callback: Callback, form: ActionForm) -> str:
+    """What the remote form's list says about a callback this remote cannot go through."""
+    note = (
+        ""
+        if form.remote_type in callback.remote_types
+        else f" (not subscribed to {form.remote_type})"
+    )
+    return note + ("" if callback.status == "Running" else f" ({callback.status})")
 
 
 @router.get("/fleets/{fid}/vehicles/{vid}")
