@@ -22,7 +22,8 @@ A remote counts when its Done notification has reached the receiver. The phases 
 At the end: every accepted remote's Done has arrived (nothing lost), each remote's events
 arrived in order, how many events each remote produced; the keyfob processes' peak memory (RSS
 of all of them together) and CPU. ``--sync NORMAL,FULL`` runs the embedded shape once per
-SQLite ``synchronous`` mode, alternating, to print what durability costs.
+SQLite ``synchronous`` mode, alternating, to print what durability costs; ``--variant
+NAME:ENV=VALUE,...`` adds any other setup to alternate with.
 
     .venv/bin/python bench/e2e.py                          # embedded, 3 alternating runs
     .venv/bin/python bench/e2e.py --shape scaled --db postgresql://postgres@127.0.0.1:5432/test
@@ -36,6 +37,7 @@ import base64
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -146,17 +148,20 @@ def _common_env(vehicles: int) -> dict[str, str]:
     }
 
 
-def start_embedded(procs: Procs, args: argparse.Namespace, sync: str, port: int) -> None:
+def start_embedded(
+    procs: Procs, args: argparse.Namespace, extra: dict[str, str], port: int
+) -> None:
     env = _common_env(args.vehicles)
     env["KEYFOB_DB"] = f"sqlite:///{procs.work / 'keyfob.db'}"
-    if sync:
-        env["KEYFOB_DB_SQLITE_SYNCHRONOUS"] = sync
+    env.update(extra)
     serve = procs.start("serve", [KEYFOB, "serve", "--port", str(port)], env, mine=True)
     wait_for_port(port, process=serve, timeout=180)
 
 
 @contextlib.contextmanager
-def start_scaled(procs: Procs, args: argparse.Namespace, port: int) -> Iterator[None]:
+def start_scaled(
+    procs: Procs, args: argparse.Namespace, extra: dict[str, str], port: int
+) -> Iterator[None]:
     from flow_parts import scratch_database
 
     from mosquitto import Mosquitto
@@ -166,6 +171,7 @@ def start_scaled(procs: Procs, args: argparse.Namespace, port: int) -> Iterator[
     try:
         with scratch_database(args.db, procs.work) as url:
             env = {**_common_env(args.vehicles), "KEYFOB_DB": url, "KEYFOB_MQTT": broker.url()}
+            env.update(extra)
             api_only = {
                 **env,
                 "KEYFOB_RUN_DISPATCHER": "false",
@@ -293,6 +299,12 @@ def phase_paced(
     wait_done(receiver, sent["accepted"], set(done_at), drain)
     done_at = {rid: at for rid, _s, kind, at in dump(receiver) if kind.startswith("Done/")}
     latencies = [(done_at.get(rid, float("inf")) - at) * 1000 for rid, at in sent["accepted"]]
+    sent_at = dict(sent["accepted"])
+    stages: dict[str, list[float]] = {}
+    for rid, _seq, kind, at in dump(receiver):
+        if rid in sent_at:
+            stage = kind if kind.startswith("Pending/") else "Done"
+            stages.setdefault(stage, []).append((at - sent_at[rid]) * 1000)
     return {
         "offered": rate,
         "accepted": len(sent["accepted"]),
@@ -301,6 +313,7 @@ def phase_paced(
         "p50_ms": percentile(latencies, 50),
         "p99_ms": percentile(latencies, 99),
         "backlog": backlog,
+        "stage_p50_ms": {k: percentile(v, 50) for k, v in stages.items()},
         "accepted_list": sent["accepted"],
     }
 
@@ -356,7 +369,8 @@ def check(receiver: int, accepted: list[list[Any]]) -> dict[str, Any]:
     }
 
 
-def one_run(args: argparse.Namespace, shape: str, sync: str) -> dict[str, Any]:
+def one_run(args: argparse.Namespace, shape: str, variant: Variant) -> dict[str, Any]:
+    sync, extra = variant
     with tempfile.TemporaryDirectory(prefix="keyfob-e2e-") as scratch:
         work = Path(scratch)
         procs = Procs(work)
@@ -378,19 +392,21 @@ def one_run(args: argparse.Namespace, shape: str, sync: str) -> dict[str, Any]:
             args.seconds + 60,
         )
         shaped = (
-            start_scaled(procs, args, api_port) if shape == "scaled" else contextlib.nullcontext()
+            start_scaled(procs, args, extra, api_port)
+            if shape == "scaled"
+            else contextlib.nullcontext()
         )
         try:
             with shaped:
                 if shape == "embedded":
-                    start_embedded(procs, args, sync, api_port)
+                    start_embedded(procs, args, extra, api_port)
                 tenant = Tenant(work, api_port, receiver_port)
                 warm = phase_paced(receiver_port, tenant, 100, 3, 60)  # cars online, code warm
                 cpu0 = cpu_s(procs.tree())
                 peak = [0.0]
                 result: dict[str, Any] = {
                     "shape": shape,
-                    "sync": sync or "default",
+                    "sync": sync,
                     "raw_rps": raw["rps"],
                 }
                 accepted = list(warm["accepted_list"])
@@ -415,6 +431,9 @@ def one_run(args: argparse.Namespace, shape: str, sync: str) -> dict[str, Any]:
                 result["accepted"] = len(accepted)
         finally:
             procs.stop()
+            if args.logs:
+                for log in work.glob("*.log"):
+                    shutil.copy(log, Path(args.logs) / f"{shape}-{sync}-{log.name}")
         return result
 
 
@@ -465,6 +484,12 @@ def main() -> None:
     parser.add_argument(
         "--sync", default="", help="comma-separated SQLite synchronous modes to alternate"
     )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        help="NAME:ENV=VALUE,...: another setup to alternate with (repeatable)",
+    )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--vehicles", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=10.0)
@@ -475,19 +500,28 @@ def main() -> None:
     )
     parser.add_argument("--dispatchers", type=int, default=1)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--logs", help="copy every process's log into this folder")
     ARGS = parser.parse_args()
-    syncs = ARGS.sync.split(",") if ARGS.sync else [""]
+    variants: list[Variant] = [
+        (mode, {"KEYFOB_DB_SQLITE_SYNCHRONOUS": mode}) for mode in ARGS.sync.split(",") if mode
+    ]
+    for text in ARGS.variant:
+        name, _, pairs = text.partition(":")
+        variants.append((name, dict(p.split("=", 1) for p in pairs.split(",") if p)))
+    variants = variants or [("default", {})]
     results = []
     for run in range(ARGS.runs):
-        for sync in syncs:
+        for variant in variants:
             print(
-                f"run {run + 1}/{ARGS.runs} {ARGS.shape} {sync or ''}", file=sys.stderr, flush=True
+                f"run {run + 1}/{ARGS.runs} {ARGS.shape} {variant[0]}", file=sys.stderr, flush=True
             )
-            results.append(one_run(ARGS, ARGS.shape, sync))
+            results.append(one_run(ARGS, ARGS.shape, variant))
     report(results)
 
 
 ARGS: argparse.Namespace
+Variant = tuple[str, dict[str, str]]
+"""A name and the environment it adds to keyfob's processes."""
 
 if __name__ == "__main__":
     main()

@@ -103,6 +103,8 @@ class Receiver(asyncio.Protocol):
         for event in document.get("events", ()):
             status = event["eventStatus"]
             kind = f"{status['type']}/{status['status']}"
+            if "failureCause" in status:
+                kind += f"/{status['failureCause']}"
             self.book.events.append([event["remoteActionId"], event["sequence"], kind, arrived])
             if status["type"] == "Done":
                 self.book.done += 1
