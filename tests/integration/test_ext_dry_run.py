@@ -78,6 +78,9 @@ async def test_a_sleeping_car_would_be_woken_and_nothing_is_stored(
     assert body["events"] == [{"type": "Pending", "status": "WakingUpVehicle"}]
     assert body["wakeUps"]["remaining"] == 6
     assert body["wakeUps"]["remainingAfter"] == 5
+    assert body["wakeUps"]["wouldSpend"] == ["month", "shortWindow"]
+    assert body["wakeUps"]["month"] == {"remaining": 100, "remainingAfter": 99}
+    assert body["wakeUps"]["shortWindow"] == {"remaining": 6, "remainingAfter": 5}
     assert "Keyfob-Wakeups-Remaining" not in answer.headers
 
 
@@ -89,6 +92,8 @@ async def test_an_online_car_would_get_the_command_at_once(db: Database) -> None
         ).json()
     assert body["outcome"] == "SendNow"
     assert body["wouldWakeUpVehicle"] is False
+    assert body["wakeUps"]["wouldSpend"] == []
+    assert body["wakeUps"]["remainingAfter"] == body["wakeUps"]["remaining"]
     assert body["vehicle"]["presence"] == "online"
     assert [e["status"] for e in body["events"]] == ["CheckingVehicle", "SentToVehicle"]
 

@@ -41,6 +41,7 @@ DOCUMENTED = hal(DryRunForecast, "keyfob extension, dryRun=true: what would happ
 def forecast_body(href: str, forecast: Forecast) -> dict[str, Any]:
     budget = forecast.budget
     wakes = forecast.outcome == "WakeUpFirst"
+    spent = 1 if wakes else 0  # a wake-up counts against both budgets
     return {
         "_links": {"remotes": link(href)},
         "dryRun": True,
@@ -51,9 +52,18 @@ def forecast_body(href: str, forecast: Forecast) -> dict[str, Any]:
         "events": forecast.events,
         "vehicle": {"presence": forecast.presence},
         "wakeUps": {
+            "wouldSpend": ["month", "shortWindow"] if wakes else [],
             "remaining": budget.remaining,
-            "remainingAfter": budget.remaining - 1 if wakes else budget.remaining,
+            "remainingAfter": budget.remaining - spent,
             "resetsAt": isoformat(budget.resets_at),
+            "month": {
+                "remaining": budget.month_remaining,
+                "remainingAfter": budget.month_remaining - spent,
+            },
+            "shortWindow": {
+                "remaining": budget.short_remaining,
+                "remainingAfter": budget.short_remaining - spent,
+            },
         },
     }
 
