@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from conftest import create_callback, make_settings, make_tenant
@@ -172,3 +173,30 @@ async def test_ready_only_between_start_and_stop(tmp_path: Path, clock: FakeCloc
             assert (await http.get("/ready")).status_code == 503
     finally:
         await database.dispose()
+
+
+async def test_a_transaction_cut_off_by_a_black_hole_gives_its_locks_back(
+    proxied: tuple[FaultProxy, Database], pg: Database
+) -> None:
+    """A unit of work whose link goes silent mid-transaction (its COMMIT never arrives) must
+    not hold its row locks on the server for good: a remote claimed by it would be skipped by
+    every dispatcher's ``SKIP LOCKED`` for ever, and a result for it would wait on the lock."""
+    proxy, database = proxied
+    lock = text("SELECT pg_advisory_xact_lock(1717)")
+    cut_off = await database.engine.connect()
+    await cut_off.execute(lock)  # held until that transaction ends
+    proxy.set("blackhole")
+    taken = False
+    try:
+        async with asyncio.timeout(LIMIT_S * 2):
+            while not taken:
+                async with pg.transaction() as conn:
+                    probe = text("SELECT pg_try_advisory_xact_lock(1717)")
+                    taken = bool((await conn.execute(probe)).scalar_one())
+                await asyncio.sleep(0.2)
+    except TimeoutError:
+        pass
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(cut_off.close(), 3)
+    assert taken, "the server kept the silent client's transaction and its lock"

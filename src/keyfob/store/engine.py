@@ -115,7 +115,17 @@ def create_engine(
         pool_timeout=timeouts.pool,
         json_serializer=_dumps,
         json_deserializer=orjson.loads,
-        connect_args={"timeout": timeouts.connect, "command_timeout": timeouts.statement},
+        connect_args={
+            "timeout": timeouts.connect,
+            "command_timeout": timeouts.statement,
+            # A transaction whose client vanished (its COMMIT lost in a black-holed link)
+            # would keep its row locks on the server for good: SKIP LOCKED would skip those
+            # remotes forever and a result for one would wait on the lock. No unit of work
+            # idles between statements for anywhere near this long.
+            "server_settings": {
+                "idle_in_transaction_session_timeout": str(round(timeouts.statement * 2000))
+            },
+        },
     )
 
 
