@@ -412,6 +412,7 @@ class Dispatcher:
                 await self.process_uplinks()
             except Exception:
                 failures += 1
+                self._heard_since = None  # what vehicles say is not taken in: no time-outs
                 if failures == 1:  # one line per outage, not one per try
                     log.warning(
                         "recording %d vehicle messages failed; kept, retrying until stored",
@@ -423,6 +424,7 @@ class Dispatcher:
             else:
                 if failures:
                     log.warning("vehicle messages stored again after %d failed tries", failures)
+                    self._heard_since = self.clock()
                 failures = 0
 
     async def close(self) -> None:
