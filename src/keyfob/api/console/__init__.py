@@ -13,6 +13,7 @@ from fastapi import APIRouter
 
 from keyfob.api.console import (
     routes_callbacks,
+    routes_campaigns,
     routes_deliveries,
     routes_login,
     routes_overview,
@@ -26,6 +27,7 @@ for _part in (
     routes_vehicles.router,
     routes_timeline.router,
     routes_callbacks.router,
+    routes_campaigns.router,
     routes_deliveries.router,
     routes_overview.router,
 ):

@@ -294,3 +294,18 @@ def started_by(campaign: Campaign, now: datetime) -> int:
         per_minute=campaign.per_minute,
         ramp_s=campaign.ramp_s,
     )
+
+
+async def list_campaigns(
+    conn: AsyncConnection, *, fleet_id: str, limit: int = 60
+) -> list[Progress]:
+    """The fleet's latest campaigns, newest first, each with its progress."""
+    rows = (
+        await conn.execute(
+            select(campaigns)
+            .where(campaigns.c.fleet_id == fleet_id)
+            .order_by(campaigns.c.created_at.desc(), campaigns.c.id)
+            .limit(limit)
+        )
+    ).all()
+    return [await progress(conn, campaign_from_row(row)) for row in rows]
