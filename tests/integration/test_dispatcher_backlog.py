@@ -76,3 +76,35 @@ async def test_every_answer_is_recorded_after_a_long_outage_with_a_bounded_backl
     ]
     assert max(backlogs) <= BOUND, "the dispatcher held more than its bound"
     assert max(waits) > 1.0, "at the bound, the link waited instead of handing more over"
+
+
+async def test_a_deadline_that_passes_while_answers_cannot_be_stored_waits_for_them(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cars answer at once, but the store fails until well past the commands' deadline:
+    the answers wait in the inbox, so the deadline must wait too, and each remote ends with
+    its car's answer, not ``VehicleConnectionTimeout``."""
+    outage = {"on": False}
+    record = Dispatcher._record
+
+    def failing(self: Dispatcher, *args: Any) -> Any:
+        if outage["on"]:
+            raise ConnectionError("the database is unreachable (injected)")
+        return record(self, *args)
+
+    monkeypatch.setattr(Dispatcher, "_record", failing)
+    async with embedded(db, vehicle={"command_timeout_s": 1.0}) as (_, tenant):
+        cbid = await callback_for_all(tenant)
+        paths = []
+        outage["on"] = True
+        for vehicle in tenant.vehicles.values():
+            path = f"{tenant.fleet}/vehicles/{vehicle.id}/callbacks/{cbid}/remotes"
+            posted = await tenant.http.post(path, json=BODIES[0])
+            assert posted.status_code == 202, posted.text
+            paths.append(f"{path}/{posted.json()['remoteActionId']}")
+        await asyncio.sleep(2.5)  # past every deadline; the answers are in the inbox
+        outage["on"] = False
+        finished = [await until_done(tenant, path, timeout=20) for path in paths]
+    assert [(body["status"], body.get("failureCause")) for body in finished] == [
+        ("Success", None)
+    ] * len(paths)
