@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from keyfob.notifications.sender import WebhookSender
 from keyfob.notifications.worker import DeliveryWorker, WorkerOptions
 from keyfob.runtime.context import AppContext, running_check
+from keyfob.store.nudge import EVENTS_STORED, REMOTES_DUE, listening
 
 
 @asynccontextmanager
@@ -35,7 +36,12 @@ async def delivery_role(ctx: AppContext) -> AsyncIterator[DeliveryWorker]:
     task = asyncio.create_task(worker.run(), name="delivery-worker")
     ctx.checks["delivery"] = running_check(task, "the delivery worker")
     try:
-        yield worker
+        # Events stored by dispatchers and remotes accepted in other processes (PostgreSQL).
+        async with (
+            listening(ctx.database, worker.wake, EVENTS_STORED),
+            listening(ctx.database, worker.wake, REMOTES_DUE),
+        ):
+            yield worker
     finally:
         ctx.checks.pop("delivery", None)
         worker.stop()

@@ -40,7 +40,7 @@ from keyfob.runtime.sim_registry import RegistryFollower
 from keyfob.sim.config import SimConfig
 from keyfob.sim.fleet import Fleet, VehicleSpec, memory_fleet, run_fleet
 from keyfob.sim.mqtt_fleet import run_standalone
-from keyfob.store.nudge import listening
+from keyfob.store.nudge import EVENTS_STORED, Nudger, listening
 from keyfob.vehicles.service import all_vehicles
 from keyfob.vocabulary import Motorization
 
@@ -151,6 +151,12 @@ async def _running(ctx: AppContext, name: str) -> AsyncIterator[Dispatcher]:
         )
         if settings.run_simulator:
             follower.follow(fleet)
+    events_stored = Nudger(ctx.database, EVENTS_STORED)  # workers in other processes
+
+    def recorded() -> None:
+        ctx.wake_delivery()
+        events_stored.request()
+
     dispatcher = Dispatcher(
         ctx.database,
         link,
@@ -159,7 +165,7 @@ async def _running(ctx: AppContext, name: str) -> AsyncIterator[Dispatcher]:
         limits=limits(settings),
         options=dispatcher_options(settings, shared=bool(settings.mqtt)),
         metrics=ctx.remote_metrics,
-        on_recorded=ctx.wake_delivery,
+        on_recorded=recorded,
     )
     await dispatcher.start()
     ctx.wakers.append(dispatcher.wake)
@@ -176,6 +182,7 @@ async def _running(ctx: AppContext, name: str) -> AsyncIterator[Dispatcher]:
         dispatcher.stop()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        await events_stored.close()
         await link.stop()
         await follower.stop()
         stop_fleet.set()

@@ -7,7 +7,12 @@ remote. So the acceptor sends ``NOTIFY keyfob_remotes_due`` after each batch it 
 every dispatcher listens on its own connection. A nudge carries nothing: the database stays
 the queue and the poll stays the safety net (a lost connection, a missed nudge).
 
-SQLite has no such channel and needs none: the embedded default is one process.
+Remote events go the same way to delivery workers (``EVENTS_STORED``, sent by a dispatcher
+after each batch it stores, through a coalescing ``Nudger``); a worker also listens for
+accepted remotes, whose Accepted event it delivers.
+
+SQLite has no such channel and needs none: its processes are all ``serve``'s, which nudges its
+worker child itself.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from sqlalchemy import func, select
 from keyfob.store.engine import Database
 
 REMOTES_DUE = "keyfob_remotes_due"
+EVENTS_STORED = "keyfob_events_stored"
+"""A dispatcher stored remote events: delivery workers elsewhere claim their notifications."""
 CHECK_S = 1.0
 log = logging.getLogger("keyfob.store.nudge")
 
@@ -33,6 +40,43 @@ async def nudge(database: Database, channel: str = REMOTES_DUE) -> None:
         return
     async with database.transaction() as conn:
         await conn.execute(select(func.pg_notify(channel, "")))
+
+
+class Nudger:
+    """``nudge`` soon after each ``request``, coalesced: one NOTIFY under way, one waiting.
+
+    For a caller on its busiest path (the dispatcher, after each batch it stores): a request
+    costs a flag, and however many come while a NOTIFY is under way, one more follows it.
+    Nothing on SQLite.
+    """
+
+    def __init__(self, database: Database, channel: str) -> None:
+        self._database = database
+        self._channel = channel
+        self._wanted = False
+        self._task: asyncio.Task[None] | None = None
+
+    def request(self) -> None:
+        if self._database.sqlite:
+            return
+        self._wanted = True
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name=f"nudge-{self._channel}")
+
+    async def _run(self) -> None:
+        while self._wanted:
+            self._wanted = False
+            try:
+                await nudge(self._database, self._channel)
+            except Exception:  # the listeners' poll is the safety net
+                log.warning("could not nudge %s", self._channel, exc_info=True)
+                return
+
+    async def close(self) -> None:
+        self._wanted = False
+        if self._task is not None:
+            with contextlib.suppress(Exception):
+                await self._task
 
 
 @contextlib.asynccontextmanager
