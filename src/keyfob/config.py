@@ -50,9 +50,27 @@ class DeliverySettings(BaseModel):
     max_connections_per_host: int = Field(20, ge=1)
     lease_s: float = Field(30.0, gt=0)
     batch_claim: int = Field(1000, ge=1)
+    websocket_ping_s: float = Field(20.0, gt=0)
+    websocket_idle_s: float = Field(300.0, gt=0)
     poll_s: float = Field(0.25, gt=0)
     """The worker looks for due notifications this often when nothing wakes it (retries
     falling due, rows stored by processes that cannot nudge it)."""
+
+
+class PushSettings(BaseModel):
+    """FCM (HTTP v1) for push callbacks; push is offered once a service-account key is set."""
+
+    fcm_url: str = "https://fcm.googleapis.com"
+    project_id: str | None = None
+    """Default: the key file's ``project_id``."""
+    service_account_file: Path | None = None
+    token_url: str | None = None
+    """Default: the key file's ``token_uri``."""
+    timeout_s: float = Field(10.0, gt=0)
+
+    @property
+    def configured(self) -> bool:
+        return self.service_account_file is not None
 
 
 class OAuthSettings(BaseModel):
@@ -112,6 +130,7 @@ class Settings(BaseSettings):
     vehicle: VehicleSettings = Field(default_factory=VehicleSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     oauth: OAuthSettings = Field(default_factory=OAuthSettings)
+    push: PushSettings = Field(default_factory=PushSettings)
     oauth_issuer: str | None = None
     """``iss`` of keyfob's own tokens; default ``<public_url or http://host:port>/am/oauth2``."""
     oidc_issuer: str | None = None

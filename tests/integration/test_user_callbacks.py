@@ -156,14 +156,14 @@ async def test_refused_bodies_store_nothing(db: Database, clock: FakeClock) -> N
         before = await stored(db)
         cases: list[tuple[dict[str, Any], ErrorCode, str]] = [
             (
-                {"callback": {"websocket": {"target": "wss://ws.example.com/"}}},
-                ErrorCode.INVALID_BODY,
-                "WebSocket delivery is not offered yet",
+                {"callback": {"websocket": {"target": "ws://169.254.169.254/"}}},
+                ErrorCode.INVALID_WEBHOOK_TARGET,
+                "callback.websocket.target",
             ),
             (
                 {"callback": {"pushnotif": {"devices": ["token"]}}},
                 ErrorCode.INVALID_BODY,
-                "push notification (FCM) delivery is not offered yet",
+                "this server has no push (FCM) configuration",
             ),
             (
                 {"callback": {"webhook": {"name": "x", "target": "http://169.254.169.254/"}}},

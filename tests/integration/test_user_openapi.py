@@ -30,6 +30,26 @@ CALLBACK_BODIES: list[dict[str, Any]] = [
         "type": ["Monitor", "Remote"],
         "callback": {"webhook": {**WEBHOOK, "attributes": [ATTRIBUTE]}},
     },
+    {"callback": {"websocket": {"target": "wss://ws.example.com/feed"}}},
+    {
+        "callback": {
+            "websocket": {
+                "target": "wss://ws.example.com/feed?user=u&password=p",
+                "attributes": [{"key": "k", "value": "$Vin"}],
+            }
+        }
+    },
+    {
+        "callback": {
+            "pushnotif": {
+                "devices": ["fcm-token-1", "fcm-token-2"],
+                "attributes": [
+                    {"key": "title", "value": "$RemoteLabel"},
+                    {"type": "Body", "key": "k", "value": "v"},
+                ],
+            }
+        }
+    },
 ]
 REMOTE_BODIES: list[dict[str, Any]] = [
     {"door": {"state": "Locked"}},
@@ -75,13 +95,22 @@ def test_the_user_face_operations_are_published(document: dict[str, Any]) -> Non
 def test_published_bodies_accept_what_keyfob_accepts_and_not_what_it_refuses() -> None:
     subscribe, remote = OAS31Validator(USER_CALLBACK_SUBSCRIBE), OAS31Validator(USER_REMOTE)
     for body in CALLBACK_BODIES:
-        parse_user_callback_body(body, target_policy=TargetPolicy())
+        parse_user_callback_body(body, target_policy=TargetPolicy(), push_offered=True)
         assert not [e.message for e in subscribe.iter_errors(body)], body
     for body in REMOTE_BODIES:
         parse_user_remote_body(body)
         assert not [e.message for e in remote.iter_errors(body)], body
     for refused in (
-        {"callback": {"websocket": {"target": "wss://x.example.com/"}}},
+        {"callback": {"webhook": WEBHOOK, "websocket": {"target": "wss://x.example.com/"}}},
+        {
+            "callback": {
+                "websocket": {
+                    "target": "wss://x.example.com/",
+                    "attributes": [{"type": "Header", "key": "k", "value": "v"}],
+                }
+            }
+        },
+        {"callback": {"pushnotif": {"devices": []}}},
         {"callback": {"webhook": WEBHOOK}, "remoteTypes": ["Horn"]},
         {"callback": {"webhook": WEBHOOK}, "type": []},
     ):

@@ -1,9 +1,9 @@
 """JSON schemas of the user face's request bodies, published in ``/openapi.json``.
 
 The same approach as ``request_schemas`` (closed objects, the parsers' own limits), for the b2c
-``CallbackSubscribe`` and ``Remote``: one channel (``webhook``; ``websocket`` and ``pushnotif``
-are refused until keyfob offers them), no ``retryPolicy`` or ``batchNotify``, no immobilization
-or stolen, and a remote's own ``attributes`` and ``callbackAttributes``.
+``CallbackSubscribe`` and ``Remote``: exactly one channel (``webhook``, ``websocket``, or
+``pushnotif`` where the operator configured FCM), no ``retryPolicy`` or ``batchNotify``, no
+immobilization or stolen, and a remote's own ``attributes`` and ``callbackAttributes``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from keyfob.api.request_schemas import (
 )
 from keyfob.callbacks.attributes import USER, AttributeType
 from keyfob.callbacks.parsing import MAX_ATTRIBUTES
-from keyfob.callbacks.user_schemas import ALL_TYPES
+from keyfob.callbacks.user_schemas import ALL_TYPES, CHANNELS, MAX_DEVICES
 from keyfob.remotes.user_schemas import FLEET_ONLY
 
 Schema = dict[str, Any]
@@ -63,6 +63,51 @@ _WEBHOOK = _object(
     required=("target", "name"),
 )
 
+
+def _channel_attributes(kinds: tuple[AttributeType, ...], default: AttributeType) -> Schema:
+    schema = _attributes(kinds)
+    schema["items"]["required"] = ["key", "value"]
+    schema["items"]["properties"]["type"]["default"] = default.value
+    return schema
+
+
+_WEBSOCKET = _object(
+    {
+        "target": {
+            "type": "string",
+            "format": "uri",
+            "description": "ws:// or wss:// URL keyfob connects to; each message is one text "
+            "frame (a JSON array under backlog).",
+        },
+        "attributes": _channel_attributes((AttributeType.BODY,), AttributeType.BODY),
+        "batch": {
+            "type": "object",
+            "deprecated": True,
+            "description": "Accepted for compatibility with old examples and ignored.",
+        },
+    },
+    required=("target",),
+)
+
+_PUSH = _object(
+    {
+        "devices": {
+            "type": "array",
+            "items": {"type": "string", "minLength": 1, "maxLength": 4096},
+            "minItems": 1,
+            "maxItems": MAX_DEVICES,
+            "uniqueItems": True,
+            "description": "FCM registration tokens; one FCM reports unregistered is removed, "
+            "and the callback is deleted when none is left.",
+        },
+        "attributes": _channel_attributes(
+            (AttributeType.HEADER, AttributeType.BODY), AttributeType.HEADER
+        ),
+    },
+    required=("devices",),
+    description="Offered where the operator configured FCM (a 400 otherwise).",
+)
+
 USER_CALLBACK_SUBSCRIBE: Schema = _object(
     {
         "label": {"type": "string", "maxLength": 200},
@@ -74,10 +119,9 @@ USER_CALLBACK_SUBSCRIBE: Schema = _object(
             "description": "Which features may use the callback; absent means both.",
         },
         "callback": _object(
-            {"webhook": _WEBHOOK},
-            required=("webhook",),
-            description="Exactly one channel; keyfob offers webhook (websocket and pushnotif "
-            "are answered 400 until they are offered).",
+            {"webhook": _WEBHOOK, "websocket": _WEBSOCKET, "pushnotif": _PUSH},
+            description="Exactly one channel.",
+            oneOf=[{"required": [name]} for name in CHANNELS],
         ),
     },
     required=("callback",),

@@ -108,7 +108,11 @@ async def list_callbacks(
     openapi_extra=request_body(USER_CALLBACK_SUBSCRIBE),
 )
 async def create_callback(request: Request, ctx: Ctx, caller: CurrentUser) -> Response:
-    parsed = parse_user_callback_body(await json_body(request), target_policy=ctx.target_policy)
+    parsed = parse_user_callback_body(
+        await json_body(request),
+        target_policy=ctx.target_policy,
+        push_offered=ctx.settings.push.configured,
+    )
     async with ctx.database.transaction() as conn:
         callback, secret = await service.create_user_callback(
             conn, owner=owner(caller), parsed=parsed, now=ctx.clock()
@@ -144,7 +148,11 @@ async def get_callback(request: Request, ctx: Ctx, caller: CurrentUser, cbid: st
     openapi_extra=request_body(USER_CALLBACK_SUBSCRIBE),
 )
 async def replace_callback(request: Request, ctx: Ctx, caller: CurrentUser, cbid: str) -> Response:
-    parsed = parse_user_callback_body(await json_body(request), target_policy=ctx.target_policy)
+    parsed = parse_user_callback_body(
+        await json_body(request),
+        target_policy=ctx.target_policy,
+        push_offered=ctx.settings.push.configured,
+    )
     async with ctx.database.transaction() as conn:
         current = await service.get_user_callback(conn, owner=owner(caller), callback_id=cbid)
         callback = await service.replace_user_callback(

@@ -39,6 +39,9 @@ _LABEL = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)")
 # A last label like ``1`` or ``0x7f`` makes resolvers read the name as an IPv4 address
 # (``127.1``, ``2130706433``): refuse it so no address hides behind a "name".
 _NUMERIC_LABEL = re.compile(r"[0-9]+|0x[0-9a-f]*")
+_HTTP_SCHEMES = ("http", "https")
+_WS_SCHEMES = ("ws", "wss")
+"""The plain and the secure scheme a target may use: a webhook's, a WebSocket's."""
 _LOCAL_HINT = "or start keyfob with --allow-private-webhooks for local development"
 
 
@@ -103,26 +106,30 @@ def _refuse(field: str, why: str) -> NoReturn:
     raise KeyfobError(ErrorCode.INVALID_WEBHOOK_TARGET, f"{field}: {why}")
 
 
-def check_target(url: str, policy: TargetPolicy, *, field: str = "target") -> str:
+def check_target(
+    url: str, policy: TargetPolicy, *, field: str = "target", websocket: bool = False
+) -> str:
     """Refuse an unacceptable webhook target, else return it normalized.
 
     Normalized means: scheme and host in lowercase, an IPv6 address compressed, a trailing dot
-    or an empty port removed; path and query are kept as given.
+    or an empty port removed; path and query are kept as given. ``websocket`` judges a
+    WebSocket callback's target by the same rule, with ``ws``/``wss`` for ``http``/``https``.
     """
-    parts = _split(url, field)
+    schemes = _WS_SCHEMES if websocket else _HTTP_SCHEMES
+    parts = _split(url, field, schemes)
     scheme = parts.scheme.lower()
     port = _port(parts, field)
     host = canonical_host(parts.hostname or "")
     if host is None:
         _refuse(field, f"{parts.hostname!r} is not a valid host name or IP address")
-    _check_host(host, scheme, policy, field)
+    _check_host(host, scheme, schemes, policy, field)
     netloc = f"[{host}]" if ":" in host else host
     if port is not None:
         netloc = f"{netloc}:{port}"
     return urlunsplit((scheme, netloc, parts.path, parts.query, ""))
 
 
-def _split(url: str, field: str) -> SplitResult:
+def _split(url: str, field: str, schemes: tuple[str, str]) -> SplitResult:
     if not isinstance(url, str):
         _refuse(field, "must be a string")
     if len(url) > MAX_URL_LENGTH:
@@ -135,8 +142,8 @@ def _split(url: str, field: str) -> SplitResult:
         _refuse(field, "is not a valid URL (check the brackets around an IPv6 address)")
     if not parts.scheme or not parts.netloc:
         _refuse(field, "must be an absolute URL such as https://receiver.example.com/hook")
-    if parts.scheme.lower() not in ("http", "https"):
-        _refuse(field, f"the scheme {parts.scheme!r} is not allowed; use https")
+    if parts.scheme.lower() not in schemes:
+        _refuse(field, f"the scheme {parts.scheme!r} is not allowed; use {schemes[1]}")
     if "@" in parts.netloc:
         _refuse(
             field,
@@ -160,7 +167,9 @@ def _port(parts: SplitResult, field: str) -> int | None:
     return port
 
 
-def _check_host(host: str, scheme: str, policy: TargetPolicy, field: str) -> None:
+def _check_host(
+    host: str, scheme: str, schemes: tuple[str, str], policy: TargetPolicy, field: str
+) -> None:
     if host in policy.allow_hosts:
         return
     ip = parse_ip(host)
@@ -169,11 +178,12 @@ def _check_host(host: str, scheme: str, policy: TargetPolicy, field: str) -> Non
     local = _is_localhost(host) or (ip is not None and is_private_range(ip))
     if ip is None and _is_localhost(host) and not policy.allow_private:
         _refuse(field, f"{host} is this machine; add it to the webhook allowlist {_LOCAL_HINT}")
-    if scheme == "http" and not (policy.allow_private and local):
+    plain, secure = schemes
+    if scheme == plain and not (policy.allow_private and local):
         _refuse(
             field,
-            "must use https; plain http is accepted only for hosts in the webhook allowlist "
-            f"{_LOCAL_HINT} (then for localhost and private addresses)",
+            f"must use {secure}; plain {plain} is accepted only for hosts in the webhook "
+            f"allowlist {_LOCAL_HINT} (then for localhost and private addresses)",
         )
 
 

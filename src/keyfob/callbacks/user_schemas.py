@@ -2,18 +2,25 @@
 
 The user face has no ``retryPolicy`` nor ``batchNotify``: its delivery policy is the platform's
 (decision 30). What it has is ``type`` (which features may use the callback; absent means both)
-and a ``callback`` holding exactly one channel. Only ``webhook`` is offered today: a body naming
-``websocket`` or ``pushnotif`` is refused with a 400 that says so, rather than stored and never
-delivered. Parsing is as strict as on the fleet face (``callbacks.parsing``); the webhook target
-passes the same SSRF policy (``callbacks.targets``), and attribute values use the user face's
+and a ``callback`` holding exactly one channel:
+
+* ``webhook``: ``target`` (http/https), ``name``, attributes of any type;
+* ``websocket``: ``target`` (ws/wss), attributes of type Body only (the default);
+* ``pushnotif``: ``devices`` (FCM registration tokens, at least one), attributes of type Header
+  (the default: they go into the FCM message's ``data``) or Body; the keys FCM reserves
+  (``from``, ``message_type``, anything starting with ``google`` or ``gcm``) are refused.
+  Push is refused with a 400 while the operator has not configured FCM (``push_offered``).
+
+Parsing is as strict as on the fleet face (``callbacks.parsing``); webhook and WebSocket targets
+pass the same SSRF policy (``callbacks.targets``), and attribute values use the user face's
 variables (decision 8: ``$Vin``, ``$CallbackID``, ``$CallbackLabel``, ``$RemoteType``,
 ``$RemoteStatus``, ``$RemoteLabel``, any case).
 
 ``to_stored()`` is echoed as ``subscribe`` in GET: ``type`` only when it was given (a client that
 compares its own body with the echo finds what it sent), attributes always as a list.
 
-    parse_user_callback_body(json, target_policy) ─► UserCallbackSubscribe ─► .to_stored()
-    load_user_stored(stored)                      ─┘
+    parse_user_callback_body(json, target_policy, push_offered) ─► UserCallbackSubscribe
+    load_user_stored(stored) ─► UserCallbackSubscribe ─► .to_stored()
 """
 
 from __future__ import annotations
@@ -25,8 +32,9 @@ from typing import Annotated, Any
 
 from pydantic import Field, Strict
 
-from keyfob.callbacks.attributes import USER, AttributeSpec
+from keyfob.callbacks.attributes import USER, AttributeSpec, AttributeType, validate_value
 from keyfob.callbacks.parsing import (
+    MAX_ATTRIBUTES,
     Attributes,
     Input,
     attribute_specs,
@@ -48,10 +56,10 @@ class CallbackType(StrEnum):
 
 ALL_TYPES = (CallbackType.MONITOR, CallbackType.REMOTE)
 CHANNELS = ("webhook", "websocket", "pushnotif")
-NOT_OFFERED = {
-    "websocket": "WebSocket delivery",
-    "pushnotif": "push notification (FCM) delivery",
-}
+WEBHOOK, WEBSOCKET, PUSH = CHANNELS
+MAX_DEVICES = 100
+_RESERVED_DATA_KEYS = ("from", "message_type")
+_RESERVED_DATA_PREFIXES = ("google", "gcm")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,11 +67,16 @@ class UserCallbackSubscribe:
     """A checked user callback body."""
 
     target: str
+    """The webhook's or the WebSocket's URL; empty for push."""
     webhook_name: str
+    """The webhook's ``name``; empty for the other channels."""
     attributes: list[AttributeSpec]
     types: tuple[CallbackType, ...] | None
     """As given; ``None`` when the body has no ``type`` (both features may use it)."""
     label: str | None
+    channel: str = WEBHOOK
+    devices: tuple[str, ...] = ()
+    """``pushnotif.devices``: the FCM registration tokens."""
 
     @property
     def effective_types(self) -> tuple[CallbackType, ...]:
@@ -74,13 +87,15 @@ class UserCallbackSubscribe:
         body: dict[str, Any] = {} if self.label is None else {"label": self.label}
         if self.types is not None:
             body["type"] = [kind.value for kind in self.types]
-        body["callback"] = {
-            "webhook": {
-                "target": self.target,
-                "name": self.webhook_name,
-                "attributes": stored_attributes(self.attributes),
-            }
-        }
+        attributes = stored_attributes(self.attributes)
+        channel: dict[str, Any]
+        if self.channel == WEBSOCKET:
+            channel = {"target": self.target, "attributes": attributes}
+        elif self.channel == PUSH:
+            channel = {"devices": list(self.devices), "attributes": attributes}
+        else:
+            channel = {"target": self.target, "name": self.webhook_name, "attributes": attributes}
+        body["callback"] = {self.channel: channel}
         return body
 
 
@@ -91,8 +106,35 @@ class _WebhookIn(Input):
     batch: Any = None  # decision 5, as on the fleet face: doc examples carry it; dropped
 
 
+class _ChannelAttributeIn(Input):
+    """A ``WSAttribute`` or ``PushNotifAttribute``: ``type`` may be left out."""
+
+    type: Annotated[AttributeType, Strict(False)] | None = None
+    key: Annotated[str, Field(min_length=1, max_length=256)]
+    value: Annotated[str, Field(max_length=4096)]
+
+
+_ChannelAttributes = Annotated[list[_ChannelAttributeIn], Field(max_length=MAX_ATTRIBUTES)]
+
+
+class _WebSocketIn(Input):
+    target: str
+    attributes: _ChannelAttributes | None = None
+    batch: Any = None  # as on webhook: doc examples carry it; dropped
+
+
+class _PushIn(Input):
+    devices: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=4096)]],
+        Field(min_length=1, max_length=MAX_DEVICES),
+    ]
+    attributes: _ChannelAttributes | None = None
+
+
 class _CallbackIn(Input):
-    webhook: _WebhookIn
+    webhook: _WebhookIn | None = None
+    websocket: _WebSocketIn | None = None
+    pushnotif: _PushIn | None = None
 
 
 class _BodyIn(Input):
@@ -101,20 +143,43 @@ class _BodyIn(Input):
     callback: _CallbackIn
 
 
-def parse_user_callback_body(data: object, *, target_policy: TargetPolicy) -> UserCallbackSubscribe:
-    """Check a POST/PUT user callback body; every refusal is a ``KeyfobError`` naming the field."""
-    return _parse(data, target_policy)
+def parse_user_callback_body(
+    data: object, *, target_policy: TargetPolicy, push_offered: bool = False
+) -> UserCallbackSubscribe:
+    """Check a POST/PUT user callback body; every refusal is a ``KeyfobError`` naming the field.
+
+    ``push_offered``: whether this server can deliver push (FCM is configured)."""
+    return _parse(data, target_policy, push_offered)
 
 
 def load_user_stored(data: Mapping[str, Any]) -> UserCallbackSubscribe:
     """Rebuild a user callback from ``to_stored()`` output without re-judging its target."""
-    return _parse(dict(data), None)
+    return _parse(dict(data), None, True)
 
 
-def _parse(data: object, target_policy: TargetPolicy | None) -> UserCallbackSubscribe:
-    _check_channel(data)
+def _parse(
+    data: object, target_policy: TargetPolicy | None, push_offered: bool
+) -> UserCallbackSubscribe:
+    channel = _check_channel(data, push_offered)
     body = validate(_BodyIn, data)
+    types, label = _types(body.type), body.label
+    if body.callback.websocket is not None:
+        socket = body.callback.websocket
+        target = socket.target
+        if target_policy is not None:
+            target = check_target(
+                target, target_policy, field="callback.websocket.target", websocket=True
+            )
+        attributes = _channel_attributes(socket.attributes, WEBSOCKET, AttributeType.BODY)
+        return UserCallbackSubscribe(target, "", attributes, types, label, channel=WEBSOCKET)
+    if body.callback.pushnotif is not None:
+        push = body.callback.pushnotif
+        attributes = _channel_attributes(push.attributes, PUSH, AttributeType.HEADER)
+        devices = _devices(push.devices)
+        return UserCallbackSubscribe("", "", attributes, types, label, PUSH, devices)
     webhook = body.callback.webhook
+    if webhook is None:  # _check_channel saw one channel: this cannot happen
+        raise KeyfobError(ErrorCode.INVALID_BODY, f"callback: must hold {channel}")
     target = webhook.target
     if target_policy is not None:
         target = check_target(target, target_policy, field="callback.webhook.target")
@@ -124,15 +189,63 @@ def _parse(data: object, target_policy: TargetPolicy | None) -> UserCallbackSubs
         attributes=attribute_specs(
             webhook.attributes or [], "callback.webhook.attributes", face=USER
         ),
-        types=_types(body.type),
-        label=body.label,
+        types=types,
+        label=label,
     )
 
 
-def _check_channel(data: object) -> None:
+def _channel_attributes(
+    items: list[_ChannelAttributeIn] | None, channel: str, default: AttributeType
+) -> list[AttributeSpec]:
+    """A WebSocket's attributes are Body only; a push's are Header (into ``data``) or Body."""
+    specs: list[AttributeSpec] = []
+    keys: dict[str, int] = {}
+    for index, item in enumerate(items or []):
+        where = f"callback.{channel}.attributes[{index}]"
+        kind = item.type or default
+        if kind is AttributeType.QUERY or (channel == WEBSOCKET and kind is not default):
+            allowed = "Body" if channel == WEBSOCKET else "Header or Body"
+            raise KeyfobError(
+                ErrorCode.INVALID_BODY, f"{where}.type: a {channel} attribute is {allowed}"
+            )
+        if kind is AttributeType.HEADER:
+            lowered = item.key.lower()
+            if lowered in _RESERVED_DATA_KEYS or lowered.startswith(_RESERVED_DATA_PREFIXES):
+                raise KeyfobError(
+                    ErrorCode.INVALID_BODY,
+                    f"{where}.key: {item.key!r} is reserved by FCM (from, message_type, "
+                    "google*, gcm*)",
+                )
+            first = keys.setdefault(item.key, index)
+            if first != index:
+                raise KeyfobError(
+                    ErrorCode.INVALID_BODY,
+                    f"{where}.key: {item.key} is already set by attributes[{first}]",
+                )
+        validate_value(item.value, f"{where}.value", face=USER)
+        specs.append(AttributeSpec(type=kind, key=item.key, value=item.value))
+    return specs
+
+
+def _devices(devices: list[str]) -> tuple[str, ...]:
+    for index, token in enumerate(devices):
+        if not token.strip() or any(char.isspace() for char in token):
+            raise KeyfobError(
+                ErrorCode.INVALID_BODY,
+                f"callback.pushnotif.devices[{index}]: an FCM token has no spaces",
+            )
+        if token in devices[:index]:
+            raise KeyfobError(
+                ErrorCode.INVALID_BODY,
+                f"callback.pushnotif.devices[{index}]: the token is listed twice",
+            )
+    return tuple(devices)
+
+
+def _check_channel(data: object, push_offered: bool) -> str:
     """Exactly one channel, and one keyfob offers; said before any detail of it is judged."""
     if not isinstance(data, dict) or not isinstance(data.get("callback"), dict):
-        return  # the model names what is missing or mistyped
+        return ""  # the model names what is missing or mistyped
     channels = present(data["callback"], *CHANNELS)
     if len(channels) != 1:
         found = f" (found {', '.join(channels)})" if channels else ""
@@ -141,11 +254,13 @@ def _check_channel(data: object) -> None:
             f"callback: must hold exactly one of {', '.join(CHANNELS)}{found}",
         )
     (channel,) = channels
-    if channel in NOT_OFFERED:
+    if channel == PUSH and not push_offered:
         raise KeyfobError(
             ErrorCode.INVALID_BODY,
-            f"callback.{channel}: {NOT_OFFERED[channel]} is not offered yet; use callback.webhook",
+            "callback.pushnotif: this server has no push (FCM) configuration; use "
+            "callback.webhook or callback.websocket",
         )
+    return str(channel)
 
 
 def _types(types: list[CallbackType] | None) -> tuple[CallbackType, ...] | None:

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from keyfob.callbacks import secrets
 from keyfob.callbacks.models import Face, callbacks
 from keyfob.callbacks.service import check_callback_id
-from keyfob.callbacks.user_schemas import CallbackType, UserCallbackSubscribe
+from keyfob.callbacks.user_schemas import PUSH, CallbackType, UserCallbackSubscribe
 from keyfob.errors import ErrorCode, KeyfobError
 from keyfob.kit.ids import new_id
 from keyfob.kit.paging import PageRequest
@@ -205,3 +205,38 @@ async def delete_user_callback(
         .where(callbacks.c.id == callback.id)
         .values(deleted_at=now, updated_at=now)
     )
+
+
+async def forget_push_devices(
+    conn: AsyncConnection, *, callback_id: str, tokens: list[str], now: datetime
+) -> bool:
+    """Remove FCM tokens the push service reports unregistered from a push callback's
+    ``devices``; with none left the callback is deleted (§3.2). True when it was deleted."""
+    row = (
+        await conn.execute(
+            select(callbacks.c.subscribe)
+            .where(callbacks.c.id == callback_id, callbacks.c.deleted_at.is_(None))
+            .with_for_update()
+        )
+    ).first()
+    if row is None:
+        return False
+    subscribe = dict(row.subscribe)
+    push = dict(subscribe.get("callback", {}).get(PUSH) or {})
+    gone = set(tokens)
+    devices = [token for token in push.get("devices", []) if token not in gone]
+    if not devices:
+        await conn.execute(
+            update(callbacks)
+            .where(callbacks.c.id == callback_id)
+            .values(deleted_at=now, updated_at=now)
+        )
+        return True
+    push["devices"] = devices
+    subscribe["callback"] = {PUSH: push}
+    await conn.execute(
+        update(callbacks)
+        .where(callbacks.c.id == callback_id)
+        .values(subscribe=subscribe, updated_at=now)
+    )
+    return False

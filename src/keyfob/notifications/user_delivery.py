@@ -1,5 +1,8 @@
 """One POST to a user callback: its messages, their attributes, the headers keyfob adds.
 
+The same messages feed the other channels: a WebSocket frame carries ``prepare``'s body, push
+takes ``messages`` one by one (``notifications.push_channel``).
+
 The user face's delivery differs from the fleet face's in what is sent, not in how: the worker
 claims, posts, records and retries both alike (``notifications.worker``), and asks this module
 for the request when the callback is a user's.
@@ -23,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from keyfob.callbacks.attributes import USER, render_request_parts
+from keyfob.callbacks.attributes import USER, RenderedAttributes, render_request_parts
 from keyfob.callbacks.remote_attributes import effective, load_remote_attributes
 from keyfob.callbacks.secrets import active_secrets
 from keyfob.callbacks.user_schemas import UserCallbackSubscribe, load_user_stored
@@ -41,6 +44,16 @@ class UserRequest:
     message_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class UserMessage:
+    """One row's ``Message``, the attributes rendered for it and its remote's label."""
+
+    record: dict[str, Any]
+    parts: RenderedAttributes
+    message: dict[str, Any]
+    label: str
+
+
 class UserMessages:
     """Builds the requests of user callbacks; keeps each stored body parsed, per version."""
 
@@ -56,34 +69,41 @@ class UserMessages:
             found = self._subscribes[key] = load_user_stored(json.loads(target.subscribe))
         return found
 
-    def prepare(self, delivery: queue.Delivery, now: datetime) -> UserRequest:
+    def messages(self, delivery: queue.Delivery) -> list[UserMessage]:
+        """Each row's ``Message`` with the attributes it was rendered with, in order."""
         target = delivery.target
         subscribe = self.subscribe(target)
-        records: list[dict[str, Any]] = []
-        messages: list[dict[str, Any]] = []
-        parts = None
+        made: list[UserMessage] = []
         for row in delivery.rows:
             record = json.loads(row.event)
             context = json.loads(delivery.contexts.get(row.id) or "null") or {}
             own = load_remote_attributes(
                 context.get("attributes"), context.get("callbackAttributes")
             )
+            label = context.get("label") or ""
             variables = {
                 "Vin": record["vin"],
                 "CallbackID": target.id,
                 "CallbackLabel": subscribe.label or "",
                 "RemoteType": record["remote_type"],
                 "RemoteStatus": record["status"],
-                "RemoteLabel": context.get("label") or "",
+                "RemoteLabel": label,
             }
             parts = render_request_parts(effective(subscribe.attributes, own), variables, face=USER)
-            records.append(record)
-            messages.append(message(target.id, parts.body, record))
-        single = len(messages) == 1 and parts is not None
+            made.append(UserMessage(record, parts, message(target.id, parts.body, record), label))
+        return made
+
+    def prepare(self, delivery: queue.Delivery, now: datetime) -> UserRequest:
+        target = delivery.target
+        subscribe = self.subscribe(target)
+        made = self.messages(delivery)
+        records = [item.record for item in made]
+        parts = made[0].parts
+        single = len(made) == 1
         # An array carries only its messages' Body attributes (spec §3.2).
-        headers = dict(parts.headers) if single and parts is not None else {}
-        query = list(parts.query) if single and parts is not None else []
-        body = encode(messages_body(messages))
+        headers = dict(parts.headers) if single else {}
+        query = list(parts.query) if single else []
+        body = encode(messages_body([item.message for item in made]))
         ids = [str(record["event_id"]) for record in records]
         digest = ids[0] if single else hashlib.sha256("|".join(ids).encode()).hexdigest()[:32]
         message_id = f"msg_{digest}"

@@ -20,6 +20,11 @@ Both faces go through the same loops. What differs is picked per callback: a fle
 ``RemoteEvents`` body and its own ``retryPolicy``; a user callback's ``Message`` body
 (``notifications.user_delivery``) and the platform's fixed policy, every 10 s until delivered
 or the 72 h horizon (``policy.B2C_POLICY``).
+
+A user callback's channel is picked where a claimed delivery becomes an attempt (``send``):
+a POST for a webhook, a frame on the callback's connection for a WebSocket
+(``ws_channel``), FCM requests for push (``push_channel``). Claims, order, retries and the
+delivery log are the same for all three.
 """
 
 from __future__ import annotations
@@ -42,18 +47,23 @@ from keyfob.callbacks.attributes import (
 from keyfob.callbacks.models import Face
 from keyfob.callbacks.schemas import CallbackSubscribe, load_stored
 from keyfob.callbacks.secrets import active_secrets
+from keyfob.callbacks.user_schemas import PUSH, WEBSOCKET
+from keyfob.callbacks.user_service import forget_push_devices
 from keyfob.kit.clock import Clock
 from keyfob.kit.ids import random_suffix
 from keyfob.notifications import ledger, queue
 from keyfob.notifications.failures import log_failure
 from keyfob.notifications.leases import LeaseKeeper
 from keyfob.notifications.metrics import DeliveryMetrics
+from keyfob.notifications.outbox import drop_pending
 from keyfob.notifications.outcome import Outcome
 from keyfob.notifications.payload import encode, remote_events_body, stored_remote_event
 from keyfob.notifications.policy import B2C_POLICY, Decision, Delivered, RetryPolicy, decide
+from keyfob.notifications.push_channel import PushChannel
 from keyfob.notifications.sender import WebhookSender
 from keyfob.notifications.signing import sign
 from keyfob.notifications.user_delivery import UserMessages
+from keyfob.notifications.ws_channel import WebSocketChannel
 from keyfob.store.engine import Database
 
 log = logging.getLogger("keyfob.delivery")
@@ -120,9 +130,13 @@ class DeliveryWorker:
         clock: Clock,
         options: WorkerOptions | None = None,
         metrics: DeliveryMetrics | None = None,
+        websocket: WebSocketChannel | None = None,
+        push: PushChannel | None = None,
     ) -> None:
         self.database = database
         self.sender = sender
+        self.websocket = websocket
+        self.push = push
         self.clock = clock
         self.options = options or WorkerOptions()
         self.metrics = metrics
@@ -210,15 +224,49 @@ class DeliveryWorker:
     async def send(self, delivery: queue.Delivery) -> ledger.Result:
         started = self.clock()
         request = self.prepare(delivery)
-        outcome = await self.sender.post(
-            request.url, query=request.query, headers=request.headers, body=request.body
-        )
+        outcome = await self._attempt(delivery, request)
         decisions = self.decisions(delivery, outcome)
         log_failure(delivery, outcome, decisions)
         if self.metrics is not None:
             for decision in decisions:
                 self.metrics.observe_decision(decision)
         return ledger.Result(delivery, request.message_id, started, outcome, decisions)
+
+    async def _attempt(self, delivery: queue.Delivery, request: Request) -> Outcome:
+        """The attempt on the callback's channel: a POST, a WebSocket frame or FCM requests."""
+        target = delivery.target
+        channel = self._user.subscribe(target).channel if target.face == Face.USER else ""
+        if channel == WEBSOCKET:
+            if self.websocket is None:
+                return _unavailable("WebSocket delivery is not running in this worker")
+            return await self.websocket.send(target.id, request.url, request.body.decode())
+        if channel == PUSH:
+            if self.push is None:
+                return _unavailable("push (FCM) is not configured on this worker")
+            subscribe = self._user.subscribe(target)
+            pushed = await self.push.send(subscribe, self._user.messages(delivery))
+            if pushed.unregistered:
+                await self._forget(target.id, pushed.unregistered)
+            return pushed.outcome
+        return await self.sender.post(
+            request.url, query=request.query, headers=request.headers, body=request.body
+        )
+
+    async def _forget(self, callback_id: str, tokens: list[str]) -> None:
+        """Tokens FCM no longer knows leave the callback; with none left it is deleted (§3.2)."""
+        now = self.clock()
+        async with self.database.transaction() as conn:
+            deleted = await forget_push_devices(
+                conn, callback_id=callback_id, tokens=tokens, now=now
+            )
+            if deleted:
+                await drop_pending(conn, callback_id=callback_id, now=now)
+        log.info(
+            "callback %s: removed %d unregistered push token(s)%s",
+            callback_id,
+            len(tokens),
+            "; none left, callback deleted" if deleted else "",
+        )
 
     # -- one cycle, for tests and restarts ----------------------------------------------
 
@@ -417,3 +465,14 @@ class DeliveryWorker:
 
 
 _STOP: Any = object()
+
+
+def _unavailable(why: str) -> Outcome:
+    return Outcome(
+        delivered=False,
+        status_code=None,
+        error_class="unavailable",
+        latency_ms=0,
+        response_excerpt=None,
+        detail=why,
+    )

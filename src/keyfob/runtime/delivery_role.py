@@ -1,4 +1,5 @@
-"""The delivery worker as a role: claims due notifications and posts them to webhooks."""
+"""The delivery worker as a role: claims due notifications and delivers them on each
+callback's channel (webhook POSTs, WebSocket frames, FCM push when configured)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from keyfob.notifications.push_channel import PushChannel, load_push_config
 from keyfob.notifications.sender import WebhookSender
 from keyfob.notifications.worker import DeliveryWorker, WorkerOptions
+from keyfob.notifications.ws_channel import WebSocketChannel
 from keyfob.runtime.context import AppContext, running_check
 from keyfob.store.nudge import EVENTS_STORED, REMOTES_DUE, listening
 
@@ -23,6 +26,24 @@ async def delivery_role(ctx: AppContext) -> AsyncIterator[DeliveryWorker]:
         limit_per_host=settings.max_connections_per_host,
         metrics=metrics,
     )
+    websocket = WebSocketChannel(
+        ctx.target_policy,
+        timeout=settings.timeout_s,
+        ping_interval=settings.websocket_ping_s,
+        idle_s=settings.websocket_idle_s,
+        metrics=metrics,
+    )
+    push = None
+    fcm = ctx.settings.push
+    if fcm.service_account_file is not None:
+        config = load_push_config(
+            fcm.service_account_file,
+            fcm_url=fcm.fcm_url,
+            project_id=fcm.project_id,
+            token_url=fcm.token_url,
+            timeout=fcm.timeout_s,
+        )
+        push = PushChannel(config, metrics=metrics)
     worker = DeliveryWorker(
         ctx.database,
         sender,
@@ -31,6 +52,8 @@ async def delivery_role(ctx: AppContext) -> AsyncIterator[DeliveryWorker]:
             lease_s=settings.lease_s, claim_limit=settings.batch_claim, poll_s=settings.poll_s
         ),
         metrics=metrics,
+        websocket=websocket,
+        push=push,
     )
     ctx.delivery_wakers.append(worker.wake)
     task = asyncio.create_task(worker.run(), name="delivery-worker")
@@ -51,3 +74,6 @@ async def delivery_role(ctx: AppContext) -> AsyncIterator[DeliveryWorker]:
             task.cancel()
         ctx.delivery_wakers.remove(worker.wake)
         await sender.close()
+        await websocket.close()
+        if push is not None:
+            await push.close()
