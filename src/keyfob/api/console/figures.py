@@ -126,6 +126,21 @@ async def recent_remotes(
     conn: AsyncConnection, *, fleet_id: str, vehicle_id: str, limit: int = 10
 ) -> list[RecentRemote]:
     """The vehicle's latest remotes sent through this fleet's callbacks, newest first."""
+    return await _recent(conn, vehicle_id, limit, remotes.c.fleet_id == fleet_id)
+
+
+async def recent_user_remotes(
+    conn: AsyncConnection, *, client_id: str, user_id: str, vehicle_id: str, limit: int = 10
+) -> list[RecentRemote]:
+    """The vehicle's latest remotes this user sent through this OAuth client, newest first."""
+    return await _recent(
+        conn, vehicle_id, limit, remotes.c.user_id == user_id, remotes.c.client_id == client_id
+    )
+
+
+async def _recent(
+    conn: AsyncConnection, vehicle_id: str, limit: int, *owned: ColumnElement[bool]
+) -> list[RecentRemote]:
     rows = await conn.execute(
         select(
             remotes.c.id,
@@ -136,7 +151,7 @@ async def recent_remotes(
             remotes.c.phase,
             remotes.c.created_at,
         )
-        .where(remotes.c.vehicle_id == vehicle_id, remotes.c.fleet_id == fleet_id)
+        .where(remotes.c.vehicle_id == vehicle_id, *owned)
         .order_by(remotes.c.created_at.desc(), remotes.c.id.desc())
         .limit(limit)
     )

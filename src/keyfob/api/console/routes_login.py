@@ -29,8 +29,10 @@ async def asset(name: str) -> Response:
 @router.get("/login")
 async def login_page(request: Request, ctx: Ctx) -> Response:
     session = await guard.current_session(request, ctx)
-    if session is not None and session.signed_in:
+    if session is not None and session.partner_id is not None:
         return pages.see_other(request, "/")
+    if session is not None and session.user is not None:
+        return pages.see_other(request, "/user/")
     session = session or new_session(now=ctx.clock())
     answer = pages.render(request, "login.html", csrf=session.csrf, login="", client_id="")
     await guard.keep(request, ctx, answer, session)

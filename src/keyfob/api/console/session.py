@@ -6,6 +6,11 @@ sign-in pages, with a label of its own). Every form of the console posts the CSR
 a post whose token is not the cookie's is refused, and since the cookie is ``HttpOnly`` and
 ``SameSite=Strict`` another site can neither read the token nor make the browser send it.
 
+An end user's session (``user``) names the OAuth grant their sign-in started, and while the
+sign-in is under way (``pending``) the ``state`` and PKCE verifier the console sent them off
+with; a cookie is signed, not encrypted, so the verifier is readable by that browser alone,
+which is the party PKCE protects.
+
 Signing in replaces the anonymous session with a new one (a new CSRF token too), so a
 session planted before sign-in is worth nothing after it; signing out replaces it again.
 """
@@ -36,18 +41,46 @@ class Session:
     """Unix seconds."""
     partner_id: str | None = None
     login: str | None = None
+    user: UserSignIn | None = None
+    """An end user signed in through keyfob's OAuth login (the user face)."""
+    pending: PendingSignIn | None = None
+    """An end user's sign-in under way: what the callback must see again."""
 
     @property
     def signed_in(self) -> bool:
-        return self.partner_id is not None
+        return self.partner_id is not None or self.user is not None
+
+
+@dataclass(frozen=True, slots=True)
+class UserSignIn:
+    user_id: str
+    login: str
+    client_id: str
+    realm: str
+    grant_id: str
+    """The OAuth grant the sign-in started; revoking it signs the console out."""
+    scopes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PendingSignIn:
+    state: str
+    verifier: str
+    """The PKCE verifier; only its S256 digest left the server."""
+    realm: str
 
 
 def new_session(
-    *, now: datetime, partner_id: str | None = None, login: str | None = None
+    *,
+    now: datetime,
+    partner_id: str | None = None,
+    login: str | None = None,
+    user: UserSignIn | None = None,
+    pending: PendingSignIn | None = None,
 ) -> Session:
     """A fresh session with a fresh CSRF token."""
     expires = int((now + LIFETIME).timestamp())
-    return Session(secrets.token_urlsafe(24), expires, partner_id, login)
+    return Session(secrets.token_urlsafe(24), expires, partner_id, login, user, pending)
 
 
 def derive_key(secret: bytes) -> bytes:
@@ -86,8 +119,14 @@ class SessionSealer:
             return None
         try:
             data: dict[str, Any] = orjson.loads(_unb64(body))
+            if data.get("user") is not None:
+                data["user"] = UserSignIn(
+                    **{**data["user"], "scopes": tuple(data["user"]["scopes"])}
+                )
+            if data.get("pending") is not None:
+                data["pending"] = PendingSignIn(**data["pending"])
             session = Session(**data)
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, KeyError):
             return None
         if session.expires < now.timestamp():
             return None
