@@ -34,8 +34,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import RSAKey
 
 from keyfob.callbacks.user_schemas import UserCallbackSubscribe
 from keyfob.errors import ErrorCode, KeyfobError
@@ -81,7 +82,7 @@ class PushConfig:
     fcm_url: str
     project_id: str
     client_email: str
-    private_key: rsa.RSAPrivateKey
+    private_key: RSAKey
     key_id: str | None
     token_url: str
     timeout: float = 10.0
@@ -98,14 +99,14 @@ def load_push_config(
     """Read a Google service-account key (JSON); settings override its project and endpoint."""
     try:
         key = json.loads(key_file.read_text(encoding="utf-8"))
-        private_key = serialization.load_pem_private_key(key["private_key"].encode(), None)
+        private_key = RSAKey.import_key(key["private_key"])
         email = str(key["client_email"])
-    except (OSError, ValueError, KeyError, TypeError) as error:
+    except (OSError, ValueError, KeyError, TypeError, JoseError) as error:
         raise KeyfobError(
             ErrorCode.BAD_REQUEST, f"push: cannot read the service-account key {key_file}: {error}"
         ) from error
-    if not isinstance(private_key, rsa.RSAPrivateKey):
-        raise KeyfobError(ErrorCode.BAD_REQUEST, f"push: {key_file} does not hold an RSA key")
+    if not private_key.is_private:
+        raise KeyfobError(ErrorCode.BAD_REQUEST, f"push: {key_file} holds no private key")
     project = project_id or key.get("project_id")
     endpoint = token_url or key.get("token_uri")
     if not project or not endpoint:
@@ -170,6 +171,7 @@ class PushChannel:
         started = time.perf_counter()
         unregistered: list[str] = []
         last: Outcome | None = None
+        taken: Outcome | None = None  # the last message a device took
         try:
             for token in subscribe.devices:
                 for item in messages:
@@ -179,9 +181,10 @@ class PushChannel:
                         break
                     if not last.delivered:
                         raise _Failed(last)
+                    taken = last
         except _Failed as failed:
             return Pushed(self._observed(failed.outcome), unregistered)
-        if last is None or len(unregistered) == len(subscribe.devices):
+        if taken is None:
             outcome = Outcome(
                 delivered=False,
                 status_code=last.status_code if last else None,
@@ -191,7 +194,7 @@ class PushChannel:
                 detail="no device token of this callback is registered any more",
             )
             return Pushed(self._observed(outcome), unregistered)
-        return Pushed(self._observed(last), unregistered)
+        return Pushed(self._observed(taken), unregistered)
 
     async def _post(self, body: dict[str, Any], started: float) -> Outcome:
         bearer = await self._token(started)
@@ -256,14 +259,7 @@ def assertion(config: PushConfig, now: float) -> str:
         "iat": int(now),
         "exp": int(now) + 3600,
     }
-    signing_input = f"{_b64url(header)}.{_b64url(claims)}"
-    signature = config.private_key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
-    return f"{signing_input}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}"
-
-
-def _b64url(part: dict[str, Any]) -> str:
-    raw = json.dumps(part, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    return jwt.encode(header, claims, config.private_key, algorithms=["RS256"])
 
 
 def _fcm_message(token: str, item: UserMessage) -> dict[str, Any]:
