@@ -1,16 +1,74 @@
 """Signing in to ``/console`` as an end user over HTTP, as a browser does: the console's
-brand form, keyfob's own login and consent pages, the redirect back with the code."""
+brand form, keyfob's own login and consent pages, the redirect back with the code; and the
+users, callbacks and remotes the user-console tests need."""
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from sqlalchemy import func, select
 
 from console_support import csrf_of
-from oauth_support import PASSWORD, submit
+from keyfob.auth.users import get_user_by_login, link_vehicle
+from keyfob.remotes.models import remotes
+from keyfob.store.engine import Database
+from oauth_support import PASSWORD, add_user, submit
 
 PEUGEOT = "clientsB2CPeugeot"
+ALICE, BOB = "alice@example.com", "bob@example.com"
+HOOK = "https://hooks.example.com/keyfob"
+
+
+async def own(app: Any, login: str, *vehicle_ids: str) -> None:
+    ctx = app.state.ctx
+    await add_user(ctx, login)
+    async with ctx.database.transaction() as conn:
+        user = await get_user_by_login(conn, login)
+        assert user is not None
+        for vehicle_id in vehicle_ids:
+            await link_vehicle(conn, user_id=user.id, vehicle_id=vehicle_id, now=ctx.clock())
+
+
+async def stored_remotes(db: Database) -> int:
+    async with db.read() as conn:
+        count: int = (await conn.execute(select(func.count()).select_from(remotes))).scalar_one()
+    return count
+
+
+async def new_callback(client: httpx.AsyncClient, label: str) -> str:
+    page = await client.get("/console/user/callbacks")
+    answer = await client.post(
+        "/console/user/callbacks",
+        data={
+            "csrf": csrf_of(page),
+            "label": label,
+            "callback.webhook.name": label,
+            "callback.webhook.target": HOOK,
+            "type.Remote": "on",
+        },
+    )
+    assert answer.status_code == 200, answer.text
+    assert "whsec_" in answer.text, "the signing secret, shown once"
+    listed = await client.get("/console/user/callbacks")
+    found = [
+        line.split('/status"')[0].rsplit("/", 1)[1]
+        for line in listed.text.splitlines()
+        if 'action="/console/user/callbacks/' in line
+    ]
+    assert found, listed.text
+    return found[-1]
+
+
+async def horn(
+    client: httpx.AsyncClient, vehicle_id: str, callback_id: str, csrf_from: str | None = None
+) -> httpx.Response:
+    page = await client.get(csrf_from or f"/console/user/vehicles/{vehicle_id}")
+    data = {"csrf": csrf_of(page), "action": "horn", "callback": callback_id}
+    return await client.post(
+        f"/console/user/vehicles/{vehicle_id}/remotes", data={**data, "horn.state": "Activated"}
+    )
 
 
 def path_of(location: str) -> str:

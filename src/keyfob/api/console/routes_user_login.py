@@ -151,48 +151,51 @@ async def finish_sign_in(request: Request, ctx: Ctx) -> Response:
 
 
 async def _exchange(ctx: AppContext, pending: PendingSignIn, code: str | None) -> UserSignIn:
+    """The code exchanged in the server, with the verifier only this session holds."""
     realm = find_realm(pending.realm)
     assert realm is not None
-    refusal: OAuthError | None = None
     async with ctx.database.transaction() as conn:
         client = await get_client(conn, client_id_for(realm))
         if client is None:
             raise KeyfobError(ErrorCode.FORBIDDEN, "the console's sign-in client is gone")
+        signed: UserSignIn | OAuthError
         try:
-            tokens = await oauth.exchange_code(
-                conn,
-                auth=ctx.user_auth,
-                client=client,
-                code=code,
-                redirect_uri=client.redirect_uris[0],
-                code_verifier=pending.verifier,
-                now=ctx.clock(),
-            )
+            signed = await _signed_in(ctx, conn, client, realm, pending, code)
         except OAuthError as refused:
-            refusal = refused  # committed: a reused code has revoked its grant
-        else:
-            claims_user = await _grant_user(conn, tokens.grant_id)
-    if refusal is not None:
-        raise KeyfobError(ErrorCode.FORBIDDEN, f"the sign-in failed: {refusal.description}")
-    user_id, login = claims_user
+            signed = refused  # committed all the same: a reused code has revoked its grant
+    if isinstance(signed, OAuthError):
+        raise KeyfobError(ErrorCode.FORBIDDEN, f"the sign-in failed: {signed.description}")
+    return signed
+
+
+async def _signed_in(
+    ctx: AppContext,
+    conn: AsyncConnection,
+    client: OAuthClient,
+    realm: Realm,
+    pending: PendingSignIn,
+    code: str | None,
+) -> UserSignIn:
+    tokens = await oauth.exchange_code(
+        conn,
+        auth=ctx.user_auth,
+        client=client,
+        code=code,
+        redirect_uri=client.redirect_uris[0],
+        code_verifier=pending.verifier,
+        now=ctx.clock(),
+    )
+    query = select(oauth_grants.c.user_id).where(oauth_grants.c.id == tokens.grant_id)
+    user = await get_user(conn, (await conn.execute(query)).scalar_one())
+    assert user is not None  # the code was issued for an existing user, in this transaction
     return UserSignIn(
-        user_id=user_id,
-        login=login,
+        user_id=user.id,
+        login=user.login,
         client_id=client.client_id,
         realm=realm.name,
         grant_id=tokens.grant_id,
         scopes=tuple(sorted(tokens.scope.split())),
     )
-
-
-async def _grant_user(conn: AsyncConnection, grant_id: str) -> tuple[str, str]:
-    """Whom the grant the code started is for (the code named them)."""
-    row = (
-        await conn.execute(select(oauth_grants.c.user_id).where(oauth_grants.c.id == grant_id))
-    ).one()
-    user = await get_user(conn, row.user_id)
-    assert user is not None
-    return user.id, user.login
 
 
 @router.post("/user/logout")
