@@ -26,6 +26,21 @@ def test_running_dispatchers_get_distinct_slots_and_a_restart_takes_its_slot_bac
             assert third == f"{host}-1"
 
 
+def test_slots_are_counted_per_broker(tmp_path: Path) -> None:
+    """A dispatcher of another deployment (another broker) on the same host does not take the
+    slot, and so the session, of one that is restarting."""
+    ours = Settings(vehicles=0, mqtt="mqtt://platform:secret@broker-a:1883")
+    theirs = Settings(vehicles=0, mqtt="mqtt://broker-b:1883")
+    same_broker = Settings(vehicles=0, mqtt="mqtt://other-account@broker-a:1883")
+    host = socket.gethostname()
+    with dispatcher_id(theirs, tmp_path) as other:  # started while ours is down
+        assert other == f"{host}-0"
+        with dispatcher_id(ours, tmp_path) as restarted:
+            assert restarted == f"{host}-0"
+            with dispatcher_id(same_broker, tmp_path) as beside:
+                assert beside == f"{host}-1"
+
+
 def test_a_configured_dispatcher_id_is_used_as_it_is(tmp_path: Path) -> None:
     with dispatcher_id(Settings(vehicles=0, dispatcher_id="eu-west-1"), tmp_path) as name:
         assert name == "eu-west-1"

@@ -10,8 +10,12 @@ Over MQTT the dispatcher keeps a persistent session under a stable client id,
 the broker. Stable matters twice: a new id would never get that backlog, and with several
 dispatchers the broker goes on dealing the shared subscription's share to a member that is away
 until that same id comes back (``docs/decisions.md``). Without ``dispatcher_id`` the id is the
-host name and the lowest slot that no other dispatcher process on this host holds (a lock file
-that the system releases when the process dies), so a restarted process takes its slot back.
+host name and the lowest slot that no other dispatcher process on this host holds for the same
+broker (a lock file that the system releases when the process dies), so a restarted process
+takes its slot back. Slots are counted per broker: a dispatcher of another deployment (another
+broker) starting on the host while this one restarts must not take its slot, or the restarted
+process would open a new session and the old one, still a member of the shared subscription,
+would go on being dealt a share of the results with nobody to read them.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import hashlib
 import os
 import re
 import socket
@@ -31,7 +36,7 @@ from pathlib import Path
 from keyfob.config import Settings
 from keyfob.link.memory import MemoryBroker
 from keyfob.link.mqtt import MqttTransport
-from keyfob.link.transport import Transport
+from keyfob.link.transport import Transport, parse_broker_url
 from keyfob.link.wakeup import MqttWakeUpChannel, SimulatedSmsGateway, WakeUpChannel
 from keyfob.remotes.dispatcher import Dispatcher, DispatcherOptions
 from keyfob.remotes.lifecycle import Limits
@@ -72,6 +77,14 @@ async def simulated_specs(ctx: AppContext) -> list[VehicleSpec]:
 SLOTS = 256
 
 
+def _broker(settings: Settings) -> str:
+    """A short name for the broker whose sessions the slots stand for (address, not account)."""
+    if not settings.mqtt:
+        return "none"
+    address = parse_broker_url(settings.mqtt)
+    return hashlib.sha256(f"{address.host}:{address.port}".encode()).hexdigest()[:12]
+
+
 @contextmanager
 def dispatcher_id(settings: Settings, lock_dir: Path | None = None) -> Iterator[str]:
     """``settings.dispatcher_id``, else ``<host>-<slot>`` held for as long as this lasts."""
@@ -80,8 +93,10 @@ def dispatcher_id(settings: Settings, lock_dir: Path | None = None) -> Iterator[
         return
     host = re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname()) or "host"
     where = lock_dir or Path(tempfile.gettempdir())
+    broker = _broker(settings)
     for slot in range(SLOTS):
-        fd = os.open(where / f"keyfob-dispatcher-{host}-{slot}.lock", os.O_RDWR | os.O_CREAT)
+        lock = where / f"keyfob-dispatcher-{host}-{broker}-{slot}.lock"
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
