@@ -113,7 +113,8 @@ class Settings(BaseSettings):
     """The platform's MQTT keep-alive: a silent broker is left within 1 to 1.5 times this."""
     dispatcher_id: str | None = None
     """This dispatcher's MQTT client id is ``keyfob-dispatcher-<dispatcher_id>``; default
-    ``<host name>-<slot>``, the lowest slot no other dispatcher on this host holds."""
+    ``<host name>-<slot>``, the lowest slot no other dispatcher on this host holds for the
+    same broker."""
     sim_speed: float = Field(1.0, ge=0)
     sim_seed: int = 7
     sim_registry_poll_s: float = Field(5.0, gt=0)
