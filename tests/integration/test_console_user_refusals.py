@@ -1,11 +1,12 @@
-"""The console for end users, when something is refused: consent denied, the wrong address,
-a fleet page, the API's own refusals of a remote form. Nothing is stored by any of them."""
+"""The console for end users, when something is refused or moved: consent denied, the wrong
+address, a fleet page, the API's own refusals of a remote form (nothing is stored by any of
+them), and a server whose public URL changed."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from conftest import Tenant
+from conftest import Tenant, make_settings
 from console_support import browser_http, csrf_of
 from console_user_support import (
     ALICE,
@@ -17,6 +18,9 @@ from console_user_support import (
     start,
     stored_remotes,
 )
+from keyfob.api.app import create_app
+from keyfob.auth.clients import get_client
+from keyfob.kit.clock import FakeClock
 from keyfob.store.engine import Database
 from oauth_support import PASSWORD, submit
 
@@ -92,3 +96,32 @@ async def test_the_api_refusals_of_a_remote_form_show_on_the_page_and_store_noth
         )
         assert immobilize.status_code == 400
     assert await stored_remotes(db) == 0
+
+
+async def test_a_changed_public_url_moves_the_console_clients_redirect_uri(
+    db: Database, clock: FakeClock, tenant: Tenant, app: Any
+) -> None:
+    await own(app, ALICE, tenant.vehicles["Electric"].id)
+    async with browser_http(app) as client:
+        await sign_in_user(client, ALICE)  # registers https://keyfob.test/console/user/callback
+    moved = create_app(
+        make_settings(db.url, public_url="https://cars.example.org"),
+        database=db,
+        clock=clock,
+        announce=lambda _: None,
+    )
+    async with (
+        moved.router.lifespan_context(moved),
+        browser_http(moved, base_url="https://cars.example.org") as client,
+    ):
+        sent = await start(client)
+        assert (
+            "redirect_uri=https%3A%2F%2Fcars.example.org%2Fconsole%2Fuser%2Fcallback"
+            in (sent.headers["location"])
+        )
+        await sign_in_user(client, ALICE)
+        assert (await client.get("/console/user/")).status_code == 200
+    async with db.read() as conn:
+        found = await get_client(conn, "keyfob-console-clientsB2CPeugeot")
+    assert found is not None
+    assert found.redirect_uris == ("https://cars.example.org/console/user/callback",)
