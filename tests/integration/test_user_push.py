@@ -221,3 +221,15 @@ async def test_a_door_locked_reports_done_by_push_through_the_running_roles(
     assert statuses[0] == "Accepted"
     assert statuses[-1] in ("Success", "AlreadyDone")
     assert fcm.refused == []
+
+
+async def test_a_test_notification_reaches_the_devices(
+    db: Database, clock: FakeClock, tmp_path: Path
+) -> None:
+    async with push_stage(db, clock, tmp_path) as (stage, fcm, _):
+        cbid = await push_callback(stage, ["phone"])
+        answer = await stage.http.post(f"{V4}/user/callbacks/{cbid}/test")
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["delivered"] is True
+    (sent,) = fcm.sent
+    assert carried(sent)["remoteEvent"]["remoteActionId"] == "0" * 32

@@ -243,3 +243,14 @@ async def test_a_door_locked_reports_done_over_the_websocket_through_the_running
     assert seen[0] == "Accepted"
     assert seen[-1] in ("Success", "AlreadyDone")
     assert hook.connections == 1
+
+
+async def test_a_test_notification_goes_down_the_websocket(db: Database, clock: FakeClock) -> None:
+    async with user_stage(db, clock) as stage, ws_receiver() as hook:
+        cbid = await ws_callback(stage, hook.url)
+        answer = await stage.http.post(f"{V4}/user/callbacks/{cbid}/test")
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["delivered"] is True
+    ((_, frame),) = hook.frames
+    assert frame["callbackId"] == cbid
+    assert frame["remoteEvent"]["remoteActionId"] == "0" * 32

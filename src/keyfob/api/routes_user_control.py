@@ -21,6 +21,7 @@ from keyfob.errors import ErrorCode as E
 from keyfob.notifications import probe
 from keyfob.remotes import service as remotes
 from keyfob.remotes.control.cancel import cancel_plan
+from keyfob.runtime.delivery_role import push_config
 from keyfob.store.units import run_unit
 from keyfob.vehicles.budget import read_budget, wake_limits
 from keyfob.vehicles.user_vehicles import get_user_vehicle
@@ -50,6 +51,7 @@ async def test_callback(request: Request, ctx: Ctx, caller: CurrentUser, cbid: s
         target=target,
         remote_type=RemoteType.WAKE_UP.value,
         now=ctx.clock(),
+        push=push_config(ctx.settings.push),
     )
     href = user_views.callback_href(base_url(request, ctx, "v4"), callback.id)
     return HalResponse(views_control.callback_test_result(href, callback.id, sent))

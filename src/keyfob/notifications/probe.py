@@ -3,7 +3,9 @@
 A partner wants to know that a webhook target answers, verifies signatures and reads the body
 before any car is involved. The probe makes the request through the worker's own preparation
 (attributes rendered, body shaped for the callback's face, signed with its active secrets) and
-the same SSRF-safe ``WebhookSender``, so what passes here passes for real. It is marked three
+attempt on the callback's channel (the same SSRF-safe ``WebhookSender``; for a user callback's
+WebSocket or push channel, a connection or FCM requests made for this one message), so what
+passes here passes for real. It is marked three
 ways, so no receiver mistakes it for a command's progress:
 
 * the header ``Keyfob-Test: true``;
@@ -17,7 +19,7 @@ the delivery log. The receiver's answer comes back as the ``Outcome`` a real att
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -30,8 +32,10 @@ from keyfob.kit.ids import new_id
 from keyfob.notifications import queue
 from keyfob.notifications.outcome import Outcome
 from keyfob.notifications.payload import EventRecord
+from keyfob.notifications.push_channel import PushChannel, PushConfig
 from keyfob.notifications.sender import WebhookSender
 from keyfob.notifications.worker import DeliveryWorker
+from keyfob.notifications.ws_channel import WebSocketChannel
 from keyfob.store.engine import Database
 from keyfob.vocabulary import EventType, PendingStatus
 
@@ -88,21 +92,29 @@ async def send_test(
     target: queue.Target,
     remote_type: str,
     now: datetime,
+    push: PushConfig | None = None,
 ) -> Probe:
-    """Build the test request as the worker builds a real one, post it, return the outcome.
+    """Build the test request as the worker builds a real one, send it, return the outcome.
 
-    The sender is the worker's class with the operator's policy and time-out, made for this
-    one request and closed after it (a test is rare; it must not hold connections open)."""
+    The senders are the worker's classes with the operator's policy and time-out, made for this
+    one request and closed after it (a test is rare; it must not hold connections open).
+    ``push`` is the FCM configuration, when the operator set one."""
     marker, record = _test_event(remote_type, now)
     row = queue.Claimed(marker, target.id, TEST_REMOTE_ID, 0, json.dumps(record), 0, now)
     sender = WebhookSender(policy, timeout=timeout_s, limit=1, limit_per_host=1)
+    websocket = WebSocketChannel(policy, timeout=timeout_s)
+    pusher = PushChannel(push) if push is not None else None
     try:
-        preparer = DeliveryWorker(database, sender, clock=lambda: now)
-        request = preparer.prepare(queue.Delivery(target, [row]))
-        headers = {**request.headers, TEST_HEADER: "true"}
-        outcome = await sender.post(
-            request.url, query=request.query, headers=headers, body=request.body
+        preparer = DeliveryWorker(
+            database, sender, clock=lambda: now, websocket=websocket, push=pusher
         )
+        delivery = queue.Delivery(target, [row])
+        request = preparer.prepare(delivery)
+        request = replace(request, headers={**request.headers, TEST_HEADER: "true"})
+        outcome = await preparer.attempt(delivery, request)
     finally:
         await sender.close()
+        await websocket.close()
+        if pusher is not None:
+            await pusher.close()
     return Probe(request.message_id, now, request.url, outcome)

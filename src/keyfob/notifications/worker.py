@@ -224,7 +224,7 @@ class DeliveryWorker:
     async def send(self, delivery: queue.Delivery) -> ledger.Result:
         started = self.clock()
         request = self.prepare(delivery)
-        outcome = await self._attempt(delivery, request)
+        outcome = await self.attempt(delivery, request)
         decisions = self.decisions(delivery, outcome)
         log_failure(delivery, outcome, decisions)
         if self.metrics is not None:
@@ -232,7 +232,7 @@ class DeliveryWorker:
                 self.metrics.observe_decision(decision)
         return ledger.Result(delivery, request.message_id, started, outcome, decisions)
 
-    async def _attempt(self, delivery: queue.Delivery, request: Request) -> Outcome:
+    async def attempt(self, delivery: queue.Delivery, request: Request) -> Outcome:
         """The attempt on the callback's channel: a POST, a WebSocket frame or FCM requests."""
         target = delivery.target
         channel = self._user.subscribe(target).channel if target.face == Face.USER else ""

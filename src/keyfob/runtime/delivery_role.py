@@ -7,12 +7,26 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from keyfob.notifications.push_channel import PushChannel, load_push_config
+from keyfob.config import PushSettings
+from keyfob.notifications.push_channel import PushChannel, PushConfig, load_push_config
 from keyfob.notifications.sender import WebhookSender
 from keyfob.notifications.worker import DeliveryWorker, WorkerOptions
 from keyfob.notifications.ws_channel import WebSocketChannel
 from keyfob.runtime.context import AppContext, running_check
 from keyfob.store.nudge import EVENTS_STORED, REMOTES_DUE, listening
+
+
+def push_config(fcm: PushSettings) -> PushConfig | None:
+    """FCM as the operator configured it (the key file is read here), or ``None``."""
+    if fcm.service_account_file is None:
+        return None
+    return load_push_config(
+        fcm.service_account_file,
+        fcm_url=fcm.fcm_url,
+        project_id=fcm.project_id,
+        token_url=fcm.token_url,
+        timeout=fcm.timeout_s,
+    )
 
 
 @asynccontextmanager
@@ -33,17 +47,8 @@ async def delivery_role(ctx: AppContext) -> AsyncIterator[DeliveryWorker]:
         idle_s=settings.websocket_idle_s,
         metrics=metrics,
     )
-    push = None
-    fcm = ctx.settings.push
-    if fcm.service_account_file is not None:
-        config = load_push_config(
-            fcm.service_account_file,
-            fcm_url=fcm.fcm_url,
-            project_id=fcm.project_id,
-            token_url=fcm.token_url,
-            timeout=fcm.timeout_s,
-        )
-        push = PushChannel(config, metrics=metrics)
+    config = push_config(ctx.settings.push)
+    push = None if config is None else PushChannel(config, metrics=metrics)
     worker = DeliveryWorker(
         ctx.database,
         sender,
