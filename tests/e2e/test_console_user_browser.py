@@ -1,6 +1,6 @@
 """The console for end users in a real browser: the demo's end user signs in through keyfob's
 own OAuth login pages, makes a callback, sends a horn to one of their cars and watches the
-timeline reach Done without reloading.
+timeline reach Done without reloading; every field of their pages has a label.
 
 keyfob runs under uvicorn with the demo provisioned as ``keyfob serve`` does it on an empty
 database, its simulated cars in process (reacting in a fraction of the realistic time). The
@@ -27,6 +27,13 @@ from keyfob.runtime.vehicle_role import vehicle_role
 from keyfob.store.engine import Database
 
 pytestmark = pytest.mark.browser
+
+
+UNLABELLED = """() => [...document.querySelectorAll('input, select, textarea, button')]
+    .filter(e => e.type !== 'hidden')
+    .filter(e => e.tagName === 'BUTTON' ? !e.textContent.trim() : e.labels.length === 0)
+    .map(e => e.outerHTML)"""
+"""Every field a person fills or presses, without a name a screen reader can say."""
 
 
 @dataclass
@@ -82,14 +89,19 @@ async def test_the_demo_driver_signs_in_sends_a_horn_and_watches_it_reach_done(
     await expect(page.get_by_role("link", name=others[0]["vin"])).to_have_count(0)
 
     await page.get_by_role("link", name="My callbacks").click()
+    await page.get_by_label("Label").fill("phone")
     await page.get_by_label("Webhook name").fill("phone")
     await page.get_by_label("Webhook URL").fill("https://hooks.example.com/phone")
     await page.get_by_role("button", name="Create callback").click()
     await expect(page.locator("#secret")).to_contain_text("whsec_")
+    await page.get_by_role("link", name="Go to the callback").click()
+    await expect(page.get_by_role("button", name="Pause phone")).to_be_visible()
+    assert await page.evaluate(UNLABELLED) == []
 
     await page.get_by_role("link", name="My vehicles").click()
     await page.get_by_role("link", name=car["vin"]).click()
     await expect(page.get_by_role("heading", name=car["vin"])).to_be_visible()
+    assert await page.evaluate(UNLABELLED) == []
     horn = page.get_by_role("form", name="Horn")
     await horn.get_by_label("State").select_option("Activated")
     async with page.expect_navigation() as landing:
