@@ -87,7 +87,14 @@ async def test_each_message_reaches_every_device_in_the_basic_notification_shape
                 {"type": "Body", "key": "status", "value": "$RemoteStatus"},
             ],
         )
-        rid = await stage.remote(cbid, {"label": "front door", "door": {"state": "Locked"}})
+        rid = await stage.remote(
+            cbid,
+            {
+                "label": "front door",
+                "door": {"state": "Locked"},
+                "callbackAttributes": {"pushnotif": [{"key": "room", "value": "hall"}]},
+            },
+        )
         await stage.drain()
         await record(stage, rid, ("Pending", "SentToVehicle"))
         await stage.drain()
@@ -117,7 +124,8 @@ async def test_each_message_reaches_every_device_in_the_basic_notification_shape
         assert message["attributes"] == [
             {"key": "status", "value": message["remoteEvent"]["eventStatus"]["status"]}
         ]
-        assert set(sent["data"]) == {"car", "mph_message"}
+        assert set(sent["data"]) == {"car", "room", "mph_message"}
+        assert sent["data"]["room"] == "hall"
         assert sent["data"]["car"] == vin
         assert sent["notification"]["title"] == "front door"
         assert sent["android"] == {"priority": "high"}

@@ -254,3 +254,21 @@ async def test_a_test_notification_goes_down_the_websocket(db: Database, clock: 
     ((_, frame),) = hook.frames
     assert frame["callbackId"] == cbid
     assert frame["remoteEvent"]["remoteActionId"] == "0" * 32
+
+
+async def test_a_remote_changes_its_messages_through_callback_attributes_websocket(
+    db: Database, clock: FakeClock
+) -> None:
+    async with ws_stage(db, clock) as stage, ws_receiver() as hook:
+        cbid = await ws_callback(stage, hook.url, attributes=[{"key": "room", "value": "hall"}])
+        body = {
+            "door": {"state": "Locked"},
+            "callbackAttributes": {
+                "websocket": [{"key": "room", "value": "garage"}],
+                "webhook": [{"type": "Body", "key": "unused", "value": "x"}],
+            },
+        }
+        await stage.remote(cbid, body)
+        await stage.drain()
+    (message,) = hook.messages
+    assert message["attributes"] == [{"key": "room", "value": "garage"}]

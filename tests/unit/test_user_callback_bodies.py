@@ -261,9 +261,14 @@ def test_a_remote_without_attributes_leaves_the_callbacks_alone() -> None:
             "attributes[0].value: unknown variable $fleetID",
         ),
         (
-            {"callbackAttributes": {"websocket": [{"type": "Body", "key": "k", "value": "v"}]}},
+            {"callbackAttributes": {"websocket": [{"type": "Header", "key": "k", "value": "v"}]}},
             ErrorCode.INVALID_BODY,
-            "callbackAttributes.websocket: user callbacks deliver by webhook",
+            "callbackAttributes.websocket[0].type: a websocket attribute is Body",
+        ),
+        (
+            {"callbackAttributes": {"pushnotif": [{"key": "gcm.x", "value": "v"}]}},
+            ErrorCode.INVALID_BODY,
+            "callbackAttributes.pushnotif[0].key: 'gcm.x' is reserved by FCM",
         ),
         (
             {"callbackAttributes": {"fcm": []}},

@@ -144,8 +144,15 @@ USER_REMOTE: Schema = _object(
             "type and key of a callback attribute replaces it.",
         },
         "callbackAttributes": _object(
-            {"webhook": _attributes(_ALL_KINDS)},
-            description="The callback's attributes as this remote changes them (same rule).",
+            {
+                "webhook": _attributes(_ALL_KINDS),
+                "websocket": _channel_attributes((AttributeType.BODY,), AttributeType.BODY),
+                "pushnotif": _channel_attributes(
+                    (AttributeType.HEADER, AttributeType.BODY), AttributeType.HEADER
+                ),
+            },
+            description="The callback's attributes as this remote changes them (same rule); "
+            "the member of the callback's channel applies.",
         ),
         **_USER_ACTIONS,
     },

@@ -1,16 +1,16 @@
 """A user-face remote's own attributes (``Remote.attributes``, ``Remote.callbackAttributes``).
 
 The B2C ``Remote`` body may carry attributes for the messages of that one remote: ``attributes``
-(``Header`` or ``Body``) and ``callbackAttributes``, a union keyed by channel of which only the
-member matching the callback's channel applies. keyfob delivers user callbacks by webhook only
-today, so ``callbackAttributes.webhook`` is the one member accepted; the others are a 400.
+(``Header`` or ``Body``) and ``callbackAttributes``, a union keyed by channel (``webhook``,
+``websocket``, ``pushnotif``, each with its channel's attribute rules) of which only the member
+matching the callback's channel applies.
 
 How they combine with the callback's own (the contract says they "add to or replace" it):
 
-    callback.webhook.attributes
-      ◄── callbackAttributes.webhook   same type and key (header names in any case): replaces
-                                       in place; otherwise appended
-      ◄── attributes                   the same rule, on the result
+    callback.<channel>.attributes
+      ◄── callbackAttributes.<channel>  same type and key (header names in any case): replaces
+                                        in place; otherwise appended
+      ◄── attributes                    the same rule, on the result
 
 so a remote can change one header of its callback without restating the rest.
 """
@@ -29,10 +29,17 @@ from keyfob.callbacks.parsing import (
     stored_attributes,
     validate,
 )
+from keyfob.callbacks.user_schemas import (
+    CHANNELS,
+    PUSH,
+    WEBHOOK,
+    WEBSOCKET,
+    ChannelAttributes,
+    channel_attributes,
+)
 from keyfob.errors import ErrorCode, KeyfobError
 
 MEMBERS = ("attributes", "callbackAttributes")
-OTHER_CHANNELS = ("websocket", "pushnotif")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,12 +49,23 @@ class RemoteAttributes:
     attributes: tuple[AttributeSpec, ...] = ()
     webhook: tuple[AttributeSpec, ...] | None = None
     """``callbackAttributes.webhook``; ``None`` when not given."""
+    websocket: tuple[AttributeSpec, ...] | None = None
+    pushnotif: tuple[AttributeSpec, ...] | None = None
+
+    def channel(self, name: str) -> tuple[AttributeSpec, ...]:
+        """``callbackAttributes.<name>``, empty when not given."""
+        found: tuple[AttributeSpec, ...] | None = getattr(self, name)
+        return found or ()
 
     def stored(self) -> tuple[list[dict[str, str]] | None, dict[str, Any] | None]:
         """The ``attributes`` and ``callback_attributes`` columns (``None`` when absent)."""
         own = stored_attributes(self.attributes) if self.attributes else None
-        channel = None if self.webhook is None else {"webhook": stored_attributes(self.webhook)}
-        return own, channel
+        members = {
+            name: stored_attributes(found)
+            for name in CHANNELS
+            if (found := getattr(self, name)) is not None
+        }
+        return own, members or None
 
     def echo(self) -> dict[str, Any]:
         """The members as the ``Remote`` body shows them back."""
@@ -67,8 +85,8 @@ class _MembersIn(Input):
 
 class _CallbackAttributesIn(Input):
     webhook: Attributes | None = None
-    websocket: Any = None
-    pushnotif: Any = None
+    websocket: ChannelAttributes | None = None
+    pushnotif: ChannelAttributes | None = None
 
 
 _MembersIn.model_rebuild()
@@ -89,19 +107,18 @@ def parse_remote_attributes(data: Mapping[str, Any]) -> RemoteAttributes:
                 "put Query attributes in callbackAttributes.webhook",
             )
     channel = found.callbackAttributes
+    if channel is None:
+        return RemoteAttributes(tuple(own))
+    where = "callbackAttributes."
     webhook = None
-    if channel is not None:
-        for name in OTHER_CHANNELS:
-            if getattr(channel, name) is not None:
-                raise KeyfobError(
-                    ErrorCode.INVALID_BODY,
-                    f"callbackAttributes.{name}: user callbacks deliver by webhook; "
-                    "only callbackAttributes.webhook applies",
-                )
-        webhook = tuple(
-            attribute_specs(channel.webhook or [], "callbackAttributes.webhook", face=USER)
-        )
-    return RemoteAttributes(tuple(own), webhook)
+    if channel.webhook is not None:
+        webhook = tuple(attribute_specs(channel.webhook, f"{where}webhook", face=USER))
+    websocket = pushnotif = None
+    if channel.websocket is not None:
+        websocket = tuple(channel_attributes(channel.websocket, WEBSOCKET, f"{where}websocket"))
+    if channel.pushnotif is not None:
+        pushnotif = tuple(channel_attributes(channel.pushnotif, PUSH, f"{where}pushnotif"))
+    return RemoteAttributes(tuple(own), webhook, websocket, pushnotif)
 
 
 def load_remote_attributes(
@@ -109,10 +126,11 @@ def load_remote_attributes(
 ) -> RemoteAttributes:
     """Rebuild from the stored columns (checked when the remote was accepted)."""
     own = tuple(_spec(item) for item in attributes or ())
-    webhook = None
-    if callback_attributes is not None:
-        webhook = tuple(_spec(item) for item in callback_attributes.get("webhook") or ())
-    return RemoteAttributes(own, webhook)
+    members: dict[str, tuple[AttributeSpec, ...] | None] = dict.fromkeys(CHANNELS)
+    for name in CHANNELS:
+        if callback_attributes is not None and callback_attributes.get(name) is not None:
+            members[name] = tuple(_spec(item) for item in callback_attributes[name])
+    return RemoteAttributes(own, members[WEBHOOK], members[WEBSOCKET], members[PUSH])
 
 
 def _spec(item: Mapping[str, str]) -> AttributeSpec:
@@ -138,6 +156,8 @@ def combine(base: Iterable[AttributeSpec], extra: Iterable[AttributeSpec]) -> li
     return combined
 
 
-def effective(callback: Iterable[AttributeSpec], remote: RemoteAttributes) -> list[AttributeSpec]:
-    """The attributes a remote's messages are sent with (see the module docstring)."""
-    return combine(combine(callback, remote.webhook or ()), remote.attributes)
+def effective(
+    callback: Iterable[AttributeSpec], remote: RemoteAttributes, channel: str = WEBHOOK
+) -> list[AttributeSpec]:
+    """The attributes a remote's messages are sent with on the callback's ``channel``."""
+    return combine(combine(callback, remote.channel(channel)), remote.attributes)

@@ -106,7 +106,7 @@ class _WebhookIn(Input):
     batch: Any = None  # decision 5, as on the fleet face: doc examples carry it; dropped
 
 
-class _ChannelAttributeIn(Input):
+class ChannelAttributeIn(Input):
     """A ``WSAttribute`` or ``PushNotifAttribute``: ``type`` may be left out."""
 
     type: Annotated[AttributeType, Strict(False)] | None = None
@@ -114,12 +114,12 @@ class _ChannelAttributeIn(Input):
     value: Annotated[str, Field(max_length=4096)]
 
 
-_ChannelAttributes = Annotated[list[_ChannelAttributeIn], Field(max_length=MAX_ATTRIBUTES)]
+ChannelAttributes = Annotated[list[ChannelAttributeIn], Field(max_length=MAX_ATTRIBUTES)]
 
 
 class _WebSocketIn(Input):
     target: str
-    attributes: _ChannelAttributes | None = None
+    attributes: ChannelAttributes | None = None
     batch: Any = None  # as on webhook: doc examples carry it; dropped
 
 
@@ -128,7 +128,7 @@ class _PushIn(Input):
         list[Annotated[str, Field(min_length=1, max_length=4096)]],
         Field(min_length=1, max_length=MAX_DEVICES),
     ]
-    attributes: _ChannelAttributes | None = None
+    attributes: ChannelAttributes | None = None
 
 
 class _CallbackIn(Input):
@@ -170,11 +170,13 @@ def _parse(
             target = check_target(
                 target, target_policy, field="callback.websocket.target", websocket=True
             )
-        attributes = _channel_attributes(socket.attributes, WEBSOCKET, AttributeType.BODY)
+        attributes = channel_attributes(
+            socket.attributes, WEBSOCKET, "callback.websocket.attributes"
+        )
         return UserCallbackSubscribe(target, "", attributes, types, label, channel=WEBSOCKET)
     if body.callback.pushnotif is not None:
         push = body.callback.pushnotif
-        attributes = _channel_attributes(push.attributes, PUSH, AttributeType.HEADER)
+        attributes = channel_attributes(push.attributes, PUSH, "callback.pushnotif.attributes")
         devices = _devices(push.devices)
         return UserCallbackSubscribe("", "", attributes, types, label, PUSH, devices)
     webhook = body.callback.webhook
@@ -194,14 +196,16 @@ def _parse(
     )
 
 
-def _channel_attributes(
-    items: list[_ChannelAttributeIn] | None, channel: str, default: AttributeType
+def channel_attributes(
+    items: list[ChannelAttributeIn] | None, channel: str, path: str
 ) -> list[AttributeSpec]:
-    """A WebSocket's attributes are Body only; a push's are Header (into ``data``) or Body."""
+    """A WebSocket's attributes are Body only (the default); a push's are Header (the default:
+    into ``data``) or Body. ``path`` names the list in messages."""
+    default = AttributeType.BODY if channel == WEBSOCKET else AttributeType.HEADER
     specs: list[AttributeSpec] = []
     keys: dict[str, int] = {}
     for index, item in enumerate(items or []):
-        where = f"callback.{channel}.attributes[{index}]"
+        where = f"{path}[{index}]"
         kind = item.type or default
         if kind is AttributeType.QUERY or (channel == WEBSOCKET and kind is not default):
             allowed = "Body" if channel == WEBSOCKET else "Header or Body"
@@ -220,7 +224,7 @@ def _channel_attributes(
             if first != index:
                 raise KeyfobError(
                     ErrorCode.INVALID_BODY,
-                    f"{where}.key: {item.key} is already set by attributes[{first}]",
+                    f"{where}.key: {item.key} is already set by {path}[{first}]",
                 )
         validate_value(item.value, f"{where}.value", face=USER)
         specs.append(AttributeSpec(type=kind, key=item.key, value=item.value))

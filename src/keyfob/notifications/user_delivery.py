@@ -89,7 +89,9 @@ class UserMessages:
                 "RemoteStatus": record["status"],
                 "RemoteLabel": label,
             }
-            parts = render_request_parts(effective(subscribe.attributes, own), variables, face=USER)
+            parts = render_request_parts(
+                effective(subscribe.attributes, own, subscribe.channel), variables, face=USER
+            )
             made.append(UserMessage(record, parts, message(target.id, parts.body, record), label))
         return made
 
