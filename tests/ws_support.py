@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,8 +27,17 @@ class WsReceiver:
     """(connection number from 1, parsed frame) in the order read."""
     silent_after: dict[int, int] = field(default_factory=dict)
     connections: int = 0
+    ended: list[int] = field(default_factory=list)
+    """The connections that ended, by number."""
     paths: list[str] = field(default_factory=list)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def wait(self, done: Callable[[], bool], timeout: float = 5.0) -> None:
+        """Wait until ``done()`` holds, looked at whenever a frame is read or a connection ends."""
+        async with asyncio.timeout(timeout):
+            while not done():
+                self.changed.clear()
+                await self.changed.wait()
 
     async def read(self, count: int, timeout: float = 5.0) -> None:
         """Wait until ``count`` frames have been read in all."""
@@ -65,6 +74,8 @@ async def ws_receiver(**silent_after: int) -> AsyncIterator[WsReceiver]:
                 read += 1
                 if limit is not None and read == limit:
                     connection.transport.pause_reading()
+        found.ended.append(number)
+        found.changed.set()
 
     # max_queue=None: the library never pauses or resumes reading on its own.
     async with serve(

@@ -21,6 +21,7 @@ import asyncio
 import socket
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -66,7 +67,9 @@ class WebSocketChannel:
         idle_s: float = 300.0,
         resolver: SafeResolver | None = None,
         metrics: DeliveryMetrics | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``monotonic`` is the clock of idleness (tests move it by hand)."""
         self._policy = policy
         self._timeout = timeout
         self._ping_interval = ping_interval
@@ -74,6 +77,8 @@ class WebSocketChannel:
         self._resolver = resolver or SafeResolver(policy)
         self._metrics = metrics
         self._links: dict[str, _Link] = {}
+        self._monotonic = monotonic
+        self._swept = monotonic()
 
     @property
     def open_connections(self) -> int:
@@ -107,14 +112,15 @@ class WebSocketChannel:
             if link is not None:  # the callback's target changed (PUT)
                 await self._drop(callback_id)
             link = self._links[callback_id] = _Link(url)
-        link.used = time.monotonic()
+        link.used = now = self._monotonic()
+        if now - self._swept > self._idle_s / 4:
+            self._close_idle(now)
         if _healthy(link.connection):
             assert link.connection is not None
             return link.connection
         async with link.lock:
             if not _healthy(link.connection):
                 link.connection = await self._open(url)
-                self._close_idle()
             assert link.connection is not None
             return link.connection
 
@@ -169,8 +175,11 @@ class WebSocketChannel:
         if link is not None and link.connection is not None:
             link.connection.transport.abort()
 
-    def _close_idle(self) -> None:
-        cutoff = time.monotonic() - self._idle_s
+    def _close_idle(self, now: float) -> None:
+        """Close the connections of callbacks that sent nothing for ``idle_s``; looked at on
+        the way to a send, every quarter of ``idle_s`` at most."""
+        self._swept = now
+        cutoff = now - self._idle_s
         for callback_id, link in list(self._links.items()):
             if link.used < cutoff and not link.lock.locked():
                 del self._links[callback_id]
