@@ -28,6 +28,7 @@ from keyfob.api import (
     routes_fleets,
     routes_ops,
     routes_remotes,
+    routes_streams,
     routes_user,
     routes_user_callbacks,
     routes_user_control,
@@ -39,6 +40,7 @@ from keyfob.api.limits import BodyLimit
 from keyfob.api.middleware import RateLimitHeaders
 from keyfob.config import Settings
 from keyfob.kit.clock import Clock, utcnow
+from keyfob.notifications.broadcast import Broadcaster, StreamOptions
 from keyfob.runtime.bootstrap import prepare_database
 from keyfob.runtime.context import build_context
 from keyfob.runtime.roles import Role, hosting
@@ -55,18 +57,25 @@ def create_app(
     clock: Clock = utcnow,
     roles: Sequence[Role] = (),
     announce: Callable[[str], None] = print,
+    streams: StreamOptions | None = None,
 ) -> FastAPI:
     ctx = build_context(settings, database=database, clock=clock)
     ctx.acceptor.wake_limits = wake_limits(settings.vehicle)  # budget headers (extensions)
+    # The event streams' one reader of new notifications (api.routes_streams); woken with
+    # the roles after work is stored in this process.
+    broadcaster = Broadcaster(ctx.database, clock=clock, options=streams)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await prepare_database(ctx, announce=announce)
         ctx.acceptor.start()
+        ctx.wakers.append(broadcaster.wake)
         try:
             async with hosting(ctx, roles):
                 yield
         finally:
+            ctx.wakers.remove(broadcaster.wake)
+            await broadcaster.stop()
             await ctx.acceptor.stop()
         if database is None:
             await ctx.database.dispose()
@@ -84,6 +93,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.ctx = ctx
+    app.state.streams = broadcaster
     errors.install(app)
     app.add_middleware(RateLimitHeaders)
     app.add_middleware(BodyLimit)  # the outermost: a refused body costs no routing or auth
@@ -98,6 +108,7 @@ def create_app(
         routes_user.router,
         routes_user_callbacks.router,
         routes_user_remotes.router,
+        routes_streams.router,
         routes_control.router,
         routes_campaigns.router,
         routes_user_control.router,

@@ -115,6 +115,7 @@ def serve(
 ) -> None:
     """Serve the API with every role in one process (embedded default: SQLite, in-memory link)."""
     from keyfob.api.app import create_app
+    from keyfob.api.streams import Server
     from keyfob.runtime.roles import embedded_roles
 
     settings = build_settings(
@@ -143,7 +144,7 @@ def serve(
     server = server_config(
         application, settings, tls, log_level=log_level.value, access_log=access_log
     )
-    asyncio.run(uvicorn.Server(server).serve())
+    asyncio.run(Server(server).serve())  # ends the open event streams on shutdown
 
 
 def server_config(

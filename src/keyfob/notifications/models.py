@@ -42,6 +42,9 @@ notifications = Table(
     # former (state, due_at) index went: planners preferred it and then sorted every due row.
     Index("ix_notifications_callback_state", "callback_id", "state", "raised_at", "seq"),
     Index("ix_notifications_remote_seq", "remote_id", "seq"),
+    # Migration 0007: a callback's rows in id (creation) order, for the event streams
+    # (``notifications.streams``), which read them after a cursor whatever their state.
+    Index("ix_notifications_callback_id", "callback_id", "id"),
     Index(
         "ix_notifications_pending_due",
         "due_at",
