@@ -22,15 +22,23 @@ def _commented_keys(text: str) -> set[str]:
     return set(re.findall(r"^# ([a-z_]+) = ", text, flags=re.MULTILINE))
 
 
+def _check(listed: dict[str, Any], defaults: dict[str, Any], text: str, where: str) -> None:
+    """``listed`` (a table of the file) against ``defaults``; groups are checked key by key."""
+    optional = {k for k, v in defaults.items() if v is None}
+    assert optional <= _commented_keys(text), f"{where}optional settings are shown commented out"
+    assert set(listed) | optional == set(defaults), where or "top level"
+    for key, value in listed.items():
+        if isinstance(value, dict) and isinstance(defaults[key], dict):
+            _check(value, defaults[key], text, f"{where}{key}.")
+            continue
+        assert value == defaults[key], (
+            f"{where}{key}: example says {value!r}, code says {defaults[key]!r}"
+        )
+
+
 def test_every_setting_is_listed_with_its_default() -> None:
     text = EXAMPLE.read_text()
-    listed = tomllib.loads(text)
-    defaults = _defaults(Settings())
-    optional = {k for k, v in defaults.items() if v is None}
-    assert optional <= _commented_keys(text), "optional settings are shown commented out"
-    assert set(listed) | optional == set(defaults)
-    for key, value in listed.items():
-        assert value == defaults[key], f"{key}: example says {value!r}, code says {defaults[key]!r}"
+    _check(tomllib.loads(text), _defaults(Settings()), text, "")
 
 
 def test_the_file_loads_and_environment_wins(tmp_path: Path, monkeypatch: Any) -> None:
