@@ -11,6 +11,7 @@ import typer
 
 from keyfob.cli.checks import check_all, check_broker, check_database, check_listen
 from keyfob.cli.defaults import setting
+from keyfob.cli.exits import Exit, stop
 from keyfob.cli.logs import (
     Format,
     Level,
@@ -142,7 +143,8 @@ def listen(
         list[str] | None,
         typer.Option(
             help="A callback's signing secret: verify every signature; repeatable (any one "
-            "verifies, as while a secret is rotated)."
+            "verifies, as while a secret is rotated). Webhooks only: WebSocket frames and "
+            "streams are not signed."
         ),
     ] = None,
     fail_rate: Annotated[
@@ -150,10 +152,91 @@ def listen(
     ] = 0.0,
     raw: Annotated[bool, typer.Option("--raw", help="Print the JSON bodies as received.")] = False,
     seed: Annotated[int | None, typer.Option(help="Seed of the failures.")] = None,
+    ws: Annotated[
+        bool,
+        typer.Option(
+            "--ws", help="Be a WebSocket receiver (a user callback's websocket target) instead."
+        ),
+    ] = False,
+    stream: Annotated[
+        str | None,
+        typer.Option(
+            help="Dial this event stream (.../events/stream, or ws:// .../events/ws) and print "
+            "it, resuming from the last event whenever it ends; listens on no port."
+        ),
+    ] = None,
+    login: Annotated[str | None, typer.Option(help="--stream: the partner login.")] = None,
+    password: Annotated[str | None, typer.Option(help="--stream: the partner password.")] = None,
+    token: Annotated[str | None, typer.Option(help="--stream: a user's access token.")] = None,
+    realm: Annotated[
+        str | None, typer.Option(help="--stream: the user's realm (x-introspect-realm).")
+    ] = None,
+    client_id: Annotated[
+        str | None, typer.Option(help="--stream: the client_id query parameter.")
+    ] = None,
+    after: Annotated[
+        str | None, typer.Option(help="--stream: start after this event id (else from now).")
+    ] = None,
+    count: Annotated[
+        int | None, typer.Option(min=1, help="--stream: stop after this many notifications.")
+    ] = None,
 ) -> None:
     """A local webhook receiver that prints each notification as it arrives (coloured on a
-    terminal unless NO_COLOR is set; a retried delivery shows its attempt number)."""
+    terminal unless NO_COLOR is set; a retried delivery shows its attempt number); with --ws a
+    WebSocket receiver, with --stream URL a client of a callback's event stream."""
+    if (ws or stream) and secret:
+        stop(
+            Exit.USAGE,
+            "--secret checks webhook signatures; WebSocket frames and streams are not signed",
+        )
+    if ws and stream:
+        stop(Exit.USAGE, "choose one of --ws (receive) and --stream (dial)")
+    if stream is not None:
+        _follow(stream, login, password, token, realm, client_id, after, count)
+        return
+    check_listen(host, port)
+    if ws:
+        import sys
+
+        from keyfob.listen import ws_receiver
+
+        def say(text: str) -> None:
+            sys.stdout.write(text + "\n")
+            sys.stdout.flush()
+
+        ws_receiver.run(host, port, say, raw=raw)
+        return
     from keyfob.listen.receiver import run
 
-    check_listen(host, port)
     run(port, host, secret=secret, fail_rate=fail_rate, raw=raw, seed=seed)
+
+
+def _follow(
+    url: str,
+    login: str | None,
+    password: str | None,
+    token: str | None,
+    realm: str | None,
+    client_id: str | None,
+    after: str | None,
+    count: int | None,
+) -> None:
+    import sys
+
+    from keyfob.listen import stream_client
+    from keyfob.listen.receiver import use_colour
+
+    if not url.startswith(("http://", "https://", "ws://", "wss://")):
+        stop(Exit.USAGE, f"--stream: an http(s):// or ws(s):// URL, got {url!r}")
+    credentials = stream_client.Credentials(login, password, token, realm, client_id)
+    try:
+        stream_client.run(
+            url,
+            credentials,
+            count=count,
+            after=after,
+            out=sys.stdout,
+            colour=use_colour(sys.stdout),
+        )
+    except stream_client.StreamRefused as refused:
+        stop(Exit.REFUSED, f"the stream refused: {refused.message}")
