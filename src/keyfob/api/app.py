@@ -45,6 +45,7 @@ from keyfob.runtime.bootstrap import prepare_database
 from keyfob.runtime.context import build_context
 from keyfob.runtime.roles import Role, hosting
 from keyfob.store.engine import Database
+from keyfob.store.nudge import EVENTS_STORED, REMOTES_DUE, listening
 from keyfob.vehicles.budget import wake_limits
 
 log = logging.getLogger("keyfob")
@@ -62,19 +63,25 @@ def create_app(
     ctx = build_context(settings, database=database, clock=clock)
     ctx.acceptor.wake_limits = wake_limits(settings.vehicle)  # budget headers (extensions)
     # The event streams' one reader of new notifications (api.routes_streams); woken with
-    # the roles after work is stored in this process.
+    # delivery whenever remote events are stored.
     broadcaster = Broadcaster(ctx.database, clock=clock, options=streams)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await prepare_database(ctx, announce=announce)
         ctx.acceptor.start()
-        ctx.wakers.append(broadcaster.wake)
+        ctx.delivery_wakers.append(broadcaster.wake)
         try:
-            async with hosting(ctx, roles):
+            # Events stored and remotes accepted by other processes (PostgreSQL): a stream's
+            # subscribers hear of them now rather than at the broadcaster's next poll.
+            async with (
+                listening(ctx.database, broadcaster.wake, EVENTS_STORED),
+                listening(ctx.database, broadcaster.wake, REMOTES_DUE),
+                hosting(ctx, roles),
+            ):
                 yield
         finally:
-            ctx.wakers.remove(broadcaster.wake)
+            ctx.delivery_wakers.remove(broadcaster.wake)
             await broadcaster.stop()
             await ctx.acceptor.stop()
         if database is None:
