@@ -60,6 +60,7 @@ LOOKUP_ERRORS = (E.INVALID_PATH_ID, E.VEHICLE_NOT_FOUND, E.CALLBACK_NOT_FOUND)
             E.CALLBACK_NOT_RUNNING,
             E.IDEMPOTENCY_KEY_REUSED,
             E.UNSUPPORTED_MEDIA_TYPE,
+            E.BODY_TOO_LARGE,
         ),
     },
     openapi_extra=request_body(USER_REMOTE),
