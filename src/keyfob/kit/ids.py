@@ -44,6 +44,28 @@ def new_id() -> str:
     return f"{time.time_ns() // 1_000_000:012x}{_entropy.draw().hex()}"
 
 
+class _Ordered(threading.local):
+    def __init__(self) -> None:
+        self.last = 0
+
+
+_ordered = _Ordered()
+_RANDOM_SPAN = 1 << (8 * _RANDOM_BYTES)
+
+
+def new_ordered_id() -> str:
+    """Like ``new_id``, and greater than every id this thread made before, even within one
+    millisecond: the random part then grows by a random step (as a monotonic ULID does).
+
+    For rows read back in id order that must keep the order they were made in (the outbox's
+    notifications: a remote's events, several in one millisecond, on the event streams)."""
+    now = (time.time_ns() // 1_000_000) * _RANDOM_SPAN
+    step = int.from_bytes(_entropy.draw()[:4], "big") + 1
+    value = max(now + int.from_bytes(_entropy.draw(), "big"), _ordered.last + step)
+    _ordered.last = value
+    return f"{value:032x}"
+
+
 def random_suffix(hex_digits: int = 12) -> str:
     """Random hex digits for names that must differ between processes (MQTT client ids,
     lease owners). Not a slice of ``new_id``: its first digits are the time."""

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from keyfob.kit.ids import new_id
+from keyfob.kit.ids import new_ordered_id
 from keyfob.notifications.models import notifications
 from keyfob.notifications.payload import EventRecord
 
@@ -26,7 +26,7 @@ def notification_row(
     context: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     return {
-        "id": new_id(),
+        "id": new_ordered_id(),  # a remote's events keep their order on the event streams
         "callback_id": callback_id,
         "remote_id": event.remote_id,
         "event_id": event.event_id,
