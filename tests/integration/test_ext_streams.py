@@ -132,3 +132,16 @@ async def test_another_partners_callback_is_not_found(served: Served) -> None:
     async with httpx.AsyncClient(base_url=served.url) as nobody:
         anonymous = await nobody.get(served.alice.events(callback_id))
     assert anonymous.status_code == 401
+
+
+async def test_the_streams_are_in_the_openapi_document(served: Served) -> None:
+    async with httpx.AsyncClient(base_url=served.url) as http:
+        paths = (await http.get("/openapi.json")).json()["paths"]
+    fleet = "/connectedcar/v3/fleets/{fid}/remote/callbacks/{cbid}/events"
+    user = "/connectedcar/v4/user/callbacks/{cbid}/events"
+    expected = {"": {"after", "limit"}, "/stream": {"after", "Last-Event-ID"}, "/ws": {"after"}}
+    for base in (fleet, user):
+        for tail, names in expected.items():
+            operation = paths[base + tail]["get"]
+            assert names <= {p["name"] for p in operation["parameters"]}, base + tail
+    assert "text/event-stream" in paths[fleet + "/stream"]["get"]["responses"]["200"]["content"]
