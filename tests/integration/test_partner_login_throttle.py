@@ -136,10 +136,27 @@ async def test_a_burst_of_parallel_guesses_pays_for_no_more_hashes_than_the_limi
     app: Any, db: Database, clock: FakeClock
 ) -> None:
     tenant = await make_tenant(app, db, "alice", clock())
-    async with caller(app, tenant, ATTACKER, password="guess") as attacker:
-        answers = await asyncio.gather(*(fleet(attacker, tenant) for _ in range(4 * PER_LOGIN)))
+
+    async def guess(n: int) -> httpx.Response:
+        async with caller(app, tenant, ATTACKER, password=f"guess-{n}") as attacker:
+            return await fleet(attacker, tenant)
+
+    answers = await asyncio.gather(*(guess(n) for n in range(4 * PER_LOGIN)))
     statuses = sorted(answer.status_code for answer in answers)
     assert statuses == [401] * PER_LOGIN + [429] * (3 * PER_LOGIN)
+    await tenant.http.aclose()
+
+
+async def test_a_burst_of_right_logins_after_a_restart_all_get_in(
+    app: Any, db: Database, clock: FakeClock
+) -> None:
+    """A client that sends many requests at once to a restarted serve (no credential cached)
+    is not mistaken for a guesser: the same credentials are hashed once, for all of them."""
+    tenant = await make_tenant(app, db, "alice", clock())
+    app.state.ctx.credentials.clear()  # what a restarted serve remembers
+    async with caller(app, tenant, OFFICE) as office:
+        answers = await asyncio.gather(*(fleet(office, tenant) for _ in range(4 * PER_LOGIN)))
+    assert [answer.status_code for answer in answers] == [200] * (4 * PER_LOGIN)
     await tenant.http.aclose()
 
 

@@ -11,7 +11,9 @@ client address (``ctx.partner_logins``, ``auth.throttle``): past the limit the a
 
 from __future__ import annotations
 
+import asyncio
 import binascii
+import contextlib
 from base64 import b64decode
 from collections.abc import Iterable, Mapping
 
@@ -124,6 +126,38 @@ async def verify_partner(
     found = ctx.credentials.get(login, password, client_id)
     if found is not None:
         return found
+    # A client's burst after a restart (the cache is empty) sends the same credentials many
+    # times at once: one hash, one verdict for all, and one attempt for the throttle.
+    key = ctx.credentials.key(login, password, client_id)
+    checking = ctx.credentials.checking.get(key)
+    if checking is not None:
+        with contextlib.suppress(_Abandoned):
+            return await asyncio.shield(checking)
+    verdict: asyncio.Future[Partner] = asyncio.get_running_loop().create_future()
+    verdict.add_done_callback(lambda done: done.cancelled() or done.exception())
+    ctx.credentials.checking[key] = verdict
+    try:
+        found = await _verify_once(ctx, login, password, client_id, address)
+    except Exception as problem:
+        verdict.set_exception(problem)
+        raise
+    except BaseException:  # the first caller went away: the others check for themselves
+        verdict.set_exception(_Abandoned())
+        raise
+    else:
+        verdict.set_result(found)
+        return found
+    finally:
+        del ctx.credentials.checking[key]
+
+
+class _Abandoned(Exception):
+    """The shared verification stopped without a verdict (its request was cancelled)."""
+
+
+async def _verify_once(
+    ctx: AppContext, login: str, password: str, client_id: str, address: str | None
+) -> Partner:
     throttle = ctx.partner_logins
     attempt = throttle.begin(login=login, address=address, now=ctx.clock().timestamp())
     verified: bool | None = None  # no verdict (the database failed): nothing to count

@@ -44,6 +44,12 @@ class CredentialCache:
         self._ttl = ttl_s
         self._max = max_entries
         self._entries: dict[bytes, tuple[float, Partner]] = {}
+        self.checking: dict[bytes, asyncio.Future[Partner]] = {}
+        """Credentials being verified now, by ``key``: the same ones again wait for that
+        verdict instead of paying for (and counting as) a second hash."""
+
+    def key(self, login: str, password: str, client_id: str) -> bytes:
+        return self._digest(login, password, client_id)
 
     def _digest(self, login: str, password: str, client_id: str) -> bytes:
         material = "\0".join((login, password, client_id)).encode()
