@@ -265,6 +265,9 @@ async def test_paging_walks_the_users_vehicles(
 ) -> None:
     ids = await many_vehicles(db, tenant, clock, 5)
     user = await make_user(app.state.ctx, vehicle_ids=ids)
+    # Linked at one instant (the clock stands still), so listed by id; ids made within one
+    # millisecond are not in the order they were made.
+    ids = sorted(ids)
     walked: list[str] = []
     async with user_http(app, user) as http:
         url: str | None = f"{BASE}/user/vehicles?pageSize=2"
