@@ -130,6 +130,8 @@ async def feed(
                 yield item
             mark = items[-1].id
         while (found := await sub.next(hub.options.keepalive_s)) is not CLOSED:
+            if found is not None and found.id in sub.sent:
+                continue  # queued while the outbox was read again, and sent from there
             yield found
             if found is CUT:
                 return
