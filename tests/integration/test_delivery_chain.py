@@ -20,11 +20,11 @@ from keyfob.kit.clock import FakeClock
 from keyfob.notifications.models import notifications
 from keyfob.store.engine import Database
 
-RECORD_EVERY_S = 3.0
+RECORD_EVERY_S = 5.0
 """Long enough that nothing is recorded while the test looks, short enough to stop quickly."""
 
 
-async def _until(flow: Flow, requests: int, timeout: float = 10.0) -> None:
+async def _until(flow: Flow, requests: int, timeout: float = 30.0) -> None:
     async with asyncio.timeout(timeout):
         while len(flow.hook.requests) < requests:
             await asyncio.sleep(0.01)
@@ -71,7 +71,7 @@ async def test_when_an_event_fails_the_ones_after_it_wait_for_its_retry(
         body = await request.json()
         seen.extend(event["eventStatus"]["status"] for event in body["events"])
         if len(seen) == 1:
-            await asyncio.sleep(0.5)  # the later events are claimed behind it meanwhile
+            await asyncio.sleep(1.0)  # the later events are claimed behind it meanwhile
             return web.Response(status=500)
         return web.Response(text="ok")
 
@@ -84,20 +84,20 @@ async def test_when_an_event_fails_the_ones_after_it_wait_for_its_retry(
         rid = await flow.remote(cbid)
         running = asyncio.create_task(flow.work.run(), name="worker-under-test")
         try:
-            async with asyncio.timeout(10):
+            async with asyncio.timeout(30):
                 while not seen:
                     await asyncio.sleep(0.01)
             await flow.pending(rid, "SentToVehicle")
             await flow.done(rid)
             flow.work.wake()
-            async with asyncio.timeout(10):  # the first recorded in retry, the others given back
+            async with asyncio.timeout(30):  # the first recorded in retry, the others given back
                 while await _held(flow, cbid) != [(1, False), (0, False), (0, False)]:
                     await asyncio.sleep(0.01)
             await asyncio.sleep(0.3)
             assert seen == ["Accepted"], "nothing overtakes an event in retry"
             flow.clock.advance(10)
             flow.work.wake()
-            async with asyncio.timeout(10):
+            async with asyncio.timeout(30):
                 while len(seen) < 4:
                     await asyncio.sleep(0.01)
         finally:
