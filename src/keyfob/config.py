@@ -52,6 +52,8 @@ class DeliverySettings(BaseModel):
     batch_claim: int = Field(1000, ge=1)
     websocket_ping_s: float = Field(20.0, gt=0)
     websocket_idle_s: float = Field(300.0, gt=0)
+    record_every_s: float = Field(0.01, ge=0)
+    """Finished attempts are written together, one transaction per this interval at most."""
     poll_s: float = Field(0.25, gt=0)
     """The worker looks for due notifications this often when nothing wakes it (retries
     falling due, rows stored by processes that cannot nudge it)."""

@@ -54,7 +54,10 @@ async def delivery_role(ctx: AppContext) -> AsyncIterator[DeliveryWorker]:
         sender,
         clock=ctx.clock,
         options=WorkerOptions(
-            lease_s=settings.lease_s, claim_limit=settings.batch_claim, poll_s=settings.poll_s
+            lease_s=settings.lease_s,
+            claim_limit=settings.batch_claim,
+            poll_s=settings.poll_s,
+            record_every_s=settings.record_every_s,
         ),
         metrics=metrics,
         websocket=websocket,
