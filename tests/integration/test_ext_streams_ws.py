@@ -7,8 +7,12 @@ Both engines.
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import contextlib
 import json
+import os
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,6 +23,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from conftest import make_tenant
 from keyfob.kit.clock import FakeClock
+from keyfob.notifications.broadcast import Broadcaster, StreamOptions
 from keyfob.store.engine import Database
 from oracle_schemas import assert_conforms
 from stream_support import Partner, loopback, make_app, partner_over, serving
@@ -183,3 +188,91 @@ async def test_the_user_face_sends_messages_to_their_owner_only(
                 [frame] = await frames(ws, 1)
     assert_conforms("b2c-webhook", "Message", frame["data"])
     assert frame["data"]["remoteEvent"]["remoteActionId"] == posted.json()["remoteActionId"]
+
+
+WIDE = [{"type": "Body", "key": f"pad{i}", "value": "x" * 4000} for i in range(16)]
+"""Body attributes that make each frame about 64 KiB, so a few fill socket buffers."""
+
+
+async def _upgrade_without_reading(url: str, path: str, partner: Partner) -> socket.socket:
+    """A WebSocket upgrade on a socket with a tiny receive buffer, never read after the 101."""
+    host, port = url.removeprefix("http://").split(":")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+    await loop.sock_connect(sock, (host, int(port)))
+    key = base64.b64encode(os.urandom(16)).decode()
+    request = (
+        f"GET {path}?client_id={partner.tenant.client_id} HTTP/1.1\r\nHost: {host}\r\n"
+        f"Authorization: {basic(partner)['Authorization']}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    await loop.sock_sendall(sock, request.encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += await loop.sock_recv(sock, 1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return sock
+
+
+async def _frames_to_close(sock: socket.socket) -> tuple[list[dict[str, Any]], int, str]:
+    """The text frames (JSON) the server sent, then its close code and reason."""
+    loop, data = asyncio.get_running_loop(), bytearray()
+
+    async def take(n: int) -> bytes:
+        while len(data) < n:
+            chunk = await loop.sock_recv(sock, 1 << 16)
+            assert chunk, "the connection ended without a close frame"
+            data.extend(chunk)
+        found = bytes(data[:n])
+        del data[:n]
+        return found
+
+    found = []
+    async with asyncio.timeout(30):
+        while True:
+            first, second = await take(2)
+            size = second & 0x7F
+            if size == 126:
+                size = int.from_bytes(await take(2), "big")
+            elif size == 127:
+                size = int.from_bytes(await take(8), "big")
+            payload = await take(size)
+            if first & 0x0F == 0x8:
+                return found, int.from_bytes(payload[:2], "big"), payload[2:].decode()
+            if first & 0x0F == 0x1:
+                found.append(json.loads(payload))
+
+
+async def test_a_consumer_that_stops_reading_is_closed_1013_with_its_last_id(
+    db: Database, clock: FakeClock
+) -> None:
+    app = make_app(db, clock, StreamOptions(limit=4))
+    hub: Broadcaster = app.state.streams
+    async with serving(app) as url:
+        tenant = await make_tenant(app, db, "alice", clock())
+        await tenant.http.aclose()
+        async with partner_over(url, tenant) as http:
+            partner = Partner(tenant, http)
+            callback_id = await partner.callback(WIDE)
+            sock = await _upgrade_without_reading(url, partner.events(callback_id, "/ws"), partner)
+            try:
+                posted: list[str] = []
+                while hub.subscribers < 1:  # its feed has started
+                    await asyncio.sleep(0.01)
+                while hub.subscribers == 1 and len(posted) < 300:
+                    posted.append(await partner.remote(callback_id))
+                assert hub.subscribers == 0, "the consumer that stopped reading is cut off"
+                got, code, reason = await _frames_to_close(sock)
+            finally:
+                sock.close()
+            last = reason.rsplit("=", 1)[1]
+            async with fleet_ws(url, partner, callback_id, after=last) as ws:
+                rest = await frames(ws, len(posted) - len(got))
+    assert code == 1013
+    assert reason.startswith("too slow; resume after=")
+    if got:
+        assert last == got[-1]["id"]
+    assert len(got) < len(posted)
+    assert remote_ids(got) + remote_ids(rest) == posted
