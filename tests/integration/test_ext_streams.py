@@ -145,3 +145,17 @@ async def test_the_streams_are_in_the_openapi_document(served: Served) -> None:
             operation = paths[base + tail]["get"]
             assert names <= {p["name"] for p in operation["parameters"]}, base + tail
     assert "text/event-stream" in paths[fleet + "/stream"]["get"]["responses"]["200"]["content"]
+
+
+async def test_notifications_older_than_the_72_h_horizon_are_not_carried(
+    served: Served, clock: FakeClock
+) -> None:
+    alice = served.alice
+    callback_id = await alice.callback()
+    await alice.remote(callback_id)
+    first = (await alice.http.get(alice.events(callback_id))).json()
+    clock.advance(72 * 3600 + 1)
+    recent = await alice.remote(callback_id)
+    later = (await alice.http.get(alice.events(callback_id))).json()
+    assert len(first["items"]) == 1
+    assert [i["data"]["events"][0]["remoteActionId"] for i in later["items"]] == [recent]
