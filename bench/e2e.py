@@ -113,6 +113,16 @@ class Procs:
         return found
 
 
+def _name(pid: int) -> str:
+    """A short name for one of keyfob's processes: its command after the interpreter."""
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return str(pid)
+    words = [a.decode() for a in args[1:3] if a]
+    return f"{pid} " + " ".join(Path(w).name if "/" in w else w for w in words)
+
+
 def rss_mib(pids: list[int]) -> float:
     total = 0
     for pid in pids:
@@ -314,6 +324,8 @@ def phase_paced(
         "p99_ms": percentile(latencies, 99),
         "backlog": backlog,
         "stage_p50_ms": {k: percentile(v, 50) for k, v in stages.items()},
+        "answer_p50_ms": sent["answer_p50_ms"],
+        "answer_p99_ms": sent["answer_p99_ms"],
         "accepted_list": sent["accepted"],
     }
 
@@ -403,6 +415,7 @@ def one_run(args: argparse.Namespace, shape: str, variant: Variant) -> dict[str,
                 tenant = Tenant(work, api_port, receiver_port)
                 warm = phase_paced(receiver_port, tenant, 100, 3, 60)  # cars online, code warm
                 cpu0 = cpu_s(procs.tree())
+                each0 = {pid: cpu_s([pid]) for pid in procs.tree()}
                 peak = [0.0]
                 result: dict[str, Any] = {
                     "shape": shape,
@@ -422,6 +435,9 @@ def one_run(args: argparse.Namespace, shape: str, variant: Variant) -> dict[str,
                     accepted += paced.pop("accepted_list")
                     result[f"at_{rate}"] = paced
                 result["cpu_s"] = cpu_s(procs.tree()) - cpu0
+                result["cpu_s_by_process"] = {
+                    _name(pid): round(cpu_s([pid]) - each0.get(pid, 0.0), 2) for pid in procs.tree()
+                }
                 result["cpu_ms_per_remote"] = (
                     1000 * result["cpu_s"] / (len(accepted) - len(warm["accepted_list"]))
                 )

@@ -145,6 +145,7 @@ class Sender:
         self.headers: dict[str, str] = plan.get("headers", {})
         self.accepted: list[list[Any]] = []
         self.answers: Counter[str] = Counter()
+        self.answered_ms: list[float] = []
         self.next = 0
 
     async def post(self) -> None:
@@ -157,11 +158,20 @@ class Sender:
                 self.answers[str(answer.status)] += 1
                 if answer.status == 202:
                     self.accepted.append([orjson.loads(content)["remoteActionId"], sent])
+                    self.answered_ms.append((time.monotonic() - sent) * 1000)
         except (aiohttp.ClientError, OSError, TimeoutError) as error:
             self.answers[type(error).__name__] += 1
 
     def result(self) -> dict[str, Any]:
-        return {"accepted": self.accepted, "answers": dict(self.answers)}
+        ordered = sorted(self.answered_ms)
+        p50 = ordered[len(ordered) // 2] if ordered else None
+        p99 = ordered[int(len(ordered) * 0.99)] if ordered else None
+        return {
+            "accepted": self.accepted,
+            "answers": dict(self.answers),
+            "answer_p50_ms": p50,
+            "answer_p99_ms": p99,
+        }
 
 
 async def raw(session: aiohttp.ClientSession, plan: dict[str, Any]) -> dict[str, Any]:
