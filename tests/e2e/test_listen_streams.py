@@ -8,6 +8,7 @@ WebSocket on the user face) and prints each notification as listen prints a webh
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import sys
 from collections.abc import AsyncIterator
@@ -23,7 +24,7 @@ from keyfob.kit.clock import FakeClock
 from keyfob.notifications.message import encode
 from keyfob.notifications.ws_channel import WebSocketChannel
 from keyfob.store.engine import Database
-from stream_support import Partner, make_app, partner_over, serving
+from stream_support import Partner, loopback, make_app, partner_over, serving
 from user_support import make_user
 
 KEYFOB = str(Path(sys.executable).with_name("keyfob"))
@@ -55,6 +56,14 @@ async def lines(process: asyncio.subprocess.Process, count: int) -> list[str]:
             line = await process.stdout.readline()
             assert line, f"the command ended after {found}"
             found.append(line.decode().rstrip("\n"))
+    return found
+
+
+async def notification_lines(process: asyncio.subprocess.Process, count: int) -> list[str]:
+    """The next ``count`` printed notifications, past any "dialling again" notice."""
+    found: list[str] = []
+    while len(found) < count:
+        found += [line for line in await lines(process, 1) if not line.startswith("!!")]
     return found
 
 
@@ -109,6 +118,42 @@ async def test_listen_follows_a_user_stream_over_websocket(db: Database, clock: 
                 assert await listen.wait() == 0
     assert posted.status_code == again.status_code == 202
     assert f"{again.json()['remoteActionId']}  -  Doors  Pending/Accepted" in line
+
+
+async def test_listen_dials_again_after_a_restart_and_misses_nothing(
+    db: Database, clock: FakeClock
+) -> None:
+    sock = loopback()
+    port = sock.getsockname()[1]
+    sock.close()
+    first = make_app(db, clock)
+    server = contextlib.AsyncExitStack()
+    try:
+        url = await server.enter_async_context(serving(first, port))
+        tenant = await make_tenant(first, db, "alice", clock())
+        await tenant.http.aclose()
+        async with partner_over(url, tenant) as http:
+            callback_id = await Partner(tenant, http).callback()
+            base = f"{url}{tenant.fleet}/remote/callbacks/{callback_id}/events"
+            credentials = ["--login", tenant.login, "--password", tenant.password]
+            args = [*credentials, "--client-id", tenant.client_id, "--count", "3"]
+            async with keyfob("listen", "--stream", f"{base}/stream", *args) as listen:
+                await lines(listen, 1)  # the banner
+                while first.state.streams.subscribers < 1:  # it has dialled
+                    await asyncio.sleep(0.01)
+                posted = [await Partner(tenant, http).remote(callback_id)]
+                printed = await lines(listen, 1)
+                await server.aclose()  # the stream ends under it
+                second = make_app(db, clock)
+                async with serving(second, port) as again, partner_over(again, tenant) as http2:
+                    alice = Partner(tenant, http2)
+                    posted += [await alice.remote(callback_id) for _ in range(2)]
+                    printed += await notification_lines(listen, 2)
+                    assert await listen.wait() == 0
+    finally:
+        await server.aclose()
+    for remote_id, line in zip(posted, printed, strict=True):
+        assert f"{remote_id}  " in line
 
 
 async def test_listen_stops_on_a_refused_stream_and_refuses_a_secret(
