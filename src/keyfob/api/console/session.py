@@ -1,10 +1,11 @@
 """The console's session: a signed cookie, so any API process can read it and none stores it.
 
 The cookie carries who signed in (the partner's id, or nobody yet), a CSRF token and an
-expiry, MAC'd with a key derived from the shared signing keys (as ``auth.flow`` does for the
-sign-in pages, with a label of its own). Every form of the console posts the CSRF token back;
-a post whose token is not the cookie's is refused, and since the cookie is ``HttpOnly`` and
-``SameSite=Strict`` another site can neither read the token nor make the browser send it.
+expiry, MAC'd with a key derived from the shared signing keys (``auth.sealed``, as ``auth.flow``
+seals the sign-in pages' state, with a label of its own). Every form of the console posts the
+CSRF token back; a post whose token is not the cookie's is refused, and since the cookie is
+``HttpOnly`` and ``SameSite=Strict`` another site can neither read the token nor make the
+browser send it.
 
 An end user's session (``user``) names the OAuth grant their sign-in started, and while the
 sign-in is under way (``pending``) the ``state`` and PKCE verifier the console sent them off
@@ -17,16 +18,13 @@ session planted before sign-in is worth nothing after it; signing out replaces i
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
 import secrets
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-import orjson
+from keyfob.auth import sealed
 
 COOKIE = "kf_console"
 LIFETIME = timedelta(hours=8)
@@ -85,40 +83,26 @@ def new_session(
 
 def derive_key(secret: bytes) -> bytes:
     """A MAC key of the console's own from a shared secret."""
-    return hmac.new(secret, _LABEL, hashlib.sha256).digest()
-
-
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    return sealed.derive_key(secret, _LABEL)
 
 
 class SessionSealer:
     """Seals with the first key and opens with any of them (the shared keys rotate)."""
 
     def __init__(self, keys: Sequence[bytes]) -> None:
-        if not keys:
-            raise ValueError("a session sealer needs at least one key")
-        self._keys = tuple(keys)
+        self._sealer = sealed.Sealer(keys, what="session")
 
     def seal(self, session: Session) -> str:
-        body = _b64(orjson.dumps(asdict(session)))
-        return f"{body}.{_mac(self._keys[0], body)}"
+        return self._sealer.seal(asdict(session))
 
     def open(self, token: str | None, *, now: datetime) -> Session | None:
         """The session, or ``None`` when absent, forged, altered or expired."""
         if not token:
             return None
-        body, _, mac = token.partition(".")
-        if not body or not mac:
-            return None
-        if not any(hmac.compare_digest(mac, _mac(key, body)) for key in self._keys):
+        data = self._sealer.open(token)
+        if data is None:
             return None
         try:
-            data: dict[str, Any] = orjson.loads(_unb64(body))
             if data.get("user") is not None:
                 data["user"] = UserSignIn(
                     **{**data["user"], "scopes": tuple(data["user"]["scopes"])}
@@ -135,7 +119,3 @@ class SessionSealer:
 
 def csrf_matches(session: Session, sent: str | None) -> bool:
     return sent is not None and hmac.compare_digest(session.csrf, sent)
-
-
-def _mac(key: bytes, body: str) -> str:
-    return _b64(hmac.new(key, body.encode(), hashlib.sha256).digest())
