@@ -11,20 +11,19 @@ offered (the user face has no such action).
 
 from __future__ import annotations
 
-import secrets
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 
 from keyfob.api.console import figures, pages, readable
-from keyfob.api.console.guard import check_csrf
-from keyfob.api.console.remote_form import BY_ACTION, FORMS, ActionForm, Problems, body_of, place
-from keyfob.api.console.routes_vehicles import FIELD_ERRORS, page_of
+from keyfob.api.console.remote_form import FORMS, ActionForm
+from keyfob.api.console.routes_vehicles import page_of
 from keyfob.api.console.user_guard import CurrentDriver, Driver
+from keyfob.api.console.vehicle_page import FIRST, Retry, remote_forms, send_remote
 from keyfob.api.deps import Ctx
 from keyfob.auth.scopes import scope_for
 from keyfob.callbacks.user_service import UserCallback, list_user_callbacks
-from keyfob.errors import ErrorCode, KeyfobError
 from keyfob.remotes.accept import UserAcceptRequest
 from keyfob.runtime.context import AppContext
 from keyfob.vehicles import state as vehicle_state
@@ -60,15 +59,7 @@ async def my_vehicles(request: Request, ctx: Ctx, driver: CurrentDriver) -> Resp
 
 
 async def _vehicle_page(
-    request: Request,
-    ctx: AppContext,
-    driver: Driver,
-    vid: str,
-    *,
-    status: int = 200,
-    failed: str | None = None,
-    problems: Problems | None = None,
-    sent: dict[str, str] | None = None,
+    request: Request, ctx: AppContext, driver: Driver, vid: str, retry: Retry = FIRST
 ) -> HTMLResponse:
     user_id = driver.principal.user_id
     async with ctx.database.read() as conn:
@@ -90,11 +81,9 @@ async def _vehicle_page(
             self_href="",
             vehicle_href="",
         )
-    here = f"{pages.root(request)}/user/vehicles/{vehicle.id}"
     return pages.render(
         request,
         "user_vehicle.html",
-        status=status,
         driver=driver,
         vehicle=vehicle,
         known=known,
@@ -102,18 +91,15 @@ async def _vehicle_page(
         capability_lines=readable.lines(user_vehicles.user_capabilities(vehicle.capabilities)),
         position=readable.position(document),
         recent=recent,
-        here=here,
-        remotes_url=f"{here}/remotes",
-        csrf=driver.session.csrf,
-        no_callbacks=NO_CALLBACKS,
-        callbacks=callbacks,
-        callback_note=user_callback_note,
-        forms=USER_FORMS,
-        failed=failed,
-        problems=problems or Problems(),
-        sent=sent or {},
-        idempotency=secrets.token_urlsafe(16),
-        when=readable.when,
+        **remote_forms(
+            vehicle_url=f"{pages.root(request)}/user/vehicles/{vehicle.id}",
+            csrf=driver.session.csrf,
+            forms=USER_FORMS,
+            callbacks=callbacks,
+            callback_note=user_callback_note,
+            no_callbacks=NO_CALLBACKS,
+            retry=retry,
+        ),
     )
 
 
@@ -125,40 +111,29 @@ async def my_vehicle(request: Request, ctx: Ctx, driver: CurrentDriver, vid: str
 @router.post("/user/vehicles/{vid}/remotes")
 async def send_my_remote(request: Request, ctx: Ctx, driver: CurrentDriver, vid: str) -> Response:
     """Accept the form's remote as the user face's POST remote would, then show its timeline."""
-    sent = await pages.read_form(request)
-    check_csrf(driver.session, sent)
-    form = BY_ACTION.get(sent.get("action", ""))
-    if form is None or form not in USER_FORMS:
-        raise KeyfobError(ErrorCode.BAD_REQUEST, "the form names no remote action of the user face")
-    callback_id = sent.get("callback", "")
-    try:
-        posted = await ctx.acceptor.accept(
-            UserAcceptRequest(
-                client_id=driver.principal.client_id,
-                user_id=driver.principal.user_id,
-                scopes=driver.principal.scopes,
-                vehicle_id=vid,
-                callback_id=callback_id,
-                data=body_of(form, sent),
-                idempotency_key=sent.get("idempotency") or None,
-            )
+
+    def accept_for(callback_id: str, data: dict[str, Any], key: str | None) -> UserAcceptRequest:
+        return UserAcceptRequest(
+            client_id=driver.principal.client_id,
+            user_id=driver.principal.user_id,
+            scopes=driver.principal.scopes,
+            vehicle_id=vid,
+            callback_id=callback_id,
+            data=data,
+            idempotency_key=key,
         )
-    except KeyfobError as refusal:
-        if refusal.status == 404 and refusal.error is not ErrorCode.CALLBACK_NOT_FOUND:
-            raise
-        general = refusal.error not in FIELD_ERRORS
-        problems = Problems(general=[refusal.message]) if general else place(form, refusal.message)
-        return await _vehicle_page(
-            request,
-            ctx,
-            driver,
-            vid,
-            status=refusal.status,
-            failed=form.action,
-            problems=problems,
-            sent=sent,
-        )
-    ctx.wake()
+
+    outcome = await send_remote(
+        request,
+        ctx,
+        driver.session,
+        forms=USER_FORMS,
+        unknown_action="the form names no remote action of the user face",
+        accept_for=accept_for,
+    )
+    if isinstance(outcome, Retry):
+        return await _vehicle_page(request, ctx, driver, vid, outcome)
     return pages.see_other(
-        request, f"/user/vehicles/{vid}/callbacks/{callback_id}/remotes/{posted.remote_id}"
+        request,
+        f"/user/vehicles/{vid}/callbacks/{outcome.callback_id}/remotes/{outcome.remote_id}",
     )

@@ -10,21 +10,15 @@ remote.
 from __future__ import annotations
 
 import math
-import secrets
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 
-from keyfob.api.console import figures, pages, readable
-from keyfob.api.console.guard import CurrentVisitor, Visitor, check_csrf
-from keyfob.api.console.remote_form import (
-    BY_ACTION,
-    FORMS,
-    ActionForm,
-    Problems,
-    body_of,
-    place,
-)
+from keyfob.api.console import figures, pages, readable, vehicle_page
+from keyfob.api.console.guard import CurrentVisitor, Visitor
+from keyfob.api.console.remote_form import FORMS, ActionForm
+from keyfob.api.console.vehicle_page import FIRST, Retry, remote_forms
 from keyfob.api.deps import Ctx
 from keyfob.callbacks.service import Callback, list_callbacks
 from keyfob.errors import ErrorCode, KeyfobError
@@ -37,7 +31,9 @@ from keyfob.vehicles import state as vehicle_state
 
 router = APIRouter(route_class=pages.ConsoleRoute)
 PAGE_SIZE = 50
-FIELD_ERRORS = (ErrorCode.INVALID_BODY, ErrorCode.LEGACY_FIELD)
+NO_CALLBACKS = (
+    "This fleet has no callback: create one with the API (POST …/remote/callbacks) to send remotes."
+)
 
 
 def page_of(number: int, size: int = PAGE_SIZE) -> PageRequest:
@@ -102,16 +98,7 @@ async def vehicles(request: Request, ctx: Ctx, visitor: CurrentVisitor, fid: str
 
 
 async def _vehicle_page(
-    request: Request,
-    ctx: AppContext,
-    visitor: Visitor,
-    fid: str,
-    vid: str,
-    *,
-    status: int = 200,
-    failed: str | None = None,
-    problems: Problems | None = None,
-    sent: dict[str, str] | None = None,
+    request: Request, ctx: AppContext, visitor: Visitor, fid: str, vid: str, retry: Retry = FIRST
 ) -> HTMLResponse:
     async with ctx.database.read() as conn:
         fleet = await service.get_fleet(conn, partner_id=visitor.partner.id, fleet_id=fid)
@@ -125,7 +112,6 @@ async def _vehicle_page(
     return pages.render(
         request,
         "vehicle.html",
-        status=status,
         visitor=visitor,
         fleet=fleet,
         vehicle=vehicle,
@@ -136,15 +122,16 @@ async def _vehicle_page(
         energy=overview.energy_summary(known.status),
         wake_ups=wakes.get(vehicle.id, 0),
         quota=ctx.settings.vehicle.wake_up_quota_per_month,
-        callbacks=callbacks,
         recent=recent,
-        forms=FORMS,
-        callback_note=fleet_callback_note,
-        failed=failed,
-        problems=problems or Problems(),
-        sent=sent or {},
-        idempotency=secrets.token_urlsafe(16),
-        when=readable.when,
+        **remote_forms(
+            vehicle_url=f"{pages.root(request)}/fleets/{fleet.id}/vehicles/{vehicle.id}",
+            csrf=visitor.session.csrf,
+            forms=FORMS,
+            callbacks=callbacks,
+            callback_note=fleet_callback_note,
+            no_callbacks=NO_CALLBACKS,
+            retry=retry,
+        ),
     )
 
 
@@ -170,42 +157,28 @@ async def send_remote(
     request: Request, ctx: Ctx, visitor: CurrentVisitor, fid: str, vid: str
 ) -> Response:
     """Accept the form's remote as POST remote would, then show its timeline."""
-    sent = await pages.read_form(request)
-    check_csrf(visitor.session, sent)
-    form = BY_ACTION.get(sent.get("action", ""))
-    if form is None:
-        raise KeyfobError(ErrorCode.BAD_REQUEST, "the form names no remote action")
-    callback_id = sent.get("callback", "")
-    try:
-        posted = await ctx.acceptor.accept(
-            AcceptRequest(
-                partner_id=visitor.partner.id,
-                fleet_id=fid,
-                vehicle_id=vid,
-                callback_id=callback_id,
-                data=body_of(form, sent),
-                idempotency_key=sent.get("idempotency") or None,
-            )
+
+    def accept_for(callback_id: str, data: dict[str, Any], key: str | None) -> AcceptRequest:
+        return AcceptRequest(
+            partner_id=visitor.partner.id,
+            fleet_id=fid,
+            vehicle_id=vid,
+            callback_id=callback_id,
+            data=data,
+            idempotency_key=key,
         )
-    except KeyfobError as refusal:
-        if refusal.status == 404 and refusal.error is not ErrorCode.CALLBACK_NOT_FOUND:
-            raise
-        if refusal.error in FIELD_ERRORS:
-            problems = place(form, refusal.message)
-        else:
-            problems = Problems(general=[refusal.message])
-        return await _vehicle_page(
-            request,
-            ctx,
-            visitor,
-            fid,
-            vid,
-            status=refusal.status,
-            failed=form.action,
-            problems=problems,
-            sent=sent,
-        )
-    ctx.wake()
+
+    outcome = await vehicle_page.send_remote(
+        request,
+        ctx,
+        visitor.session,
+        forms=FORMS,
+        unknown_action="the form names no remote action",
+        accept_for=accept_for,
+    )
+    if isinstance(outcome, Retry):
+        return await _vehicle_page(request, ctx, visitor, fid, vid, outcome)
     return pages.see_other(
-        request, f"/fleets/{fid}/vehicles/{vid}/callbacks/{callback_id}/remotes/{posted.remote_id}"
+        request,
+        f"/fleets/{fid}/vehicles/{vid}/callbacks/{outcome.callback_id}/remotes/{outcome.remote_id}",
     )
