@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import StreamingResponse
+from fastapi.responses import HTMLResponse, StreamingResponse
 
 from keyfob.api.console import figures, pages, readable
 from keyfob.api.console.guard import CurrentVisitor
@@ -69,18 +70,34 @@ async def timeline(
     request: Request, ctx: Ctx, visitor: CurrentVisitor, fid: str, vid: str, cbid: str, rid: str
 ) -> Response:
     fleet, remote, events = await _history(ctx, visitor.partner.id, (fid, vid, cbid, rid))
-    here = f"{pages.root(request)}/fleets/{fid}/vehicles/{vid}"
+    vehicle_url = f"{pages.root(request)}/fleets/{fid}/vehicles/{vid}"
+    return timeline_page(
+        request, vehicle_url, (cbid, rid), remote, events, visitor=visitor, fleet=fleet
+    )
+
+
+def timeline_page(
+    request: Request,
+    vehicle_url: str,
+    ids: tuple[str, str],
+    remote: Remote,
+    events: list[Event],
+    **face: Any,
+) -> HTMLResponse:
+    """The timeline page of a remote the caller was found allowed to read, for either face
+    (``face`` is who looks: the visitor and the fleet, or the driver); ``ids`` are the
+    callback's and the remote's."""
+    cbid, rid = ids
     return pages.render(
         request,
         "timeline.html",
-        visitor=visitor,
-        fleet=fleet,
         remote=remote,
         events=events,
         finished=finished(events),
-        vehicle_url=here,
-        events_url=f"{here}/callbacks/{cbid}/remotes/{rid}/events",
+        vehicle_url=vehicle_url,
+        events_url=f"{vehicle_url}/callbacks/{cbid}/remotes/{rid}/events",
         when=readable.when,
+        **face,
     )
 
 

@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse
 from keyfob.api.console import pages, readable
 from keyfob.api.console.guard import check_csrf
 from keyfob.api.console.remote_form import Problems, place_at
-from keyfob.api.console.routes_timeline import event_stream, finished
+from keyfob.api.console.routes_timeline import event_stream, timeline_page
 from keyfob.api.console.routes_vehicles import page_of
 from keyfob.api.console.user_guard import CurrentDriver, Driver
 from keyfob.api.deps import Ctx
@@ -147,18 +147,8 @@ async def my_timeline(
     request: Request, ctx: Ctx, driver: CurrentDriver, vid: str, cbid: str, rid: str
 ) -> Response:
     remote, events = await _history(ctx, driver, vid, cbid, rid)
-    here = f"{pages.root(request)}/user/vehicles/{vid}"
-    return pages.render(
-        request,
-        "timeline.html",
-        driver=driver,
-        remote=remote,
-        events=events,
-        finished=finished(events),
-        vehicle_url=here,
-        events_url=f"{here}/callbacks/{cbid}/remotes/{rid}/events",
-        when=readable.when,
-    )
+    vehicle_url = f"{pages.root(request)}/user/vehicles/{vid}"
+    return timeline_page(request, vehicle_url, (cbid, rid), remote, events, driver=driver)
 
 
 @router.get(TIMELINE + "/events")
