@@ -13,7 +13,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request, Response
 
-from keyfob.api.console.pages import SignInNeeded, root
+from keyfob.api.console.pages import SignInNeeded, read_form, root
 from keyfob.api.console.session import COOKIE, LIFETIME, Session, SessionSealer, csrf_matches
 from keyfob.api.console.session import derive_key as session_key
 from keyfob.api.deps import Ctx
@@ -60,6 +60,19 @@ def check_csrf(session: Session, form: dict[str, str]) -> None:
             "this form is out of date or was not sent from the console; reload the page and "
             "send it again",
         )
+
+
+async def sign_in_form(request: Request, ctx: AppContext) -> tuple[Session, dict[str, str]]:
+    """A posted sign-in form (partner or end user) and the session its page was sent with:
+    with no session there was no page, so the post is refused like a form without its token."""
+    form = await read_form(request)
+    session = await current_session(request, ctx)
+    if session is None:
+        raise KeyfobError(
+            ErrorCode.FORBIDDEN, "the sign-in page expired or cookies are off; reload it"
+        )
+    check_csrf(session, form)
+    return session, form
 
 
 def secure(request: Request, ctx: AppContext) -> bool:

@@ -41,13 +41,7 @@ async def login_page(request: Request, ctx: Ctx) -> Response:
 
 @router.post("/login")
 async def sign_in(request: Request, ctx: Ctx) -> Response:
-    form = await pages.read_form(request)
-    session = await guard.current_session(request, ctx)
-    if session is None:
-        raise KeyfobError(
-            ErrorCode.FORBIDDEN, "the sign-in page expired or cookies are off; reload it"
-        )
-    guard.check_csrf(session, form)
+    session, form = await guard.sign_in_form(request, ctx)
     login, client_id = form.get("login", ""), form.get("client_id", "")
     try:
         partner = await verify_partner(

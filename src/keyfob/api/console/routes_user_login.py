@@ -96,13 +96,7 @@ async def _client(ctx: AppContext, realm: Realm) -> OAuthClient:
 
 @router.post("/user/login")
 async def start_sign_in(request: Request, ctx: Ctx) -> Response:
-    form = await pages.read_form(request)
-    session = await guard.current_session(request, ctx)
-    if session is None:
-        raise KeyfobError(
-            ErrorCode.FORBIDDEN, "the sign-in page expired or cookies are off; reload it"
-        )
-    guard.check_csrf(session, form)
+    _, form = await guard.sign_in_form(request, ctx)
     realm = find_realm(form.get("realm"))
     if realm is None:
         raise KeyfobError(
