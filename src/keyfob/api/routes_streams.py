@@ -5,10 +5,15 @@ the notifications its callback produces: Server-Sent Events at ``.../events/stre
 WebSocket at ``.../events/ws``, or pages at ``.../events?after=``. Each route authenticates
 like its face and sees only the caller's callbacks (anyone else's is a 404); the transport is
 ``api.streams``'s. The webhook, if any, is delivered as before: a stream only reads.
+
+The faces differ only in who the caller is and which callbacks are theirs, so each route
+passes that check (``Check``, ``Admit``) to one body per transport below; the cursor is read
+first, then the check, then the stream, on both faces alike.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request, Response, WebSocket
@@ -39,6 +44,37 @@ JSON_PAGE: dict[int | str, dict[str, Any]] = {
 FLEET_ITEM = "Each item's `data` is the `RemoteEvents` body the webhook would get for that event."
 USER_ITEM = "Each item's `data` is the `Message` the webhook would get for that event."
 
+Check = Callable[[], Awaitable[None]]
+"""The face's check that the callback is the caller's (a 404 otherwise)."""
+Admit = Callable[[AppContext], Awaitable[None]]
+"""A WebSocket's check: authenticate the caller from the upgrade request, then ``Check``."""
+
+
+def _poll_doc(item: str, refusals: dict[int | str, dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "summary": "Poll a callback's notifications after a cursor",
+        "description": item,
+        "responses": {**JSON_PAGE, **refusals},
+    }
+
+
+def _sse_doc(item: str, refusals: dict[int | str, dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "summary": "A callback's notifications as Server-Sent Events",
+        "description": item,
+        "response_class": Response,
+        "responses": {**streams.SSE_RESPONSES, **refusals},
+    }
+
+
+def _ws_doc(item: str, refusals: dict[int | str, dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "summary": "A callback's notifications over a WebSocket",
+        "description": f"{streams.WS_DESCRIPTION} {item}",
+        "response_class": Response,
+        "responses": {101: {"description": "Switching to the WebSocket."}, **refusals},
+    }
+
 
 async def _fleet_callback(ctx: AppContext, partner_id: str, fid: str, cbid: str) -> None:
     async with ctx.database.read() as conn:
@@ -51,16 +87,62 @@ async def _user_callback(ctx: AppContext, caller: UserPrincipal, cbid: str) -> N
         await get_user_callback(conn, owner=owner(caller), callback_id=cbid)
 
 
+# -- one body per transport, both faces -------------------------------------------------------
+
+
+async def _poll(
+    request: Request, ctx: AppContext, cbid: str, after: str | None, limit: str | None, check: Check
+) -> Response:
+    mark, count = streams.cursor(after), streams.limit_of(limit)
+    await check()
+    body = await streams.page(ctx, streams.broadcaster(request), cbid, mark, count)
+    return Response(body, media_type="application/json")
+
+
+async def _stream(
+    request: Request,
+    ctx: AppContext,
+    cbid: str,
+    after: str | None,
+    last_event_id: str | None,
+    check: Check,
+) -> Response:
+    mark = streams.cursor(after, last_event_id)
+    await check()
+    return streams.sse_response(ctx, streams.broadcaster(request), cbid, streams.start(mark))
+
+
+async def _ws_document(after: str | None, check: Check) -> Response:
+    """The ``/ws`` path called without the upgrade: the same checks, then a 400."""
+    streams.cursor(after)
+    await check()
+    raise KeyfobError(E.BAD_REQUEST, "this is a WebSocket: send the upgrade headers")
+
+
+async def _refuse(websocket: WebSocket, refusal: KeyfobError | InvalidToken) -> None:
+    """The answer the REST route would give, instead of the upgrade. ``InvalidToken`` comes
+    only from the user face's Bearer check: the gateway's own 401, as on every user route."""
+    if isinstance(refusal, InvalidToken):
+        await websocket.send_denial_response(token_invalid_response())
+    else:
+        await streams.refuse(websocket, refusal)
+
+
+async def _websocket(websocket: WebSocket, cbid: str, admit: Admit) -> None:
+    ctx: AppContext = websocket.app.state.ctx
+    try:
+        mark = streams.cursor(websocket.query_params.get("after"))
+        await admit(ctx)
+    except (InvalidToken, KeyfobError) as refusal:
+        await _refuse(websocket, refusal)
+        return
+    await streams.serve_websocket(websocket, ctx, cbid, streams.start(mark))
+
+
 # -- the fleet face -------------------------------------------------------------------------
 
 
-@router.get(
-    FLEET,
-    operation_id="pollFleetCallbackEvents",
-    summary="Poll a callback's notifications after a cursor",
-    description=FLEET_ITEM,
-    responses={**JSON_PAGE, **FLEET_ERRORS},
-)
+@router.get(FLEET, operation_id="pollFleetCallbackEvents", **_poll_doc(FLEET_ITEM, FLEET_ERRORS))
 async def fleet_poll(
     request: Request,
     ctx: Ctx,
@@ -70,19 +152,15 @@ async def fleet_poll(
     after: streams.After = None,
     limit: streams.Limit = None,
 ) -> Response:
-    mark, count = streams.cursor(after), streams.limit_of(limit)
-    await _fleet_callback(ctx, partner.id, fid, cbid)
-    body = await streams.page(ctx, streams.broadcaster(request), cbid, mark, count)
-    return Response(body, media_type="application/json")
+    return await _poll(
+        request, ctx, cbid, after, limit, lambda: _fleet_callback(ctx, partner.id, fid, cbid)
+    )
 
 
 @router.get(
     FLEET + "/stream",
     operation_id="streamFleetCallbackEvents",
-    summary="A callback's notifications as Server-Sent Events",
-    description=FLEET_ITEM,
-    response_class=Response,
-    responses={**streams.SSE_RESPONSES, **FLEET_ERRORS},
+    **_sse_doc(FLEET_ITEM, FLEET_ERRORS),
 )
 async def fleet_stream(
     request: Request,
@@ -93,32 +171,28 @@ async def fleet_stream(
     after: streams.After = None,
     last_event_id: streams.LastEventId = None,
 ) -> Response:
-    mark = streams.cursor(after, last_event_id)
-    await _fleet_callback(ctx, partner.id, fid, cbid)
-    return streams.sse_response(ctx, streams.broadcaster(request), cbid, streams.start(mark))
+    return await _stream(
+        request,
+        ctx,
+        cbid,
+        after,
+        last_event_id,
+        lambda: _fleet_callback(ctx, partner.id, fid, cbid),
+    )
 
 
 @router.get(
-    FLEET + "/ws",
-    operation_id="websocketFleetCallbackEvents",
-    summary="A callback's notifications over a WebSocket",
-    description=f"{streams.WS_DESCRIPTION} {FLEET_ITEM}",
-    response_class=Response,
-    responses={101: {"description": "Switching to the WebSocket."}, **FLEET_ERRORS},
+    FLEET + "/ws", operation_id="websocketFleetCallbackEvents", **_ws_doc(FLEET_ITEM, FLEET_ERRORS)
 )
 async def fleet_ws_document(
     ctx: Ctx, partner: CurrentPartner, fid: str, cbid: str, after: streams.After = None
 ) -> Response:
-    streams.cursor(after)
-    await _fleet_callback(ctx, partner.id, fid, cbid)
-    raise KeyfobError(E.BAD_REQUEST, "this is a WebSocket: send the upgrade headers")
+    return await _ws_document(after, lambda: _fleet_callback(ctx, partner.id, fid, cbid))
 
 
 @router.websocket(FLEET + "/ws")
 async def fleet_ws(websocket: WebSocket, fid: str, cbid: str) -> None:
-    ctx: AppContext = websocket.app.state.ctx
-    try:
-        mark = streams.cursor(websocket.query_params.get("after"))
+    async def admit(ctx: AppContext) -> None:
         partner, _ = await access.admit(
             ctx,
             access.basic_credentials(websocket.headers.get("authorization")),
@@ -128,22 +202,14 @@ async def fleet_ws(websocket: WebSocket, fid: str, cbid: str) -> None:
             address=websocket.client.host if websocket.client else None,
         )
         await _fleet_callback(ctx, partner.id, fid, cbid)
-    except KeyfobError as refusal:
-        await streams.refuse(websocket, refusal)
-        return
-    await streams.serve_websocket(websocket, ctx, cbid, streams.start(mark))
+
+    await _websocket(websocket, cbid, admit)
 
 
 # -- the user face --------------------------------------------------------------------------
 
 
-@router.get(
-    USER,
-    operation_id="pollUserCallbackEvents",
-    summary="Poll a callback's notifications after a cursor",
-    description=USER_ITEM,
-    responses={**JSON_PAGE, **USER_ERRORS},
-)
+@router.get(USER, operation_id="pollUserCallbackEvents", **_poll_doc(USER_ITEM, USER_ERRORS))
 async def user_poll(
     request: Request,
     ctx: Ctx,
@@ -152,19 +218,11 @@ async def user_poll(
     after: streams.After = None,
     limit: streams.Limit = None,
 ) -> Response:
-    mark, count = streams.cursor(after), streams.limit_of(limit)
-    await _user_callback(ctx, caller, cbid)
-    body = await streams.page(ctx, streams.broadcaster(request), cbid, mark, count)
-    return Response(body, media_type="application/json")
+    return await _poll(request, ctx, cbid, after, limit, lambda: _user_callback(ctx, caller, cbid))
 
 
 @router.get(
-    USER + "/stream",
-    operation_id="streamUserCallbackEvents",
-    summary="A callback's notifications as Server-Sent Events",
-    description=USER_ITEM,
-    response_class=Response,
-    responses={**streams.SSE_RESPONSES, **USER_ERRORS},
+    USER + "/stream", operation_id="streamUserCallbackEvents", **_sse_doc(USER_ITEM, USER_ERRORS)
 )
 async def user_stream(
     request: Request,
@@ -174,32 +232,23 @@ async def user_stream(
     after: streams.After = None,
     last_event_id: streams.LastEventId = None,
 ) -> Response:
-    mark = streams.cursor(after, last_event_id)
-    await _user_callback(ctx, caller, cbid)
-    return streams.sse_response(ctx, streams.broadcaster(request), cbid, streams.start(mark))
+    return await _stream(
+        request, ctx, cbid, after, last_event_id, lambda: _user_callback(ctx, caller, cbid)
+    )
 
 
 @router.get(
-    USER + "/ws",
-    operation_id="websocketUserCallbackEvents",
-    summary="A callback's notifications over a WebSocket",
-    description=f"{streams.WS_DESCRIPTION} {USER_ITEM}",
-    response_class=Response,
-    responses={101: {"description": "Switching to the WebSocket."}, **USER_ERRORS},
+    USER + "/ws", operation_id="websocketUserCallbackEvents", **_ws_doc(USER_ITEM, USER_ERRORS)
 )
 async def user_ws_document(
     ctx: Ctx, caller: CurrentUser, cbid: str, after: streams.After = None
 ) -> Response:
-    streams.cursor(after)
-    await _user_callback(ctx, caller, cbid)
-    raise KeyfobError(E.BAD_REQUEST, "this is a WebSocket: send the upgrade headers")
+    return await _ws_document(after, lambda: _user_callback(ctx, caller, cbid))
 
 
 @router.websocket(USER + "/ws")
 async def user_ws(websocket: WebSocket, cbid: str) -> None:
-    ctx: AppContext = websocket.app.state.ctx
-    try:
-        mark = streams.cursor(websocket.query_params.get("after"))
+    async def admit(ctx: AppContext) -> None:
         caller, _ = await admit_user(
             ctx,
             token=bearer_token(websocket.headers.get("authorization")),
@@ -209,10 +258,5 @@ async def user_ws(websocket: WebSocket, cbid: str) -> None:
             query=websocket.query_params.multi_items(),
         )
         await _user_callback(ctx, caller, cbid)
-    except InvalidToken:
-        await websocket.send_denial_response(token_invalid_response())
-        return
-    except KeyfobError as refusal:
-        await streams.refuse(websocket, refusal)
-        return
-    await streams.serve_websocket(websocket, ctx, cbid, streams.start(mark))
+
+    await _websocket(websocket, cbid, admit)
