@@ -6,9 +6,11 @@ API never meets them.
 
 from __future__ import annotations
 
+from functools import partial
+
 from fastapi import APIRouter, Request, Response
 
-from keyfob.api import views, views_control
+from keyfob.api import control, views, views_control
 from keyfob.api.deps import Ctx, CurrentPartner, base_url
 from keyfob.api.docs_models import RemoteAction, errors, hal
 from keyfob.api.http import HalResponse
@@ -16,9 +18,6 @@ from keyfob.callbacks import service as callbacks
 from keyfob.errors import ErrorCode as E
 from keyfob.notifications import probe
 from keyfob.remotes import service as remotes
-from keyfob.remotes.control.cancel import cancel_plan
-from keyfob.store.units import run_unit
-from keyfob.vehicles.budget import read_budget, wake_limits
 from keyfob.vehicles.service import get_fleet, get_vehicle
 
 router = APIRouter(prefix="/connectedcar/v3", tags=["Extensions"])
@@ -42,14 +41,7 @@ async def test_callback(
         await get_fleet(conn, partner_id=partner.id, fleet_id=fid)
         callback = await callbacks.get_callback(conn, fleet_id=fid, callback_id=cbid)
         target = await probe.target_of(conn, callback.id)
-    sent = await probe.send_test(
-        ctx.database,
-        ctx.target_policy,
-        timeout_s=ctx.settings.delivery.timeout_s,
-        target=target,
-        remote_type=callback.remote_types[0],
-        now=ctx.clock(),
-    )
+    sent = await control.send_test(ctx, target, callback.remote_types[0])
     href = views.callback_href(base_url(request, ctx), fid, callback.id)
     return HalResponse(views_control.callback_test_result(href, callback.id, sent))
 
@@ -70,18 +62,9 @@ async def get_budget(
     async with ctx.database.read() as conn:
         await get_fleet(conn, partner_id=partner.id, fleet_id=fid)
         vehicle = await get_vehicle(conn, fleet_id=fid, vehicle_id=vid)
-        budget = await read_budget(
-            conn, vehicle.id, limits=wake_limits(ctx.settings.vehicle), now=ctx.clock()
-        )
+        budget = await control.budget_of(conn, ctx, vehicle.id)
     vehicle_href = f"{views.fleet_href(base_url(request, ctx), fid)}/vehicles/{vehicle.id}"
-    body = views_control.vehicle_budget(
-        f"{vehicle_href}/budget",
-        vehicle_href,
-        vehicle.vin,
-        budget,
-        getattr(request.state, "rate_headers", None),
-    )
-    return HalResponse(body)
+    return control.budget_answer(request, vehicle_href, vehicle.vin, budget)
 
 
 @router.post(
@@ -104,17 +87,13 @@ async def cancel_remote(
     request: Request, ctx: Ctx, partner: CurrentPartner, fid: str, vid: str, cbid: str, rid: str
 ) -> Response:
     """Stop a remote not yet sent to the vehicle: it ends Done/Failed CanceledByDriver."""
+    find = partial(
+        remotes.get_remote, fleet_id=fid, vehicle_id=vid, callback_id=cbid, remote_id=rid
+    )
     async with ctx.database.read() as conn:
         await get_fleet(conn, partner_id=partner.id, fleet_id=fid)
         await get_vehicle(conn, fleet_id=fid, vehicle_id=vid)
         await callbacks.get_callback(conn, fleet_id=fid, callback_id=cbid)
-        await remotes.get_remote(
-            conn, fleet_id=fid, vehicle_id=vid, callback_id=cbid, remote_id=rid
-        )
-    await run_unit(ctx.database, lambda: cancel_plan(rid, now=ctx.clock()))
-    ctx.wake()
-    async with ctx.database.read() as conn:
-        remote, events = await remotes.get_remote(
-            conn, fleet_id=fid, vehicle_id=vid, callback_id=cbid, remote_id=rid
-        )
+        await find(conn)
+    remote, events = await control.cancel(ctx, rid, find)
     return HalResponse(views.remote_action(base_url(request, ctx), remote, events))

@@ -6,9 +6,11 @@ extensions are paths of their own; a client written for the official API never m
 
 from __future__ import annotations
 
+from functools import partial
+
 from fastapi import APIRouter, Request, Response
 
-from keyfob.api import views_control, views_user
+from keyfob.api import control, views_control, views_user
 from keyfob.api import views_user_callbacks as user_views
 from keyfob.api.deps import Ctx, base_url
 from keyfob.api.docs_models import RemoteAction, hal
@@ -20,10 +22,7 @@ from keyfob.callbacks import user_service
 from keyfob.errors import ErrorCode as E
 from keyfob.notifications import probe
 from keyfob.remotes import service as remotes
-from keyfob.remotes.control.cancel import cancel_plan
 from keyfob.runtime.delivery_role import push_config
-from keyfob.store.units import run_unit
-from keyfob.vehicles.budget import read_budget, wake_limits
 from keyfob.vehicles.user_vehicles import get_user_vehicle
 from keyfob.vocabulary import RemoteType
 
@@ -44,14 +43,8 @@ async def test_callback(request: Request, ctx: Ctx, caller: CurrentUser, cbid: s
     async with ctx.database.read() as conn:
         callback = await user_service.get_user_callback(conn, owner=owner(caller), callback_id=cbid)
         target = await probe.target_of(conn, callback.id)
-    sent = await probe.send_test(
-        ctx.database,
-        ctx.target_policy,
-        timeout_s=ctx.settings.delivery.timeout_s,
-        target=target,
-        remote_type=RemoteType.WAKE_UP.value,
-        now=ctx.clock(),
-        push=push_config(ctx.settings.push),
+    sent = await control.send_test(
+        ctx, target, RemoteType.WAKE_UP.value, push_config(ctx.settings.push)
     )
     href = user_views.callback_href(base_url(request, ctx, "v4"), callback.id)
     return HalResponse(views_control.callback_test_result(href, callback.id, sent))
@@ -70,18 +63,9 @@ async def get_budget(request: Request, ctx: Ctx, caller: CurrentUser, id: str) -
     """The vehicle's wake-up budgets (decision 19) as the dispatcher will count them."""
     async with ctx.database.read() as conn:
         vehicle = await get_user_vehicle(conn, user_id=caller.user_id, vehicle_id=id)
-        budget = await read_budget(
-            conn, vehicle.id, limits=wake_limits(ctx.settings.vehicle), now=ctx.clock()
-        )
+        budget = await control.budget_of(conn, ctx, vehicle.id)
     vehicle_href = views_user.vehicle_href(base_url(request, ctx, "v4"), vehicle.id)
-    body = views_control.vehicle_budget(
-        f"{vehicle_href}/budget",
-        vehicle_href,
-        vehicle.vin,
-        budget,
-        getattr(request.state, "rate_headers", None),
-    )
-    return HalResponse(body)
+    return control.budget_answer(request, vehicle_href, vehicle.vin, budget)
 
 
 @router.post(
@@ -104,18 +88,14 @@ async def cancel_remote(
 ) -> Response:
     """Stop a remote not yet sent to the vehicle: it ends Done/Failed CanceledByDriver."""
     mine = owner(caller)
+    find = partial(
+        remotes.get_user_remote, owner=mine, vehicle_id=id, callback_id=cbid, remote_id=rid
+    )
     async with ctx.database.read() as conn:
         await get_user_vehicle(conn, user_id=caller.user_id, vehicle_id=id)
         await user_service.get_user_callback(
             conn, owner=mine, callback_id=cbid, include_deleted=True
         )
-        await remotes.get_user_remote(
-            conn, owner=mine, vehicle_id=id, callback_id=cbid, remote_id=rid
-        )
-    await run_unit(ctx.database, lambda: cancel_plan(rid, now=ctx.clock()))
-    ctx.wake()
-    async with ctx.database.read() as conn:
-        remote, events = await remotes.get_user_remote(
-            conn, owner=mine, vehicle_id=id, callback_id=cbid, remote_id=rid
-        )
+        await find(conn)
+    remote, events = await control.cancel(ctx, rid, find)
     return HalResponse(user_views.remote_action(base_url(request, ctx, "v4"), remote, events))
