@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keyfob.api.deps import Ctx, CurrentPartner, base_url
 from keyfob.api.docs_models import Link, errors, hal
@@ -67,6 +68,12 @@ def view(base: str, found: service.Progress) -> dict[str, Any]:
     }
 
 
+async def _campaign(conn: AsyncConnection, partner_id: str, fid: str, cid: str) -> service.Campaign:
+    """The fleet's campaign, if the fleet is the partner's: a 404 otherwise."""
+    await get_fleet(conn, partner_id=partner_id, fleet_id=fid)
+    return await service.get_campaign(conn, fleet_id=fid, campaign_id=cid)
+
+
 @router.post(
     PATH,
     operation_id="createFleetCampaign",
@@ -122,9 +129,7 @@ async def get_campaign(
     request: Request, ctx: Ctx, partner: CurrentPartner, fid: str, cid: str
 ) -> Response:
     async with ctx.database.read() as conn:
-        await get_fleet(conn, partner_id=partner.id, fleet_id=fid)
-        campaign = await service.get_campaign(conn, fleet_id=fid, campaign_id=cid)
-        found = await service.progress(conn, campaign)
+        found = await service.progress(conn, await _campaign(conn, partner.id, fid, cid))
     return HalResponse(view(base_url(request, ctx), found))
 
 
@@ -142,8 +147,7 @@ async def cancel_campaign(
 ) -> Response:
     """Stop starting remotes; those already started run on."""
     async with ctx.database.transaction() as conn:
-        await get_fleet(conn, partner_id=partner.id, fleet_id=fid)
-        campaign = await service.get_campaign(conn, fleet_id=fid, campaign_id=cid)
+        campaign = await _campaign(conn, partner.id, fid, cid)
         await service.cancel_campaign(conn, campaign, now=ctx.clock())
         found = await service.progress(
             conn, await service.get_campaign(conn, fleet_id=fid, campaign_id=cid)
