@@ -76,6 +76,8 @@ class SseEvent:
     id: str | None
     event: str
     data: str
+    fields: dict[str, str] = field(default_factory=dict)
+    """Every field of the event, the signature's (``webhook-*``) included."""
 
     def json(self) -> Any:
         return json.loads(self.data)
@@ -99,7 +101,7 @@ class SseReader:
                 if not line:
                     if "data" in fields:
                         return SseEvent(
-                            fields.get("id"), fields.get("event", "message"), fields["data"]
+                            fields.get("id"), fields.get("event", "message"), fields["data"], fields
                         )
                     fields = {}
                     continue

@@ -11,8 +11,9 @@ A consumer too slow to keep up is cut off (``notifications.broadcast``): SSE sen
 When the server shuts down every stream ends (``Server``; WebSocket: 1012), so it does not wait
 for them, and each consumer resumes from its last id.
 
-    SSE:  retry: 1000 / id: <nid> / event: notification / data: <RemoteEvents|Message>
-    WS:   text frames {"id": <nid>, "data": <RemoteEvents|Message>}
+    SSE:  retry: 1000 / id: <nid> / event: notification / [webhook-id / webhook-timestamp /
+          webhook-signature] / data: <RemoteEvents|Message>
+    WS:   text frames {"id": <nid>, "data": <RemoteEvents|Message>[, "signature": {...}]}
     poll: {"items": [{"id", "data"}], "next": <nid to send as after>}
 """
 
@@ -140,7 +141,7 @@ async def feed(
 
 
 def _sse(item: Item) -> bytes:
-    return b"id: %s\nevent: notification\ndata: %s\n\n" % (item.id.encode(), item.data)
+    return streams.sse_event(item)
 
 
 def sse_response(ctx: AppContext, hub: Broadcaster, callback_id: str, after: str) -> Response:

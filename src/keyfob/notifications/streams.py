@@ -11,6 +11,12 @@ The cursor is the notification's id. It starts with its creation time in millise
 rows after one. Reading never claims, leases or changes a row: a stream cannot hold back the
 webhook, and the webhook's state (pending, delivered, expired) does not hide a row from a
 stream. Only rows raised within the 72 h horizon are carried, as for delivery.
+
+Each item is signed as its webhook would be (``notifications.signing``: ``msg_<id>``, the time
+it was rendered, one signature per active secret of the callback) over its exact ``data``
+bytes, once per row, so that a consumer holding the secret can tell keyfob's events from
+forgeries. A callback without an active secret yields unsigned items. The poll cursor's page
+carries no signatures (its connection is authenticated; use SSE or WebSocket to verify).
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import orjson
@@ -28,11 +34,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from keyfob.callbacks.attributes import render_request_parts
 from keyfob.callbacks.models import Face, callbacks
 from keyfob.callbacks.schemas import CallbackSubscribe, load_stored
+from keyfob.callbacks.secrets import active_secrets
 from keyfob.errors import ErrorCode, KeyfobError
 from keyfob.notifications import queue
 from keyfob.notifications.models import notifications
 from keyfob.notifications.payload import encode, remote_events_body, stored_remote_event
 from keyfob.notifications.policy import HORIZON
+from keyfob.notifications.signing import sign
 from keyfob.notifications.user_delivery import UserMessages
 
 CURSOR = re.compile(r"^[0-9a-f]{32}$")
@@ -42,10 +50,12 @@ PAGE = 500
 
 @dataclass(frozen=True, slots=True)
 class Item:
-    """One notification as a stream carries it: its id (the cursor) and its JSON."""
+    """One notification as a stream carries it: its id (the cursor), its JSON, and the
+    ``webhook-id``/``-timestamp``/``-signature`` values over ``data`` (empty: unsigned)."""
 
     id: str
     data: bytes
+    signature: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +181,7 @@ class Renderer:
                 row.id, row.callback_id, row.remote_id, row.seq, row.event, 0, row.raised_at
             )
             made = self._user.prepare(queue.Delivery(target, [claimed], {row.id: row.context}), now)
-            return Item(row.id, made.body)
+            return _signed(target, row.id, made.body, now)
         event = stored_remote_event(json.loads(row.event))
         variables = {
             "vin": event["vin"],
@@ -180,7 +190,15 @@ class Renderer:
             "fleetID": target.fleet_id or "",
         }
         parts = render_request_parts(self._subscribe(target).attributes, variables)
-        return Item(row.id, encode(remote_events_body(target.id, parts.body, [event])))
+        body = encode(remote_events_body(target.id, parts.body, [event]))
+        return _signed(target, row.id, body, now)
+
+
+def _signed(target: queue.Target, row_id: str, data: bytes, now: datetime) -> Item:
+    secrets = active_secrets(target.secrets, now)
+    if not secrets:
+        return Item(row_id, data)
+    return Item(row_id, data, sign(secrets, f"msg_{row_id}", int(now.timestamp()), data))
 
 
 def page_body(items: Sequence[Item], after: str | None) -> bytes:
@@ -193,5 +211,14 @@ def page_body(items: Sequence[Item], after: str | None) -> bytes:
 
 
 def frame(item: Item) -> str:
-    """One WebSocket text frame: ``{"id", "data"}``."""
-    return f'{{"id":"{item.id}","data":{item.data.decode()}}}'
+    """One WebSocket text frame: ``{"id", "data"}``, and ``"signature"`` when signed."""
+    if not item.signature:
+        return f'{{"id":"{item.id}","data":{item.data.decode()}}}'
+    signature = orjson.dumps(item.signature).decode()
+    return f'{{"id":"{item.id}","data":{item.data.decode()},"signature":{signature}}}'
+
+
+def sse_event(item: Item) -> bytes:
+    """One SSE event; the signature values ride as extra fields, which EventSource ignores."""
+    signed = b"".join(b"%s: %s\n" % (k.encode(), v.encode()) for k, v in item.signature.items())
+    return b"id: %s\nevent: notification\n%sdata: %s\n\n" % (item.id.encode(), signed, item.data)
