@@ -13,6 +13,7 @@ import socket
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,10 @@ from conftest import make_tenant
 from keyfob.callbacks.targets import TargetPolicy
 from keyfob.kit.clock import FakeClock
 from keyfob.notifications.message import encode
+from keyfob.notifications.signing import new_secret
 from keyfob.notifications.ws_channel import WebSocketChannel
 from keyfob.store.engine import Database
-from stream_support import Partner, loopback, make_app, partner_over, serving
+from stream_support import HOOK, Partner, loopback, make_app, partner_over, serving
 from user_support import make_user
 
 KEYFOB = str(Path(sys.executable).with_name("keyfob"))
@@ -156,7 +158,7 @@ async def test_listen_dials_again_after_a_restart_and_misses_nothing(
         assert f"{remote_id}  " in line
 
 
-async def test_listen_stops_on_a_refused_stream_and_refuses_a_secret(
+async def test_listen_stops_on_a_refused_stream_and_a_malformed_secret(
     db: Database, clock: FakeClock
 ) -> None:
     app = make_app(db, clock)
@@ -174,7 +176,41 @@ async def test_listen_stops_on_a_refused_stream_and_refuses_a_secret(
         async with keyfob("listen", "--stream", stream, "--secret", "whsec_x") as listen:
             assert await listen.wait() == 2
             assert listen.stderr is not None
-            assert "not signed" in (await listen.stderr.read()).decode()
+            assert "--secret: secret must be" in (await listen.stderr.read()).decode()
+
+
+async def test_listen_verifies_each_stream_event_with_the_secret(db: Database) -> None:
+    clock = FakeClock(datetime.now(UTC))  # the command checks timestamps against its own clock
+    app = make_app(db, clock)
+    async with serving(app) as url:
+        tenant = await make_tenant(app, db, "alice", clock())
+        await tenant.http.aclose()
+        async with partner_over(url, tenant) as http:
+            alice = Partner(tenant, http)
+            body = {
+                "callback": {"webhook": {"target": HOOK, "name": "o"}},
+                "remoteTypes": ["Doors"],
+            }
+            created = (await http.post(f"{tenant.fleet}/remote/callbacks", json=body)).json()
+            callback_id, secret = created["callbackId"], created["secret"]
+            posted = await alice.remote(callback_id)
+            stream = f"{url}{alice.events(callback_id, '/stream')}"
+            args = ["--login", tenant.login, "--password", tenant.password, "--after", "0" * 32]
+            args += ["--client-id", tenant.client_id, "--count", "1"]
+            async with keyfob("listen", "--stream", stream, *args, "--secret", secret) as good:
+                good_lines = await lines(good, 2)
+                assert await good.wait() == 0
+            wrong = new_secret()
+            async with keyfob("listen", "--stream", stream, *args, "--secret", wrong) as bad:
+                bad_lines = await lines(bad, 3)
+                assert await bad.wait() == 0
+    assert "signatures checked" in good_lines[0]
+    vin = tenant.vehicles["Electric"].vin
+    assert f"{posted}  {vin}  Doors  Pending/Accepted" in good_lines[1]
+    assert good_lines[1].endswith("  signed")
+    assert "!! " in bad_lines[1]
+    assert "signature rejected" in bad_lines[1]
+    assert not bad_lines[2].endswith("signed")
 
 
 def _free_port() -> int:
@@ -217,3 +253,30 @@ async def test_listen_ws_prints_what_the_websocket_channel_delivers() -> None:
     assert printed[1].endswith(f"{remote}  -  Doors  Done/Success")
     assert printed[2].endswith(f"{remote}  -  Doors  Done/Success")
     assert printed[3].endswith(f"{remote}  -  Horn  Done/Success")
+
+
+async def test_listen_ws_with_a_secret_takes_a_signed_connection_and_refuses_others() -> None:
+    port = _free_port()
+    secret = new_secret()
+    async with keyfob("listen", "--ws", "--port", str(port), "--secret", secret) as listen:
+        [banner] = await lines(listen, 1)
+        channel = WebSocketChannel(TargetPolicy(allow_private=True), timeout=5)
+        target = f"ws://127.0.0.1:{port}/hook"
+        try:
+            signed = await channel.send("cb1", target, encode(MESSAGE).decode(), [secret])
+        finally:
+            await channel.close()
+        printed = await lines(listen, 3)
+        for secrets in ([], [new_secret()]):
+            other = WebSocketChannel(TargetPolicy(allow_private=True), timeout=5)
+            try:
+                refused = await other.send("cb1", target, encode(MESSAGE).decode(), secrets)
+            finally:
+                await other.close()
+            assert not refused.delivered
+            [rejected] = await lines(listen, 1)
+            assert "!! /hook: handshake signature rejected" in rejected
+    assert "handshake signature checked" in banner
+    assert signed.delivered
+    assert printed[0].endswith("connected: 127.0.0.1 /hook")
+    assert printed[1].endswith("-  Doors  Done/Success")

@@ -22,6 +22,7 @@ from keyfob.cli.logs import (
     setup,
 )
 from keyfob.cli.settings import build_settings
+from keyfob.errors import KeyfobError
 from keyfob.sim.fleet import VehicleSpec
 
 DbOption = Annotated[
@@ -143,8 +144,8 @@ def listen(
         list[str] | None,
         typer.Option(
             help="A callback's signing secret: verify every signature; repeatable (any one "
-            "verifies, as while a secret is rotated). Webhooks only: WebSocket frames and "
-            "streams are not signed."
+            "verifies, as while a secret is rotated): webhooks, --stream events, and the --ws "
+            "handshake (an unsigned connection is refused with 401)."
         ),
     ] = None,
     fail_rate: Annotated[
@@ -184,15 +185,10 @@ def listen(
     """A local webhook receiver that prints each notification as it arrives (coloured on a
     terminal unless NO_COLOR is set; a retried delivery shows its attempt number); with --ws a
     WebSocket receiver, with --stream URL a client of a callback's event stream."""
-    if (ws or stream) and secret:
-        stop(
-            Exit.USAGE,
-            "--secret checks webhook signatures; WebSocket frames and streams are not signed",
-        )
     if ws and stream:
         stop(Exit.USAGE, "choose one of --ws (receive) and --stream (dial)")
     if stream is not None:
-        _follow(stream, login, password, token, realm, client_id, after, count)
+        _follow(stream, login, password, token, realm, client_id, after, count, secret or [])
         return
     check_listen(host, port)
     if ws:
@@ -204,7 +200,10 @@ def listen(
             sys.stdout.write(text + "\n")
             sys.stdout.flush()
 
-        ws_receiver.run(host, port, say, raw=raw)
+        try:
+            ws_receiver.run(host, port, say, raw=raw, secrets=secret or [])
+        except KeyfobError as bad:
+            stop(Exit.USAGE, f"--secret: {bad.message}")
         return
     from keyfob.listen.receiver import run
 
@@ -220,21 +219,29 @@ def _follow(
     client_id: str | None,
     after: str | None,
     count: int | None,
+    secrets: list[str],
 ) -> None:
     import sys
 
     from keyfob.listen import stream_client
     from keyfob.listen.receiver import use_colour
+    from keyfob.notifications.signing import secret_key
 
     if not url.startswith(("http://", "https://", "ws://", "wss://")):
         stop(Exit.USAGE, f"--stream: an http(s):// or ws(s):// URL, got {url!r}")
     credentials = stream_client.Credentials(login, password, token, realm, client_id)
+    for each in secrets:
+        try:
+            secret_key(each)
+        except KeyfobError as bad:
+            stop(Exit.USAGE, f"--secret: {bad.message}")
     try:
         stream_client.run(
             url,
             credentials,
             count=count,
             after=after,
+            secrets=secrets,
             out=sys.stdout,
             colour=use_colour(sys.stdout),
         )

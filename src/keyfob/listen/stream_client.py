@@ -7,15 +7,18 @@ fleet face) or ``--token`` and ``--realm`` (the user face), and ``--client-id``.
 stream ends (a restart, a cut-off for reading too slowly, a dropped connection) it dials again
 from the last id it printed, so nothing is missed; an answer other than 200 ends it.
 
-Streams are not signed (the connection is authenticated instead), so there is nothing for
-``--secret`` to check here.
+With ``--secret`` (repeatable: any one verifies, as during a rotation) each event's signature
+is checked as a webhook's is: SSE carries ``webhook-id``, ``webhook-timestamp`` and
+``webhook-signature`` as extra fields of the event, a WebSocket frame as its ``signature``
+object, over the exact ``data`` bytes. A verified event is printed with ``signed``; a bad or
+missing signature is printed as ``!! ... signature rejected (why)`` before the event.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -26,9 +29,15 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from keyfob.errors import ErrorCode, KeyfobError
 from keyfob.kit.clock import Clock, utcnow
-from keyfob.listen.receiver import describe, paint
+from keyfob.listen.receiver import _verified, describe, paint
+from keyfob.notifications.signing import secret_key
 
 RETRY_S = 1.0
+_SIGNED = ("webhook-id", "webhook-timestamp", "webhook-signature")
+_FRAME_HEAD = len('{"id":"') + 32 + len('","data":')
+
+Event = tuple[str | None, bytes, dict[str, str]]
+"""An event's id, its exact ``data`` bytes, and its signature values (empty when unsigned)."""
 
 
 @dataclass(frozen=True)
@@ -63,8 +72,8 @@ def with_query(url: str, **extra: str | None) -> str:
 
 async def _sse(
     session: aiohttp.ClientSession, url: str, headers: dict[str, str], after: str | None
-) -> AsyncIterator[tuple[str | None, Any]]:
-    """(id, data) of each notification of one connection; ends when the stream does."""
+) -> AsyncIterator[Event]:
+    """Each notification of one connection; ends when the stream does."""
     if after:
         headers = {**headers, "Last-Event-ID": after}
     async with session.get(url, headers=headers) as response:
@@ -80,19 +89,25 @@ async def _sse(
                     fields[name] = value.removeprefix(" ")
                 continue
             if fields.get("event", "message") == "notification" and "data" in fields:
-                yield fields.get("id"), json.loads(fields["data"])
+                signature = {k: fields[k] for k in _SIGNED if k in fields}
+                yield fields.get("id"), fields["data"].encode(), signature
             fields = {}
 
 
-async def _ws(
-    url: str, headers: dict[str, str], after: str | None
-) -> AsyncIterator[tuple[str | None, Any]]:
+def _frame(text: str) -> Event:
+    """A frame's parts; ``data``'s bytes are cut out as sent, since they are what is signed."""
+    item: dict[str, Any] = json.loads(text)
+    signature = item.get("signature") or {}
+    end = text.rfind(',"signature":') if signature else len(text) - 1
+    return item["id"], text[_FRAME_HEAD:end].encode(), signature
+
+
+async def _ws(url: str, headers: dict[str, str], after: str | None) -> AsyncIterator[Event]:
     try:
         async with connect(with_query(url, after=after), additional_headers=headers) as ws:
             try:
                 async for frame in ws:
-                    item = json.loads(frame)
-                    yield item["id"], item["data"]
+                    yield _frame(frame if isinstance(frame, str) else frame.decode())
             except ConnectionClosed:
                 return
     except InvalidStatus as refused:
@@ -108,9 +123,14 @@ async def follow(
     *,
     count: int | None = None,
     after: str | None = None,
+    secrets: Sequence[str] = (),
     clock: Clock = utcnow,
 ) -> str | None:
-    """Print notifications until ``count`` of them (forever without); the last id printed."""
+    """Print notifications until ``count`` of them (forever without); the last id printed.
+
+    ``secrets``: check each event's signature, any one of them verifying."""
+    for each in secrets:
+        secret_key(each)
     url = with_query(url, client_id=credentials.client_id)
     websocket = urlsplit(url).scheme in {"ws", "wss"}
     headers = credentials.headers()
@@ -119,10 +139,17 @@ async def follow(
         while count is None or printed < count:
             try:
                 feed = _ws(url, headers, after) if websocket else _sse(session, url, headers, after)
-                async for event_id, data in feed:
+                async for event_id, data, signature in feed:
                     stamp = clock().astimezone().strftime("%H:%M:%S")
-                    for line in describe(json.dumps(data).encode()):
-                        say(f"{stamp}  {line}")
+                    mark = ""
+                    if secrets:
+                        problem = _verified(secrets, signature, data, clock())
+                        if problem is None:
+                            mark = "  signed"
+                        else:
+                            say(f"{stamp}  !! {event_id}: signature rejected ({problem})")
+                    for line in describe(data):
+                        say(f"{stamp}  {line}{mark}")
                     after, printed = event_id or after, printed + 1
                     if count is not None and printed >= count:
                         return after
@@ -138,6 +165,7 @@ def run(
     *,
     count: int | None = None,
     after: str | None = None,
+    secrets: Sequence[str] = (),
     out: TextIO,
     colour: bool = False,
 ) -> None:
@@ -145,5 +173,6 @@ def run(
         out.write(paint(text, colour) + "\n")
         out.flush()
 
-    say(f"following {url} (resumes from the last event on reconnect)")
-    asyncio.run(follow(url, credentials, say, count=count, after=after))
+    checks = "signatures checked" if secrets else "signatures not checked"
+    say(f"following {url} ({checks}; resumes from the last event on reconnect)")
+    asyncio.run(follow(url, credentials, say, count=count, after=after, secrets=secrets))

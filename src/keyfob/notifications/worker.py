@@ -239,7 +239,8 @@ class DeliveryWorker:
         if channel == WEBSOCKET:
             if self.websocket is None:
                 return _unavailable("WebSocket delivery is not running in this worker")
-            return await self.websocket.send(target.id, request.url, request.body.decode())
+            secrets = active_secrets(target.secrets, self.clock())
+            return await self.websocket.send(target.id, request.url, request.body.decode(), secrets)
         if channel == PUSH:
             if self.push is None:
                 return _unavailable("push (FCM) is not configured on this worker")

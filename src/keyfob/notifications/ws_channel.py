@@ -13,15 +13,22 @@ order at the other end, so the pong means the receiver has read the frame; a con
 died under the write (the receiver dropped it mid-batch) fails the attempt, which is retried on
 a new connection like a failed POST (the fixed user-face policy, 10 s until 72 h). Every attempt
 becomes an ``Outcome`` for the delivery log, without an HTTP status.
+
+Frames stay exactly the ``Message``; the connection is what is signed. When the callback has
+active secrets, the opening handshake carries ``webhook-id`` (fresh per connection),
+``webhook-timestamp`` and ``webhook-signature`` over ``{id}.{timestamp}.{callbackId}``
+(``notifications.signing``), and ``keyfob-callback-id`` names the callback signed for, so a
+receiver holding a secret can refuse anyone else's dial.
 """
 
 from __future__ import annotations
 
 import asyncio
+import secrets as random_source
 import socket
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -40,6 +47,7 @@ from keyfob.kit.addresses import parse_ip
 from keyfob.notifications.metrics import DeliveryMetrics
 from keyfob.notifications.outcome import Outcome, RefusedAddress, error_class, excerpt
 from keyfob.notifications.resolver import SafeResolver, check_host
+from keyfob.notifications.signing import sign
 
 USER_AGENT = f"keyfob/{__version__}"
 _DETAIL_CHARS = 300
@@ -84,12 +92,15 @@ class WebSocketChannel:
     def open_connections(self) -> int:
         return sum(1 for link in self._links.values() if _healthy(link.connection))
 
-    async def send(self, callback_id: str, url: str, frame: str) -> Outcome:
-        """One attempt: write ``frame`` on the callback's connection (opened if need be)."""
+    async def send(
+        self, callback_id: str, url: str, frame: str, secrets: Sequence[str] = ()
+    ) -> Outcome:
+        """One attempt: write ``frame`` on the callback's connection (opened if need be, its
+        handshake signed with ``secrets`` when there are any)."""
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self._timeout):
-                connection = await self._connection(callback_id, url)
+                connection = await self._connection(callback_id, url, secrets)
                 await connection.send(frame)
                 pong = await connection.ping()
                 await pong
@@ -106,7 +117,9 @@ class WebSocketChannel:
             )
         )
 
-    async def _connection(self, callback_id: str, url: str) -> ClientConnection:
+    async def _connection(
+        self, callback_id: str, url: str, secrets: Sequence[str] = ()
+    ) -> ClientConnection:
         link = self._links.get(callback_id)
         if link is None or link.url != url:
             if link is not None:  # the callback's target changed (PUT)
@@ -120,11 +133,11 @@ class WebSocketChannel:
             return link.connection
         async with link.lock:
             if not _healthy(link.connection):
-                link.connection = await self._open(url)
+                link.connection = await self._open(url, handshake(callback_id, secrets))
             assert link.connection is not None
             return link.connection
 
-    async def _open(self, url: str) -> ClientConnection:
+    async def _open(self, url: str, headers: dict[str, str]) -> ClientConnection:
         uri = parse_uri(url)
         sock = await self._dial(uri.host, uri.port)
         options: dict[str, object] = {"sock": sock}
@@ -141,6 +154,7 @@ class WebSocketChannel:
                 ping_timeout=self._timeout,
                 close_timeout=1.0,
                 user_agent_header=USER_AGENT,
+                additional_headers=headers,
                 **options,  # type: ignore[arg-type]
             )
         except BaseException:
@@ -199,6 +213,18 @@ class WebSocketChannel:
             return_exceptions=True,
         )
         await self._resolver.close()
+
+
+CALLBACK_HEADER = "keyfob-callback-id"
+
+
+def handshake(callback_id: str, secrets: Sequence[str]) -> dict[str, str]:
+    """The signature headers of a connection's opening request (none without a secret)."""
+    if not secrets:
+        return {}
+    msg_id = "msg_" + random_source.token_hex(16)
+    signed = sign(secrets, msg_id, int(time.time()), callback_id.encode())
+    return {CALLBACK_HEADER: callback_id, **signed}
 
 
 def _healthy(connection: ClientConnection | None) -> bool:
