@@ -93,7 +93,8 @@ async def test_listen_follows_a_fleet_stream_from_an_id(db: Database, clock: Fak
         assert f"{remote_id}  {vin}  Doors  Pending/Accepted" in line
 
 
-async def test_listen_follows_a_user_stream_over_websocket(db: Database, clock: FakeClock) -> None:
+async def test_listen_follows_a_user_stream_over_websocket_and_verifies_it(db: Database) -> None:
+    clock = FakeClock(datetime.now(UTC))  # the command checks timestamps against its own clock
     app = make_app(db, clock)
     async with serving(app) as url:
         tenant = await make_tenant(app, db, "alice", clock())
@@ -105,13 +106,14 @@ async def test_listen_follows_a_user_stream_over_websocket(db: Database, clock: 
                 "type": ["Remote"],
                 "callback": {"webhook": {"name": "app", "target": "https://app.example.com/h"}},
             }
-            callback_id = (await http.post(f"{V4}/user/callbacks", json=body)).json()["callbackId"]
+            created = (await http.post(f"{V4}/user/callbacks", json=body)).json()
+            callback_id = created["callbackId"]
             remotes = f"{V4}/user/vehicles/{vehicle}/callbacks/{callback_id}/remotes"
             posted = await http.post(remotes, json={"door": {"state": "Locked"}})
             first = (await http.get(f"{V4}/user/callbacks/{callback_id}/events")).json()
             stream = f"{url.replace('http', 'ws')}{V4}/user/callbacks/{callback_id}/events/ws"
             args = ["--token", ann.token, "--realm", ann.headers["x-introspect-realm"]]
-            args += ["--client-id", ann.client_id, "--count", "1"]
+            args += ["--client-id", ann.client_id, "--count", "1", "--secret", created["secret"]]
             before = first["items"][0]["id"]
             async with keyfob("listen", "--stream", stream, *args, "--after", before) as listen:
                 await lines(listen, 1)  # the banner
@@ -120,6 +122,7 @@ async def test_listen_follows_a_user_stream_over_websocket(db: Database, clock: 
                 assert await listen.wait() == 0
     assert posted.status_code == again.status_code == 202
     assert f"{again.json()['remoteActionId']}  -  Doors  Pending/Accepted" in line
+    assert line.endswith("  signed")
 
 
 async def test_listen_dials_again_after_a_restart_and_misses_nothing(

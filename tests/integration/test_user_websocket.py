@@ -23,6 +23,7 @@ from test_user_end_to_end import prepared, running
 from keyfob.callbacks.targets import TargetPolicy
 from keyfob.errors import ErrorCode
 from keyfob.kit.clock import FakeClock
+from keyfob.listen import ws_receiver as listen_ws
 from keyfob.notifications.resolver import SafeResolver
 from keyfob.notifications.worker import DeliveryWorker, WorkerOptions
 from keyfob.notifications.ws_channel import WebSocketChannel
@@ -272,3 +273,26 @@ async def test_a_remote_changes_its_messages_through_callback_attributes_websock
         await stage.drain()
     (message,) = hook.messages
     assert message["attributes"] == [{"key": "room", "value": "garage"}]
+
+
+async def test_the_connection_to_a_websocket_callback_is_signed_with_its_secret(
+    db: Database, clock: FakeClock
+) -> None:
+    """``keyfob listen --ws --secret`` lets the worker's signed connection in: the handshake
+    carries the callback's signature over its id."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    printed: list[str] = []
+    async with ws_stage(db, clock) as stage:
+        body = {"label": "feed", "callback": {"websocket": {"target": f"ws://127.0.0.1:{port}/"}}}
+        created = (await stage.http.post(f"{V4}/user/callbacks", json=body)).json()
+        cbid, secret = created["callbackId"], created["secret"]
+        receiver = await listen_ws.start("127.0.0.1", port, printed.append, secrets=[secret])
+        async with receiver:
+            await stage.remote(cbid, {"label": "front", "door": {"state": "Locked"}})
+            await stage.drain()
+            logged = await attempts(db, cbid)
+    assert logged == [("delivered", None)]
+    assert not [line for line in printed if "!!" in line]
+    assert any(line.endswith("Doors  Pending/Accepted") for line in printed)
