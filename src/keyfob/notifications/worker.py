@@ -235,7 +235,8 @@ class DeliveryWorker:
     async def attempt(self, delivery: queue.Delivery, request: Request) -> Outcome:
         """The attempt on the callback's channel: a POST, a WebSocket frame or FCM requests."""
         target = delivery.target
-        channel = self._user.subscribe(target).channel if target.face == Face.USER else ""
+        subscribe = self._user.subscribe(target) if target.face == Face.USER else None
+        channel = subscribe.channel if subscribe is not None else ""
         if channel == WEBSOCKET:
             if self.websocket is None:
                 return _unavailable("WebSocket delivery is not running in this worker")
@@ -244,7 +245,7 @@ class DeliveryWorker:
         if channel == PUSH:
             if self.push is None:
                 return _unavailable("push (FCM) is not configured on this worker")
-            subscribe = self._user.subscribe(target)
+            assert subscribe is not None
             pushed = await self.push.send(subscribe, self._user.messages(delivery))
             if pushed.unregistered:
                 await self._forget(target.id, pushed.unregistered)
@@ -331,20 +332,23 @@ class DeliveryWorker:
             rows = min(options.claim_limit, options.max_rows_in_flight - self._rows)
             posts = options.max_in_flight - self._posts
             deliveries: list[queue.Delivery] = []
+            recorded: list[queue.Delivery] = []
             if rows > 0 and posts > 0:
                 recorded, self._recorded = self._recorded, []
                 try:
                     deliveries = await self.claim(rows, max_deliveries=posts)
                 except Exception:
                     log.exception("claiming notifications failed; retrying shortly")
-                for delivery in recorded:
-                    self._unchain(delivery)
             for delivery in deliveries:
                 self._started(delivery)
                 after, mine = self._chain(delivery)
                 group.create_task(
                     self._send_one(delivery, after, mine), name=f"deliver-{delivery.rows[0].id}"
                 )
+            # Only now: a row given back while its predecessor was still leased here may have
+            # been claimed again, and must follow the give-back's verdict (not delivered).
+            for delivery in recorded:
+                self._unchain(delivery)
             # Also wait when full: a loop that never awaits would starve the very sends
             # whose completion frees room. A claim that brought fewer rows and POSTs than
             # it had room for took everything that was due.
@@ -383,7 +387,7 @@ class DeliveryWorker:
                 return
             result = await self.send(delivery)
             delivered = result.outcome.delivered
-            mine.set_result(delivered)
+            mine.set_result(delivered)  # the POSTs chained behind this one go on first
             await self._results.put(result)
         except Exception:
             # The lease expires and another cycle takes the rows again: nothing is lost.
