@@ -23,7 +23,7 @@ from keyfob.config import Settings
 from keyfob.link.mqtt import MqttTransport
 from keyfob.link.transport import Backoff, TransportError
 from keyfob.runtime.context import db_timeouts
-from keyfob.store.engine import Database, async_url
+from keyfob.store.engine import Database, async_url, sqlite_file
 
 URL_FORMS = "sqlite:///relative.db, sqlite:////absolute.db or postgresql://user@host/name"
 BROKER_WAIT_S = 3.0
@@ -65,10 +65,8 @@ def check_database(settings: Settings) -> None:
 
 
 def _sqlite_folder(url: str) -> Path | None:
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
-        return None
-    return Path(parsed.database).parent
+    found = sqlite_file(url)
+    return None if found is None else Path(found).parent
 
 
 async def _answers(settings: Settings) -> None:

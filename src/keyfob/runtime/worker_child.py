@@ -42,6 +42,7 @@ from keyfob.notifications.outcome import Outcome
 from keyfob.notifications.policy import Abandon, Decision, Expire
 from keyfob.runtime.context import AppContext, build_context
 from keyfob.runtime.delivery_role import delivery_role
+from keyfob.store.engine import is_sqlite, sqlite_file
 
 log = logging.getLogger("keyfob.runtime.worker")
 
@@ -54,8 +55,7 @@ STABLE_AFTER_S = 60.0
 
 def shares_database(settings: Settings) -> bool:
     """Whether another process can open the database ``settings`` name (not SQLite in memory)."""
-    url = settings.db
-    return not (url.startswith("sqlite") and (":memory:" in url or url.rstrip("/") == "sqlite:"))
+    return not is_sqlite(settings.db) or sqlite_file(settings.db) is not None
 
 
 # -- the parent's side -----------------------------------------------------------------------

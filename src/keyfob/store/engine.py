@@ -65,6 +65,14 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
+def sqlite_file(url: str) -> str | None:
+    """The file a SQLite URL names; None for another database or SQLite in memory."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return str(parsed.database)
+
+
 def _sqlite_pragmas(busy_ms: int, synchronous: str, dbapi_connection: Any, _record: Any) -> None:
     if synchronous not in SYNCHRONOUS:
         raise ValueError(f"SQLite synchronous must be FULL or NORMAL, not {synchronous!r}")
