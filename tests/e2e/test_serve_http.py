@@ -194,3 +194,35 @@ def test_the_api_documentation_loads_nothing_from_elsewhere(served: Served, page
                 assert "javascript" in asset.headers["content-type"], url
             if url.endswith(".css"):
                 assert asset.headers["content-type"].startswith("text/css"), url
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize(
+    ("page", "rendered"),
+    [("/docs", ".swagger-ui .opblock"), ("/redoc", "[data-section-id^='operation']")],
+)
+async def test_the_api_documentation_renders_in_a_browser_without_internet(
+    served: Served, page: str, rendered: str
+) -> None:
+    """In chromium, with every request to another host refused: the page still draws the
+    operations (Swagger UI's blocks, ReDoc's sections) from keyfob's own assets. ReDoc's
+    bundle still asks its vendor's site for the small logo of its footer (an image, refused
+    here, which the page does without); no script or style comes from elsewhere."""
+    from browser_support import launch_chromium, same_origin
+
+    elsewhere: list[str] = []
+    async with launch_chromium() as browser:
+        tab = await browser.new_page()
+
+        async def only_keyfob(route: Any) -> None:
+            if same_origin(route.request.url, served.url):
+                await route.continue_()
+            else:
+                elsewhere.append(route.request.url)
+                await route.abort()
+
+        await tab.route("**/*", only_keyfob)
+        await tab.goto(served.url + page)
+        await tab.wait_for_selector(rendered, timeout=30_000)
+    needed = [url for url in elsewhere if not url.endswith(".svg")]
+    assert not needed, f"{page} asked other hosts for {elsewhere}"
