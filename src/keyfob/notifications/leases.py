@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 from datetime import datetime, timedelta
+from functools import partial
 
 from sqlalchemy import bindparam, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -23,6 +24,7 @@ from keyfob.kit.clock import Clock
 from keyfob.notifications.models import notifications
 from keyfob.notifications.queue import Delivery, chunks, pending
 from keyfob.store.engine import Database
+from keyfob.store.one_trip import run_in_one_trip
 
 log = logging.getLogger("keyfob.delivery")
 
@@ -65,8 +67,10 @@ class LeaseKeeper:
         """Push every held row's lease to ``now + lease_s``."""
         ids = [row_id for rows in self._held.values() for row_id in rows]
         if ids:
-            async with self._database.transaction() as conn:
-                await renew(conn, owner=self._owner, ids=ids, until=self._clock() + self._lease)
+            until = self._clock() + self._lease
+            await run_in_one_trip(
+                self._database, partial(renew, owner=self._owner, ids=ids, until=until)
+            )
 
     def stop(self) -> None:
         self._stopped.set()

@@ -37,6 +37,7 @@ import logging
 import socket
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from keyfob.callbacks.attributes import (
@@ -65,6 +66,7 @@ from keyfob.notifications.signing import sign
 from keyfob.notifications.user_delivery import UserMessages
 from keyfob.notifications.ws_channel import WebSocketChannel
 from keyfob.store.engine import Database
+from keyfob.store.one_trip import run_in_one_trip
 
 log = logging.getLogger("keyfob.delivery")
 
@@ -274,28 +276,34 @@ class DeliveryWorker:
 
     async def claim(self, limit: int, *, max_deliveries: int | None = None) -> list[queue.Delivery]:
         """Lease up to ``limit`` rows, in the POSTs they make (``max_deliveries`` at most)."""
-        async with self.database.transaction() as conn:
-            return await queue.claim(
-                conn,
-                owner=self.options.owner,
-                now=self.clock(),
-                lease=timedelta(seconds=self.options.lease_s),
+        now, options = self.clock(), self.options
+        return await run_in_one_trip(
+            self.database,
+            partial(
+                queue.claim,
+                owner=options.owner,
+                now=now,
+                lease=timedelta(seconds=options.lease_s),
                 limit=limit,
-                batch_limit=self.options.claim_limit,
+                batch_limit=options.claim_limit,
                 max_deliveries=max_deliveries,
-            )
+            ),
+        )
 
     async def expire(self) -> int:
         """Give up on pending rows past the horizon; returns how many."""
-        async with self.database.transaction() as conn:
-            expired = await ledger.expire_overdue(conn, now=self.clock())
+        expired = await run_in_one_trip(
+            self.database, partial(ledger.expire_overdue, now=self.clock())
+        )
         if expired and self.metrics is not None:
             self.metrics.observe_expired(expired)
         return expired
 
     async def record(self, results: list[ledger.Result]) -> None:
-        async with self.database.transaction() as conn:
-            await ledger.record(conn, owner=self.options.owner, results=results, now=self.clock())
+        await run_in_one_trip(
+            self.database,
+            partial(ledger.record, owner=self.options.owner, results=results, now=self.clock()),
+        )
 
     async def run_once(self) -> int:
         """Expire, claim what is due (up to the claim limit), send, record; returns POSTs made."""
@@ -400,9 +408,10 @@ class DeliveryWorker:
     async def _give_back(self, delivery: queue.Delivery) -> None:
         """An earlier event of this remote was not delivered: this one waits for its retry."""
         try:
-            async with self.database.transaction() as conn:
-                ids = [row.id for row in delivery.rows]
-                await ledger.release(conn, owner=self.options.owner, ids=ids)
+            ids = [row.id for row in delivery.rows]
+            await run_in_one_trip(
+                self.database, partial(ledger.release, owner=self.options.owner, ids=ids)
+            )
         except Exception:
             log.exception("giving back notifications failed; their lease will expire")
         self._finished([delivery])

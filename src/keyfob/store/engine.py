@@ -1,7 +1,9 @@
 """Engines and the unit of work: the same code on SQLite and on PostgreSQL.
 
-SQLite (embedded default) runs in WAL mode behind a single connection, so there is exactly one
-writer and no ``database is locked``; PostgreSQL gets a pool. Queries use SQLAlchemy Core on the
+SQLite (embedded default) runs in WAL mode behind a single connection per process, so a
+process has one writer; the processes sharing the file (``serve`` and its delivery child) take
+turns through ``store.writer_lock``, each write transaction beginning ``IMMEDIATE``. PostgreSQL
+gets a pool. Queries use SQLAlchemy Core on the
 tables the domains declare (``store.schema``), not ORM sessions, because the session costs
 about three times a raw insert on the hot path.
 
@@ -17,6 +19,9 @@ turns those failures into one log line per outage and the API's 503 (``store.out
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -32,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from keyfob.store.outage import Outage
+from keyfob.store.writer_lock import WriterLock, lock_path
 
 
 @dataclass(frozen=True)
@@ -104,7 +110,7 @@ def create_engine(
         # cost one more hand-off to the driver's thread per unit of work.
         engine = create_async_engine(
             async_url(url),
-            json_serializer=_dumps,
+            json_serializer=json_text,
             json_deserializer=orjson.loads,
             poolclass=AsyncAdaptedQueuePool,
             pool_size=1,
@@ -121,7 +127,7 @@ def create_engine(
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_timeout=timeouts.pool,
-        json_serializer=_dumps,
+        json_serializer=json_text,
         json_deserializer=orjson.loads,
         connect_args={
             "timeout": timeouts.connect,
@@ -137,7 +143,24 @@ def create_engine(
     )
 
 
-def _dumps(value: Any) -> str:
+def begin_immediate(sqlite: sqlite3.Connection, lock: WriterLock | None, timeout_s: float) -> None:
+    """On the driver's thread: the writer lock, then SQLite's write lock (``BEGIN IMMEDIATE``).
+
+    Taking SQLite's lock at the start also means a transaction that reads before it writes
+    never fails at its first write because another process wrote in between.
+    """
+    if lock is None:
+        sqlite.execute("BEGIN IMMEDIATE")
+        return
+    lock.acquire(timeout_s)
+    try:
+        sqlite.execute("BEGIN IMMEDIATE")
+    except BaseException:
+        lock.release()
+        raise
+
+
+def json_text(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
@@ -160,13 +183,44 @@ class Database:
             url, pool_size=pool_size, timeouts=timeouts, synchronous=sqlite_synchronous
         )
         self.outage = Outage(retry_after_s=retry_after_s)
+        file = sqlite_file(url)
+        self.writer_lock = WriterLock(lock_path(file)) if file is not None else None
+        """SQLite on a file: taken around every write transaction (``store.writer_lock``)."""
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """Commit when the block ends, roll back when it raises."""
-        async with self.engine.begin() as conn:
-            yield conn
+        if self.writer_lock is None:
+            async with self.engine.begin() as conn:
+                yield conn
+        else:
+            async with self.engine.connect() as conn, self._writing(conn), conn.begin():
+                yield conn
         self.outage.reached()
+
+    @asynccontextmanager
+    async def _writing(self, conn: AsyncConnection) -> AsyncIterator[None]:
+        """The writer lock, then ``BEGIN IMMEDIATE``, on the driver's thread; the lock is let
+        go once the block (and so its COMMIT or ROLLBACK) has ended."""
+        lock = self.writer_lock
+        assert lock is not None
+        driver: Any = (await conn.get_raw_connection()).driver_connection
+        begin = asyncio.ensure_future(
+            driver._execute(begin_immediate, driver._conn, lock, self.timeouts.busy)
+        )
+        try:
+            await asyncio.shield(begin)
+        except asyncio.CancelledError:
+            # The driver's thread may still take the lock and begin: undo both, then go.
+            with contextlib.suppress(Exception):
+                await begin
+                await driver._execute(driver._conn.rollback)
+            lock.release()
+            raise
+        try:
+            yield
+        finally:
+            lock.release()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -177,3 +231,5 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.writer_lock is not None:
+            self.writer_lock.close()

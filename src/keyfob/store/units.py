@@ -35,7 +35,8 @@ from keyfob.store._sqlite import (
     prepare_statement,
     sqlite_driver,
 )
-from keyfob.store.engine import Database
+from keyfob.store.engine import Database, begin_immediate
+from keyfob.store.writer_lock import WriterLock
 
 T = TypeVar("T")
 
@@ -107,11 +108,14 @@ async def run_steps(conn: AsyncConnection, plan: Plan[T]) -> T:
         return result
 
 
-def _run_here(sqlite: Any, dialect: Dialect, plan: Plan[T]) -> T:
+def _run_here(
+    sqlite: Any, dialect: Dialect, lock: WriterLock | None, busy_s: float, plan: Plan[T]
+) -> T:
     """The plan on the driver's thread, on its ``sqlite3`` connection, as one transaction.
 
     The transaction begins with the plan's first step: a plan that ends without one (it found
-    nothing to do) costs no ``BEGIN`` and no ``COMMIT``.
+    nothing to do) costs no ``BEGIN`` and no ``COMMIT``. With a writer lock it begins by
+    taking it (``store.writer_lock``) and lets it go once the transaction has ended.
     """
     begun = False
     try:
@@ -120,7 +124,7 @@ def _run_here(sqlite: Any, dialect: Dialect, plan: Plan[T]) -> T:
             step = plan.send(answer)
             answer = None
             if not begun:
-                sqlite.execute("BEGIN IMMEDIATE")
+                begin_immediate(sqlite, lock, busy_s)
                 begun = True
             if isinstance(step, Fetch):
                 prepared = prepare_select(step.statement, dialect, step.parameters)
@@ -143,12 +147,23 @@ def _run_here(sqlite: Any, dialect: Dialect, plan: Plan[T]) -> T:
                 answer = cursor.rowcount if step.rows is None else None
     except StopIteration as done:
         if begun:
-            sqlite.commit()
+            try:
+                sqlite.commit()
+            except BaseException:
+                sqlite.rollback()
+                raise
+            finally:
+                if lock is not None:
+                    lock.release()
         result: T = done.value
         return result
     except BaseException:
         if begun:
-            sqlite.rollback()
+            try:
+                sqlite.rollback()
+            finally:
+                if lock is not None:
+                    lock.release()
         raise
 
 
@@ -160,7 +175,12 @@ async def run_unit(database: Database, make_plan: Callable[[], Plan[T]]) -> T:
             if driver is not None:
                 try:
                     result: T = await driver._execute(
-                        _run_here, driver._conn, conn.dialect, make_plan()
+                        _run_here,
+                        driver._conn,
+                        conn.dialect,
+                        database.writer_lock,
+                        database.timeouts.busy,
+                        make_plan(),
                     )
                     return result
                 except NotOneTrip:
@@ -192,9 +212,12 @@ async def sqlite_turn(database: Database) -> AsyncIterator[Submit[Any] | None]:
             yield None
             return
         submitted: list[asyncio.Future[Any]] = []
+        lock, busy_s = database.writer_lock, database.timeouts.busy
 
         def submit(plan: Plan[Any]) -> asyncio.Future[Any]:
-            call: Awaitable[Any] = driver._execute(_run_here, driver._conn, conn.dialect, plan)
+            call: Awaitable[Any] = driver._execute(
+                _run_here, driver._conn, conn.dialect, lock, busy_s, plan
+            )
             future = asyncio.ensure_future(call)
             submitted.append(future)
             return future
