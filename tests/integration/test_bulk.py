@@ -100,8 +100,8 @@ async def test_sqlite_takes_one_hand_off_per_call(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     database = await sqlite_with(tmp_path, scratch)
-    calls = count_hand_offs(monkeypatch)
     async with database.transaction() as conn:
+        calls = count_hand_offs(monkeypatch)  # from the transaction's begin on
         await insert_rows(conn, [(things, [thing(n) for n in range(1, 50)]), (marks, [])])
         inserted = len(calls)
         found = await fetch_all(conn, select(things).where(things.c.id.in_({"t001", "t002"})))
