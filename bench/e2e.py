@@ -282,7 +282,7 @@ def wait_done(receiver: int, accepted: list[list[Any]], seen: set[str], timeout:
     started = time.monotonic()
     cursor = [0]
     while True:
-        for rid, _seq, kind, _at in dump(receiver, cursor[0]):
+        for rid, _seq, kind, _at, _lag in dump(receiver, cursor[0]):
             cursor[0] += 1
             if kind.startswith("Done/"):
                 seen.add(rid)
@@ -304,17 +304,19 @@ def phase_paced(
     sent = load(plan, seconds + 120)
     stopped = time.monotonic()
     events = dump(receiver)
-    done_at = {rid: at for rid, _s, kind, at in events if kind.startswith("Done/")}
+    done_at = {rid: at for rid, _s, kind, at, _lag in events if kind.startswith("Done/")}
     backlog = sum(1 for rid, _ in sent["accepted"] if done_at.get(rid, stopped + 1) > stopped)
     wait_done(receiver, sent["accepted"], set(done_at), drain)
-    done_at = {rid: at for rid, _s, kind, at in dump(receiver) if kind.startswith("Done/")}
+    done_at = {rid: at for rid, _s, kind, at, _lag in dump(receiver) if kind.startswith("Done/")}
     latencies = [(done_at.get(rid, float("inf")) - at) * 1000 for rid, at in sent["accepted"]]
     sent_at = dict(sent["accepted"])
     stages: dict[str, list[float]] = {}
-    for rid, _seq, kind, at in dump(receiver):
+    lags: dict[str, list[float]] = {}
+    for rid, _seq, kind, at, lag in dump(receiver):
         if rid in sent_at:
             stage = kind if kind.startswith("Pending/") else "Done"
             stages.setdefault(stage, []).append((at - sent_at[rid]) * 1000)
+            lags.setdefault(stage, []).append(lag)
     return {
         "offered": rate,
         "accepted": len(sent["accepted"]),
@@ -324,6 +326,7 @@ def phase_paced(
         "p99_ms": percentile(latencies, 99),
         "backlog": backlog,
         "stage_p50_ms": {k: percentile(v, 50) for k, v in stages.items()},
+        "delivery_lag_p50_ms": {k: percentile(v, 50) for k, v in lags.items()},
         "answer_p50_ms": sent["answer_p50_ms"],
         "answer_p99_ms": sent["answer_p99_ms"],
         "accepted_list": sent["accepted"],
@@ -347,7 +350,9 @@ def phase_saturation(receiver: int, tenant: Tenant, args: argparse.Namespace) ->
     window = (started + args.warmup, started + args.warmup + args.seconds)
     events = dump(receiver)
     done = sum(
-        1 for _r, _s, kind, at in events if kind.startswith("Done/") and window[0] <= at < window[1]
+        1
+        for _r, _s, kind, at, _lag in events
+        if kind.startswith("Done/") and window[0] <= at < window[1]
     )
     return {
         "completed_per_s": done / args.seconds,
@@ -359,7 +364,7 @@ def phase_saturation(receiver: int, tenant: Tenant, args: argparse.Namespace) ->
 def check(receiver: int, accepted: list[list[Any]]) -> dict[str, Any]:
     """Nothing lost, order kept, and what each remote produced."""
     by_remote: dict[str, list[tuple[int, str]]] = {}
-    for rid, seq, kind, _at in dump(receiver):
+    for rid, seq, kind, _at, _lag in dump(receiver):
         by_remote.setdefault(rid, []).append((seq, kind))
     lost = [
         rid
@@ -473,6 +478,15 @@ def report(results: list[dict[str, Any]]) -> None:
             f"{r['peak_rss_mib']:>7.0f}  {c['lost']:>4} {c['out_of_order']:>5} {c['duplicated']:>3}"
         )
         print("  ".join(cells))
+    print("\neach stage at the first paced rate: p50 after the POST (p50 from raised to received)")
+    for r in results:
+        p = r[f"at_{ARGS.rates[0]}"]
+        lag = p.get("delivery_lag_p50_ms", {})
+        stages = ", ".join(
+            f"{stage.removeprefix('Pending/')} {ms:.0f} ({lag.get(stage, float('nan')):.0f})"
+            for stage, ms in p["stage_p50_ms"].items()
+        )
+        print(f"  {r['shape']} {r['sync']}: {stages}")
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in results:
         groups.setdefault((r["shape"], r["sync"]), []).append(r)

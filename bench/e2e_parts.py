@@ -31,6 +31,7 @@ import signal
 import sys
 import time
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -98,14 +99,19 @@ class Receiver(asyncio.Protocol):
             self.transport.close()
 
     def _record(self, body: bytes) -> None:
-        arrived = time.monotonic()
+        arrived, wall = time.monotonic(), time.time()
         document = orjson.loads(body)
         for event in document.get("events", ()):
             status = event["eventStatus"]
             kind = f"{status['type']}/{status['status']}"
             if "failureCause" in status:
                 kind += f"/{status['failureCause']}"
-            self.book.events.append([event["remoteActionId"], event["sequence"], kind, arrived])
+            # How long after keyfob raised it (its eventDate) the event arrived: delivery alone.
+            raised = datetime.fromisoformat(event["eventDate"]).timestamp()
+            lag_ms = round((wall - raised) * 1000, 1)
+            self.book.events.append(
+                [event["remoteActionId"], event["sequence"], kind, arrived, lag_ms]
+            )
             if status["type"] == "Done":
                 self.book.done += 1
 
