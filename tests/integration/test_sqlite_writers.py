@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hand_offs import count_hand_offs, sqlite_with
@@ -197,4 +197,24 @@ async def test_postgres_runs_the_unit_in_an_ordinary_transaction() -> None:
         return int((await conn.execute(select(1))).scalar_one())
 
     assert await run_in_one_trip(database, answer) == 1
+    await database.dispose()
+
+
+async def test_an_unsynced_unit_skips_the_disk_wait_for_its_own_commit_only(
+    tmp_path: Path,
+) -> None:
+    database = await sqlite_with(tmp_path, scratch)  # synchronous=FULL, the default
+    levels = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
+
+    async def level(conn: AsyncConnection) -> str:
+        await conn.execute(insert(rows), {"id": f"r{len(seen)}", "n": 1})
+        return levels[int((await conn.execute(text("PRAGMA synchronous"))).scalar_one())]
+
+    seen: list[str] = []
+    seen.append(await run_in_one_trip(database, level, synced=False))
+    seen.append(await run_in_one_trip(database, level))
+    assert seen == ["NORMAL", "FULL"]
+    async with database.read() as conn:  # and the connection is back to FULL for the rest
+        assert (await conn.execute(text("PRAGMA synchronous"))).scalar_one() == 2
+        assert (await conn.execute(select(func.count()).select_from(rows))).scalar_one() == 2
     await database.dispose()

@@ -69,7 +69,9 @@ class LeaseKeeper:
         if ids:
             until = self._clock() + self._lease
             await run_in_one_trip(
-                self._database, partial(renew, owner=self._owner, ids=ids, until=until)
+                self._database,
+                partial(renew, owner=self._owner, ids=ids, until=until),
+                synced=False,  # lost in a power cut: nothing held survives one anyway
             )
 
     def stop(self) -> None:

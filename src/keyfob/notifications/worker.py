@@ -288,6 +288,7 @@ class DeliveryWorker:
                 batch_limit=options.claim_limit,
                 max_deliveries=max_deliveries,
             ),
+            synced=False,  # a lease lost in a power cut: the rows are claimed again
         )
 
     async def expire(self) -> int:
@@ -410,7 +411,9 @@ class DeliveryWorker:
         try:
             ids = [row.id for row in delivery.rows]
             await run_in_one_trip(
-                self.database, partial(ledger.release, owner=self.options.owner, ids=ids)
+                self.database,
+                partial(ledger.release, owner=self.options.owner, ids=ids),
+                synced=False,  # undone by a power cut, the lease expires instead
             )
         except Exception:
             log.exception("giving back notifications failed; their lease will expire")

@@ -183,6 +183,7 @@ class Database:
             url, pool_size=pool_size, timeouts=timeouts, synchronous=sqlite_synchronous
         )
         self.outage = Outage(retry_after_s=retry_after_s)
+        self.sqlite_synchronous = sqlite_synchronous
         file = sqlite_file(url)
         self.writer_lock = WriterLock(lock_path(file)) if file is not None else None
         """SQLite on a file: taken around every write transaction (``store.writer_lock``)."""
