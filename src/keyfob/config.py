@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     db_retry_after_s: int = Field(5, ge=1)
     db_sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     """SQLite: FULL (a 202 survives a power loss, decision 32) or NORMAL (faster commits)."""
+    db_sqlite_checkpoint_every_s: float = Field(0.1, ge=0)
+    """SQLite: WAL checkpoints on a thread of their own this often; 0 leaves them to SQLite,
+    inside the commit that fills the log (``store.checkpoints``)."""
     public_url: str | None = None
     vehicles: int = Field(10, ge=0)
     credentials_file: Path = Path("keyfob-demo.json")

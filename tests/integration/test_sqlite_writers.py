@@ -218,3 +218,27 @@ async def test_an_unsynced_unit_skips_the_disk_wait_for_its_own_commit_only(
         assert (await conn.execute(text("PRAGMA synchronous"))).scalar_one() == 2
         assert (await conn.execute(select(func.count()).select_from(rows))).scalar_one() == 2
     await database.dispose()
+
+
+async def test_a_long_running_process_checkpoints_the_log_on_its_own_thread(
+    tmp_path: Path,
+) -> None:
+    file = tmp_path / "checkpoints.db"
+    database = Database(f"sqlite:///{file}", sqlite_synchronous="NORMAL", checkpoint_every_s=0.02)
+    assert database.checkpointer is not None
+    async with database.transaction() as conn:
+        await conn.run_sync(scratch.create_all)
+    for n in range(3000):  # about 3,000 pages of log, three times SQLite's own threshold
+        async with database.transaction() as conn:
+            await conn.execute(insert(rows), {"id": f"r{n}", "n": n})
+    async with database.read() as conn:
+        # No commit checkpoints here any more: the thread does, so the log is reused and stays
+        # small instead of growing by every page written.
+        assert (await conn.execute(text("PRAGMA wal_autocheckpoint"))).scalar_one() == 0
+        assert (await conn.execute(select(func.count()).select_from(rows))).scalar_one() == 3000
+    assert database.checkpointer.rounds > 0
+    assert database.checkpointer.restarts > 0  # the log was copied whole and began again
+    wal = Path(f"{file}-wal")
+    assert wal.stat().st_size < 1500 * 4096
+    await database.dispose()
+    assert not database.checkpointer._thread.is_alive()

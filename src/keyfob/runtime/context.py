@@ -114,6 +114,7 @@ def build_context(
         timeouts=db_timeouts(settings),
         retry_after_s=settings.db_retry_after_s,
         sqlite_synchronous=settings.db_sqlite_synchronous,
+        checkpoint_every_s=settings.db_sqlite_checkpoint_every_s,
     )
     metrics, remote_metrics = DeliveryMetrics(), RemoteMetrics()
     metrics.registry.register(remote_metrics)

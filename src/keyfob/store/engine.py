@@ -36,6 +36,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
+from keyfob.store.checkpoints import Checkpointer
 from keyfob.store.outage import Outage
 from keyfob.store.writer_lock import WriterLock, lock_path
 
@@ -79,7 +80,9 @@ def sqlite_file(url: str) -> str | None:
     return str(parsed.database)
 
 
-def _sqlite_pragmas(busy_ms: int, synchronous: str, dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(
+    busy_ms: int, synchronous: str, autocheckpoint: bool, dbapi_connection: Any, _record: Any
+) -> None:
     if synchronous not in SYNCHRONOUS:
         raise ValueError(f"SQLite synchronous must be FULL or NORMAL, not {synchronous!r}")
     cursor = dbapi_connection.cursor()
@@ -87,6 +90,8 @@ def _sqlite_pragmas(busy_ms: int, synchronous: str, dbapi_connection: Any, _reco
     cursor.execute(f"PRAGMA synchronous={synchronous}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA busy_timeout={busy_ms:d}")
+    if not autocheckpoint:  # a ``Checkpointer`` thread does it (``store.checkpoints``)
+        cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.close()
 
 
@@ -102,6 +107,7 @@ def create_engine(
     pool_size: int = 10,
     timeouts: Timeouts = Timeouts(),
     synchronous: str = "FULL",
+    autocheckpoint: bool = True,
 ) -> AsyncEngine:
     if is_sqlite(url):
         # No reset-on-return: every checkout ends in an explicit commit or rollback (by
@@ -119,7 +125,7 @@ def create_engine(
             connect_args={"timeout": timeouts.busy},
         )
         busy_ms = round(timeouts.busy * 1000)
-        pragmas = partial(_sqlite_pragmas, busy_ms, synchronous)
+        pragmas = partial(_sqlite_pragmas, busy_ms, synchronous, autocheckpoint)
         event.listen(engine.sync_engine, "connect", pragmas)
         return engine
     return create_async_engine(
@@ -175,16 +181,29 @@ class Database:
         timeouts: Timeouts = Timeouts(),
         retry_after_s: int = 5,
         sqlite_synchronous: str = "FULL",
+        checkpoint_every_s: float | None = None,
     ) -> None:
         self.url = url
         self.sqlite = is_sqlite(url)
         self.timeouts = timeouts
-        self.engine = create_engine(
-            url, pool_size=pool_size, timeouts=timeouts, synchronous=sqlite_synchronous
+        file = sqlite_file(url)
+        self.checkpointer = (
+            Checkpointer(file, checkpoint_every_s, WriterLock(lock_path(file)), timeouts.busy)
+            if file is not None and checkpoint_every_s
+            else None
         )
+        """SQLite on a file, in a long-running process: checkpoints off the commit path."""
+        self.engine = create_engine(
+            url,
+            pool_size=pool_size,
+            timeouts=timeouts,
+            synchronous=sqlite_synchronous,
+            autocheckpoint=self.checkpointer is None,
+        )
+        if self.checkpointer is not None:
+            self.checkpointer.start()
         self.outage = Outage(retry_after_s=retry_after_s)
         self.sqlite_synchronous = sqlite_synchronous
-        file = sqlite_file(url)
         self.writer_lock = WriterLock(lock_path(file)) if file is not None else None
         """SQLite on a file: taken around every write transaction (``store.writer_lock``)."""
 
@@ -232,5 +251,7 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
         if self.writer_lock is not None:
             self.writer_lock.close()
