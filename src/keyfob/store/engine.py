@@ -3,9 +3,8 @@
 SQLite (embedded default) runs in WAL mode behind a single connection per process, so a
 process has one writer; the processes sharing the file (``serve`` and its delivery child) take
 turns through ``store.writer_lock``, each write transaction beginning ``IMMEDIATE``. PostgreSQL
-gets a pool. Queries use SQLAlchemy Core on the
-tables the domains declare (``store.schema``), not ORM sessions, because the session costs
-about three times a raw insert on the hot path.
+gets a pool. Queries use SQLAlchemy Core on the tables the domains declare (``store.schema``),
+not ORM sessions, because the session costs about three times a raw insert on the hot path.
 
 Services take an ``AsyncConnection`` first and never commit: ``Database.transaction()`` is the
 unit of work and commits when its block ends without error.
@@ -36,6 +35,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
+from keyfob.store._sqlite import sqlite_driver
 from keyfob.store.checkpoints import Checkpointer
 from keyfob.store.outage import Outage
 from keyfob.store.writer_lock import WriterLock, lock_path
@@ -224,7 +224,8 @@ class Database:
         go once the block (and so its COMMIT or ROLLBACK) has ended."""
         lock = self.writer_lock
         assert lock is not None
-        driver: Any = (await conn.get_raw_connection()).driver_connection
+        driver = sqlite_driver(await conn.get_raw_connection())
+        assert driver is not None
         begin = asyncio.ensure_future(
             driver._execute(begin_immediate, driver._conn, lock, self.timeouts.busy)
         )

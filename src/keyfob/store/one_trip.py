@@ -92,36 +92,43 @@ def _roll_back(conn: Connection, raw: Any) -> None:
         raw.rollback()
 
 
+def _drive(conn: Connection, raw: Any, work: Work[T]) -> T:
+    """``work`` to its end on this thread, committed; rolled back if it fails or suspends."""
+    coroutine = cast(Coroutine[Any, Any, T], work(cast(AsyncConnection, _OnThread(conn))))
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        conn.commit()
+        if raw.in_transaction:  # begun here, and no statement made SQLAlchemy's
+            raw.commit()
+        return cast(T, done.value)
+    except RuntimeError as error:
+        _roll_back(conn, raw)
+        if "no running event loop" in str(error):  # it awaited asyncio itself
+            raise _Suspended(work) from error
+        raise
+    except BaseException:
+        _roll_back(conn, raw)
+        raise
+    coroutine.close()
+    _roll_back(conn, raw)
+    raise _Suspended(work)
+
+
 def _run_here(raw: Any, engine: Engine, database: Database, work: Work[T], synced: bool) -> T:
     """On the driver's thread: the whole function as one transaction."""
     relaxed = not synced and database.sqlite_synchronous != "NORMAL"
     if relaxed:
         raw.execute("PRAGMA synchronous=NORMAL")
-    begin_immediate(raw, database.writer_lock, database.timeouts.busy)
-    try:
-        with engine.connect() as conn:
-            coroutine = cast(Coroutine[Any, Any, T], work(cast(AsyncConnection, _OnThread(conn))))
-            try:
-                coroutine.send(None)
-            except StopIteration as done:
-                conn.commit()
-                if raw.in_transaction:  # begun here, and no statement made SQLAlchemy's
-                    raw.commit()
-                return cast(T, done.value)
-            except RuntimeError as error:
-                _roll_back(conn, raw)
-                if "no running event loop" in str(error):  # it awaited asyncio itself
-                    raise _Suspended(work) from error
-                raise
-            except BaseException:
-                _roll_back(conn, raw)
-                raise
-            coroutine.close()
-            _roll_back(conn, raw)
-            raise _Suspended(work)
+    try:  # the connection goes back to its own level whatever happens below
+        begin_immediate(raw, database.writer_lock, database.timeouts.busy)
+        try:
+            with engine.connect() as conn:
+                return _drive(conn, raw, work)
+        finally:
+            if database.writer_lock is not None:
+                database.writer_lock.release()
     finally:
-        if database.writer_lock is not None:
-            database.writer_lock.release()
         if relaxed:
             raw.execute(f"PRAGMA synchronous={database.sqlite_synchronous}")
 
