@@ -32,6 +32,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from tls_support import Authority, Issued, authority, client_context
 
 pytestmark = pytest.mark.slow

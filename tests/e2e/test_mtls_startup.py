@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
-from tls_support import Issued, authority
 from typer.testing import CliRunner
 
 from keyfob.cli.main import app
+from tls_support import Issued, authority
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
-import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -19,6 +20,7 @@ from keyfob.errors import KeyfobError
 from keyfob.notifications.metrics import DeliveryMetrics
 from keyfob.notifications.policy import Abandon, Expire
 from keyfob.notifications.sender import WebhookSender
+from tls_support import authority, client_context
 
 BODY = b'{"callbackId":"cb","attributes":[],"events":[]}'
 LOCAL = TargetPolicy(allow_private=True)
@@ -321,25 +323,43 @@ async def test_the_connection_goes_to_the_checked_address(receiver: Receiver) ->
 # --- injection and metrics ------------------------------------------------------------------
 
 
-async def test_an_injected_session_factory_is_used(receiver: Receiver) -> None:
-    built: list[aiohttp.ClientSession] = []
+@pytest.fixture
+async def tls_receiver(tmp_path: Path) -> AsyncIterator[tuple[str, Path]]:
+    """An HTTPS receiver on 127.0.0.1 with a certificate from a CA made for the test."""
+    ca = authority(tmp_path, "hooks")
+    issued = ca.issue("127.0.0.1", server=True)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(issued.cert, issued.key)
+    state = Receiver(server=None)  # type: ignore[arg-type]
+    runner = web.AppRunner(receiver_app(state))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
+    await site.start()
+    port = runner.addresses[0][1]
+    yield f"https://127.0.0.1:{port}/ok", ca.bundle
+    await runner.cleanup()
 
-    def factory(resolver: AbstractResolver) -> aiohttp.ClientSession:
-        session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(resolver=resolver), headers={"User-Agent": "test-suite"}
-        )
-        built.append(session)
-        return session
 
-    client = WebhookSender(LOCAL, session_factory=factory)
+async def test_https_is_delivered_to_a_certificate_the_trust_store_accepts(
+    tls_receiver: tuple[str, Path],
+) -> None:
+    url, bundle = tls_receiver
+    client = WebhookSender(LOCAL, tls=lambda: client_context(bundle))
     try:
-        assert (await client.post(receiver.url("/ok"), query=[], headers={}, body=BODY)).delivered
-        assert (await client.post(receiver.url("/ok"), query=[], headers={}, body=BODY)).delivered
+        outcomes = [await client.post(url, query=[], headers={}, body=BODY) for _ in range(2)]
     finally:
         await client.close()
-    assert len(built) == 1
-    assert built[0].closed
-    assert receiver.seen[0].headers["User-Agent"] == "test-suite"
+    assert [(o.delivered, o.status_code, o.response_excerpt) for o in outcomes] == [
+        (True, 202, "thanks")
+    ] * 2
+
+
+async def test_https_to_an_unknown_authority_is_a_tls_error(
+    tls_receiver: tuple[str, Path], sender: WebhookSender
+) -> None:
+    outcome = await sender.post(tls_receiver[0], query=[], headers={}, body=BODY)
+    assert (outcome.delivered, outcome.error_class) == (False, "tls")
+    assert "certificate" in (outcome.detail or "")
 
 
 async def test_metrics_count_attempts_and_give_ups(receiver: Receiver) -> None:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from keyfob.errors import ErrorCode, KeyfobError
+from keyfob.notifications.http1 import BadAnswer, NameNotResolved
 
 EXCERPT_BYTES = 2048
 """How much of the receiver's answer is kept with each attempt."""
@@ -54,6 +55,13 @@ class RefusedAddress(Exception):
         self.address = address
         where = address if host == address else f"{host} ({address})"
         super().__init__(f"webhook target {where} is not an allowed address")
+
+
+class InvalidTarget(ValueError):
+    """The target URL cannot be parsed or is not an absolute http(s) URL."""
+
+    def __init__(self, url: str, why: str) -> None:
+        super().__init__(f"{url}: {why}")
 
 
 def excerpt(body: bytes) -> str:
@@ -103,7 +111,7 @@ def error_class(error: BaseException) -> str:
     """The class of a network failure; the cause chain is searched for an SSRF refusal first."""
     if any(isinstance(e, RefusedAddress) for e in _chain(error)):
         return "refused_address"
-    if isinstance(error, aiohttp.InvalidURL):
+    if isinstance(error, InvalidTarget | aiohttp.InvalidURL):
         return "invalid_url"
     if isinstance(error, aiohttp.ServerFingerprintMismatch | ssl.SSLError | ssl.CertificateError):
         return "tls"
@@ -111,11 +119,11 @@ def error_class(error: BaseException) -> str:
         return "tls"
     if isinstance(error, asyncio.TimeoutError):
         return "timeout"
-    if isinstance(error, aiohttp.ClientConnectorDNSError):
+    if isinstance(error, NameNotResolved | aiohttp.ClientConnectorDNSError):
         return "dns"
     if isinstance(error, aiohttp.ClientConnectionError | ConnectionError | OSError):
         return "connect"
-    if isinstance(error, aiohttp.ClientResponseError | aiohttp.ClientPayloadError):
+    if isinstance(error, BadAnswer | aiohttp.ClientResponseError | aiohttp.ClientPayloadError):
         return "protocol"
     if isinstance(error, ValueError):
         return "invalid_request"

@@ -2,10 +2,11 @@
 
 A tenant picks the webhook URL; without this, a name that resolves to 127.0.0.1, a private range
 or the cloud metadata address would let keyfob be used as a proxy into the operator's network.
-The check sits in the resolver because aiohttp connects to exactly the addresses its resolver
-returned: the name is looked up once and the checked answer is what gets dialled, which closes
-the gap a second, later lookup would leave (DNS rebinding). aiohttp skips the resolver for
-IP-literal hosts, so the sender checks those with ``check_host`` before posting.
+The check sits in the resolver because the webhook client (``http1``) connects to exactly the
+addresses its resolver returned: the name is looked up once and the checked answer is what gets
+dialled, which closes the gap a second, later lookup would leave (DNS rebinding). IP-literal
+hosts never reach a resolver, so the sender checks those with ``check_host`` before posting. The
+resolver keeps aiohttp's interface; the WebSocket channel resolves through it the same way.
 """
 
 from __future__ import annotations

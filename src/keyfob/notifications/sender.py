@@ -1,18 +1,25 @@
 """The one place that POSTs a notification, turning whatever happens into an ``Outcome``.
 
-A single ``aiohttp`` session is shared by every delivery so connections to a receiver are kept
-alive and reused. The work is bounded twice: ``limit`` requests in flight in all,
-``limit_per_host`` towards any one receiver, so one slow tenant cannot take every slot. A request
-waits for its places before its time-out starts, so queueing behind a busy receiver is never
-mistaken for that receiver being slow (the connector carries the same limits as a backstop).
-Names are resolved through ``SafeResolver``; redirects are never followed (a 3XX is a failed
-attempt, and following one would skip the address check); cookies are never kept. Nothing
-network-related escapes ``post``: the worker records and schedules, it does not catch.
+One ``Http1Client`` is shared by every delivery, so connections to a receiver are kept alive and
+reused. The work is bounded twice: ``limit`` requests in flight in all, ``limit_per_host``
+towards any one receiver, so one slow tenant cannot take every slot. A request waits for its
+places before its time-out starts, so queueing behind a busy receiver is never mistaken for that
+receiver being slow. Names are resolved through ``SafeResolver``; IP literals are checked here.
+Redirects are never followed (a 3XX is a failed attempt, and following one would skip the
+address check); cookies are never kept. Nothing network-related escapes ``post``: the worker
+records and schedules, it does not catch.
+
+The request is written here, whole: the caller's headers, then ours for what frames the body
+(``Host`` unless the caller set one, ``Content-Type``, ``Content-Length``); a header name or
+value that could break the framing (a newline, a colon in the name) fails the attempt as
+``invalid_request`` instead of being sent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
+import ssl
 import time
 from collections.abc import Callable
 
@@ -22,18 +29,27 @@ from yarl import URL
 from keyfob import __version__
 from keyfob.callbacks.targets import TargetPolicy
 from keyfob.errors import ErrorCode, KeyfobError
+from keyfob.kit.addresses import parse_ip
+from keyfob.notifications.http1 import BadAnswer, Http1Client, Origin
 from keyfob.notifications.metrics import DeliveryMetrics
-from keyfob.notifications.outcome import EXCERPT_BYTES, Outcome, RefusedAddress, classify
+from keyfob.notifications.outcome import (
+    EXCERPT_BYTES,
+    InvalidTarget,
+    Outcome,
+    RefusedAddress,
+    classify,
+)
 from keyfob.notifications.resolver import SafeResolver, check_host
-
-SessionFactory = Callable[[SafeResolver], aiohttp.ClientSession]
-"""Builds the session; it is handed the SSRF resolver to put in its connector."""
 
 USER_AGENT = f"keyfob/{__version__}"
 _SCHEMES = frozenset({"http", "https"})
 _KNOWN_TARGETS = 1024
 """Checked target URLs kept per sender: a callback posts to one URL thousands of times."""
-_NETWORK_ERRORS = (aiohttp.ClientError, OSError, asyncio.TimeoutError, RefusedAddress, ValueError)
+_NETWORK_ERRORS = (OSError, asyncio.TimeoutError, BadAnswer, RefusedAddress, ValueError)
+_OURS = frozenset({"content-type", "content-length", "transfer-encoding", "connection"})
+"""Headers that frame the request: ours, whatever the callback's attributes say."""
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_UNSAFE_VALUE = re.compile(r"[\r\n\x00]")
 
 
 class WebhookSender:
@@ -46,11 +62,12 @@ class WebhookSender:
         timeout: float = 10.0,
         limit: int = 200,
         limit_per_host: int = 20,
-        session_factory: SessionFactory | None = None,
         resolver: aiohttp.abc.AbstractResolver | None = None,
+        tls: Callable[[], ssl.SSLContext] = ssl.create_default_context,
         metrics: DeliveryMetrics | None = None,
     ) -> None:
-        """``resolver`` replaces the system resolver underneath the SSRF checks (tests fake DNS)."""
+        """``resolver`` replaces the system resolver underneath the SSRF checks (tests fake DNS);
+        ``tls`` makes the context HTTPS targets are checked with (the system's trust store)."""
         for name, value in (
             ("timeout", timeout),
             ("limit", limit),
@@ -60,50 +77,30 @@ class WebhookSender:
                 raise KeyfobError(ErrorCode.BAD_REQUEST, f"{name} must be positive, got {value}")
         self._policy = policy
         self._timeout = timeout
-        self._limit = limit
-        self._limit_per_host = limit_per_host
-        self._factory = session_factory or self._default_session
         self._resolver = SafeResolver(policy, resolver)
+        self._client = Http1Client(self._resolver, excerpt_bytes=EXCERPT_BYTES, tls=tls)
         self._metrics = metrics
-        self._session: aiohttp.ClientSession | None = None
         self._slots = _Slots(limit, limit_per_host)
-        self._checked: dict[str, tuple[URL, str]] = {}
-
-    def _default_session(self, resolver: SafeResolver) -> aiohttp.ClientSession:
-        connector = aiohttp.TCPConnector(
-            limit=self._limit, limit_per_host=self._limit_per_host, resolver=resolver
-        )
-        return aiohttp.ClientSession(
-            connector=connector,
-            timeout=aiohttp.ClientTimeout(total=self._timeout),
-            cookie_jar=aiohttp.DummyCookieJar(),
-            headers={"User-Agent": USER_AGENT},
-        )
-
-    def _get_session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = self._factory(self._resolver)
-        return self._session
+        self._checked: dict[str, _Target] = {}
 
     async def post(
         self, url: str, *, query: list[tuple[str, str]], headers: dict[str, str], body: bytes
     ) -> Outcome:
         """One attempt. Never raises for network trouble: that comes back as a failed Outcome."""
         try:
-            target, origin = self._target(url, query)
+            target = self._target(url)
+            request = target.request(query, headers, body)
         except _NETWORK_ERRORS as error:
             return self._observed(classify(error=error, latency_ms=0))
-        async with self._slots.hold(origin):
-            return self._observed(await self._attempt(target, headers, body))
+        async with self._slots.hold(target.key):
+            return self._observed(await self._attempt(target.origin, request))
 
-    async def _attempt(self, target: URL, headers: dict[str, str], body: bytes) -> Outcome:
+    async def _attempt(self, origin: Origin, request: bytes) -> Outcome:
         started = time.perf_counter()
         try:
-            async with self._get_session().post(
-                target, data=body, headers=_request_headers(headers), allow_redirects=False
-            ) as response:
-                answer = await _read_excerpt(response)
-                return classify(status=response.status, body=answer, latency_ms=_since(started))
+            async with asyncio.timeout(self._timeout):
+                answer = await self._client.post(origin, request)
+            return classify(status=answer.status, body=answer.body, latency_ms=_since(started))
         except _NETWORK_ERRORS as error:
             return classify(error=error, latency_ms=_since(started))
 
@@ -112,29 +109,64 @@ class WebhookSender:
             self._metrics.observe_attempt(outcome)
         return outcome
 
-    def _target(self, url: str, query: list[tuple[str, str]]) -> tuple[URL, str]:
-        """The URL to post to and its origin (the key of the per-host places)."""
+    def _target(self, url: str) -> _Target:
         found = self._checked.get(url)
         if found is None:
-            target = URL(url)
-            if target.scheme not in _SCHEMES or not target.raw_host:
-                raise aiohttp.InvalidURL(url, "must be an absolute http or https URL")
+            try:
+                parsed = URL(url)
+            except ValueError as error:
+                raise InvalidTarget(url, str(error)) from error
+            if parsed.scheme not in _SCHEMES or not parsed.raw_host or parsed.port is None:
+                raise InvalidTarget(url, "must be an absolute http or https URL")
             # The policy is fixed for the sender's life, so a URL once allowed stays allowed
             # (names are still vetted by the resolver on every new connection).
-            check_host(target.raw_host, self._policy)
+            check_host(parsed.raw_host, self._policy)
             if len(self._checked) >= _KNOWN_TARGETS:
                 self._checked.clear()
-            origin = f"{target.scheme}://{target.host_port_subcomponent}"
-            found = self._checked[url] = (target, origin)
-        target, origin = found
-        return (target.extend_query(query) if query else target), origin
+            found = self._checked[url] = _Target(parsed)
+        return found
 
     async def close(self) -> None:
-        """Close the session and its connections."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        """Close the connections."""
+        await self._client.close()
         await self._resolver.close()
+
+
+class _Target:
+    """A checked URL: where to connect, and the parts of every request to it that never vary."""
+
+    __slots__ = ("host", "key", "origin", "url")
+
+    def __init__(self, url: URL) -> None:
+        host, port = url.raw_host, url.port
+        assert host is not None
+        assert port is not None
+        self.url = url
+        literal = parse_ip(host) is not None
+        self.origin = Origin(https=url.scheme == "https", host=host, port=port, literal=literal)
+        self.key = f"{url.scheme}://{url.host_port_subcomponent}"
+        self.host = url.host_port_subcomponent or host
+
+    def request(self, query: list[tuple[str, str]], headers: dict[str, str], body: bytes) -> bytes:
+        """The whole request: line, headers, body."""
+        url = self.url.extend_query(query) if query else self.url
+        lines = [f"POST {url.raw_path_qs or '/'} HTTP/1.1"]
+        given = set()
+        for name, value in headers.items():
+            lower = name.lower()
+            if lower in _OURS:
+                continue
+            if not _TOKEN.fullmatch(name) or _UNSAFE_VALUE.search(value):
+                raise ValueError(f"header {name!r} cannot be sent as it is")
+            given.add(lower)
+            lines.append(f"{name}: {value}")
+        if "host" not in given:
+            lines.append(f"Host: {self.host}")
+        if "user-agent" not in given:
+            lines.append(f"User-Agent: {USER_AGENT}")
+        lines.append("Content-Type: application/json")
+        lines.append(f"Content-Length: {len(body)}\r\n\r\n")
+        return "\r\n".join(lines).encode() + body
 
 
 class _Slots:
@@ -197,26 +229,6 @@ class _Held:
             self._host.semaphore.release()
         self._taken = 0
         self._slots._left(self._key, self._host)
-
-
-def _request_headers(headers: dict[str, str]) -> dict[str, str]:
-    """The caller's headers with ours for the body type; theirs cannot change what the body is."""
-    kept = {key: value for key, value in headers.items() if key.lower() != "content-type"}
-    kept["Content-Type"] = "application/json"
-    return kept
-
-
-async def _read_excerpt(response: aiohttp.ClientResponse) -> bytes:
-    """At most ``EXCERPT_BYTES`` of the answer; the rest is never read."""
-    chunks: list[bytes] = []
-    size = 0
-    while size < EXCERPT_BYTES:
-        chunk = await response.content.read(EXCERPT_BYTES - size)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks)
 
 
 def _since(started: float) -> int:
