@@ -453,6 +453,7 @@ def one_run(args: argparse.Namespace, shape: str, variant: Variant) -> dict[str,
         finally:
             procs.stop()
             if args.logs:
+                Path(args.logs).mkdir(parents=True, exist_ok=True)
                 for log in work.glob("*.log"):
                     shutil.copy(log, Path(args.logs) / f"{shape}-{sync}-{log.name}")
         return result
