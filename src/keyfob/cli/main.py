@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,6 +15,7 @@ from keyfob.cli.defaults import setting, shown
 from keyfob.cli.logs import Format, Level, LogFormatOption, LogLevelOption, setup
 from keyfob.cli.settings import build_settings
 from keyfob.config import Settings
+from keyfob.kit import loops
 from keyfob.runtime.tls import TlsFiles, TlsSetupError, harden, tls_files
 
 app = typer.Typer(
@@ -144,7 +144,7 @@ def serve(
     server = server_config(
         application, settings, tls, log_level=log_level.value, access_log=access_log
     )
-    asyncio.run(Server(server).serve())  # ends the open event streams on shutdown
+    loops.run(Server(server).serve())  # ends the open event streams on shutdown
 
 
 def server_config(

@@ -23,6 +23,7 @@ from keyfob.cli.logs import (
 )
 from keyfob.cli.settings import build_settings
 from keyfob.errors import KeyfobError
+from keyfob.kit import loops
 from keyfob.sim.fleet import VehicleSpec
 
 DbOption = Annotated[
@@ -53,7 +54,7 @@ def worker(
         settings.delivery.allow_private_webhooks = True
     check_database(settings)
     metrics = (metrics_host, metrics_port) if metrics_port else None
-    asyncio.run(run_roles(settings, [delivery_role], metrics=metrics))
+    loops.run(run_roles(settings, [delivery_role], metrics=metrics))
 
 
 def dispatcher(
@@ -77,7 +78,7 @@ def dispatcher(
         raise typer.Exit(2)
     check_all(settings)
     metrics = (metrics_host, metrics_port) if metrics_port else None
-    asyncio.run(run_roles(settings, [vehicle_role], metrics=metrics))
+    loops.run(run_roles(settings, [vehicle_role], metrics=metrics))
 
 
 def sim(
@@ -120,7 +121,7 @@ def sim(
             loop.add_signal_handler(signum, stop.set)
         await run_standalone(mqtt, specs, seed, speed, stop)
 
-    asyncio.run(main())
+    loops.run(main())
 
 
 async def _registry_specs(db_url: str) -> list[VehicleSpec]:

@@ -36,7 +36,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from keyfob.config import Settings
-from keyfob.kit import logs
+from keyfob.kit import logs, loops
 from keyfob.notifications.metrics import DeliveryMetrics
 from keyfob.notifications.outcome import Outcome
 from keyfob.notifications.policy import Abandon, Decision, Expire
@@ -297,12 +297,7 @@ def main(argv: list[str] | None = None) -> None:
     if not line:
         return
     settings = Settings.model_validate_json(line)
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
-        asyncio.run(_child(settings))
-    else:
-        uvloop.run(_child(settings))
+    loops.run(_child(settings))
 
 
 if __name__ == "__main__":
