@@ -111,12 +111,24 @@ async def post(client: WebhookSender, url: str) -> tuple[int | None, str | None,
     return outcome.status_code, outcome.error_class, outcome.response_excerpt
 
 
-async def answer_all(
-    state: Peer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-) -> None:
-    while await state.read_request(reader) is not None:
-        writer.write(OK)
-        await writer.drain()
+def answering(answer: bytes, *, once: bool = False, hold_s: float = 0.0) -> Script:
+    """A script that answers every request (or the first, then holds the connection
+    ``hold_s`` and closes it) with ``answer``."""
+
+    async def script(
+        state: Peer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        while await state.read_request(reader) is not None:
+            writer.write(answer)
+            await writer.drain()
+            if once:
+                await asyncio.sleep(hold_s)
+                return
+
+    return script
+
+
+answer_all = answering(OK)
 
 
 @on_both_loops
@@ -143,12 +155,7 @@ async def test_a_kept_alive_connection_closed_by_the_peer_is_replaced_without_a_
 
 @on_both_loops
 async def test_an_answer_cut_short_is_not_sent_again() -> None:
-    async def cut(state: Peer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await state.read_request(reader)
-        writer.write(b"HTTP/1.1 2")
-        await writer.drain()
-
-    async with peer(cut) as server, sender() as client:
+    async with peer(answering(b"HTTP/1.1 2", once=True)) as server, sender() as client:
         status, error, _ = await post(client, server.url)
     assert (status, error) == (None, "connect")
     assert len(server.requests) == 1
@@ -156,13 +163,7 @@ async def test_an_answer_cut_short_is_not_sent_again() -> None:
 
 @on_both_loops
 async def test_an_answer_without_a_length_is_read_to_the_end_of_the_connection() -> None:
-    async def until_close(
-        state: Peer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        await state.read_request(reader)
-        writer.write(b"HTTP/1.1 201 Created\r\nConnection: close\r\n\r\nstored")
-        await writer.drain()
-
+    until_close = answering(b"HTTP/1.1 201 Created\r\nConnection: close\r\n\r\nstored", once=True)
     async with peer(until_close) as server, sender() as client:
         assert await post(client, server.url) == (201, None, "stored")
         assert await post(client, server.url) == (201, None, "stored")
@@ -171,15 +172,10 @@ async def test_an_answer_without_a_length_is_read_to_the_end_of_the_connection()
 
 @on_both_loops
 async def test_a_chunked_answer_is_read_and_its_connection_kept() -> None:
-    async def chunked(
-        state: Peer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        while await state.read_request(reader) is not None:
-            writer.write(
-                b"HTTP/1.1 202 Accepted\r\nTransfer-Encoding: chunked\r\n\r\n"
-                b"3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n"
-            )
-            await writer.drain()
+    chunked = answering(
+        b"HTTP/1.1 202 Accepted\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n"
+    )
 
     async with peer(chunked) as server, sender() as client:
         for _ in range(3):
@@ -189,12 +185,8 @@ async def test_a_chunked_answer_is_read_and_its_connection_kept() -> None:
 
 @on_both_loops
 async def test_a_long_answer_is_cut_at_the_excerpt_and_its_connection_closed() -> None:
-    async def long(state: Peer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while await state.read_request(reader) is not None:
-            # More than one read can bring: the client stops reading after the excerpt.
-            writer.write(b"HTTP/1.1 500 Oops\r\nContent-Length: 4000000\r\n\r\n" + b"x" * 4_000_000)
-            await writer.drain()
-
+    # More than one read can bring: the client stops reading after the excerpt.
+    long = answering(b"HTTP/1.1 500 Oops\r\nContent-Length: 4000000\r\n\r\n" + b"x" * 4_000_000)
     async with peer(long) as server, sender() as client:
         for _ in range(2):
             status, error, excerpt = await post(client, server.url)
@@ -204,15 +196,10 @@ async def test_a_long_answer_is_cut_at_the_excerpt_and_its_connection_closed() -
 
 @on_both_loops
 async def test_an_answer_that_is_not_http_is_a_protocol_error() -> None:
-    async def garbage(
-        state: Peer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        await state.read_request(reader)
-        writer.write(b"SSH-2.0-OpenSSH_9.2\r\n\r\n")
-        await writer.drain()
-        await asyncio.sleep(1)
-
-    async with peer(garbage) as server, sender() as client:
+    async with (
+        peer(answering(b"SSH-2.0-OpenSSH_9.2\r\n\r\n", once=True, hold_s=1)) as server,
+        sender() as client,
+    ):
         status, error, _ = await post(client, server.url)
     assert (status, error) == (None, "protocol")
 
