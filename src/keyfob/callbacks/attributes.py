@@ -65,7 +65,7 @@ _TOKEN = re.compile(
 )
 
 # RFC 7230 ``token``: what a header field name may be made of.
-_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # Hop-by-hop headers, and the ones the sender sets itself (framing, signature).
 RESERVED_HEADERS = frozenset(
     {
@@ -196,7 +196,7 @@ def check_attribute(attribute: AttributeSpec, path: str, *, face: Variables = FL
 
 
 def _check_header(attribute: AttributeSpec, path: str, face: Variables) -> None:
-    if not _HEADER_NAME.fullmatch(attribute.key):
+    if not HEADER_NAME.fullmatch(attribute.key):
         raise KeyfobError(
             ErrorCode.INVALID_BODY,
             f"{path}.key: {attribute.key!r} is not a valid HTTP header name "

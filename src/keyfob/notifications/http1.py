@@ -200,9 +200,11 @@ class Http1Client:
         self._sweeper = None
         oldest = time.monotonic() - self._idle_s
         for origin, idle in list(self._idle.items()):
-            kept = [c for c in idle if c.open and c.idle_since > oldest]
+            kept = []
             for connection in idle:
-                if connection not in kept:
+                if connection.open and connection.idle_since > oldest:
+                    kept.append(connection)
+                else:
                     connection.close()
             if kept:
                 self._idle[origin] = kept

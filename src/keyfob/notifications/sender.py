@@ -27,6 +27,7 @@ import aiohttp
 from yarl import URL
 
 from keyfob import __version__
+from keyfob.callbacks.attributes import HEADER_NAME
 from keyfob.callbacks.targets import TargetPolicy
 from keyfob.errors import ErrorCode, KeyfobError
 from keyfob.kit.addresses import parse_ip
@@ -48,7 +49,6 @@ _KNOWN_TARGETS = 1024
 _NETWORK_ERRORS = (OSError, asyncio.TimeoutError, BadAnswer, RefusedAddress, ValueError)
 _OURS = frozenset({"content-type", "content-length", "transfer-encoding", "connection"})
 """Headers that frame the request: ours, whatever the callback's attributes say."""
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _UNSAFE_VALUE = re.compile(r"[\r\n\x00]")
 
 
@@ -92,7 +92,7 @@ class WebhookSender:
             request = target.request(query, headers, body)
         except _NETWORK_ERRORS as error:
             return self._observed(classify(error=error, latency_ms=0))
-        async with self._slots.hold(target.key):
+        async with self._slots.hold(target.origin):
             return self._observed(await self._attempt(target.origin, request))
 
     async def _attempt(self, origin: Origin, request: bytes) -> Outcome:
@@ -135,7 +135,7 @@ class WebhookSender:
 class _Target:
     """A checked URL: where to connect, and the parts of every request to it that never vary."""
 
-    __slots__ = ("host", "key", "origin", "url")
+    __slots__ = ("host", "origin", "url")
 
     def __init__(self, url: URL) -> None:
         host, port = url.raw_host, url.port
@@ -144,7 +144,6 @@ class _Target:
         self.url = url
         literal = parse_ip(host) is not None
         self.origin = Origin(https=url.scheme == "https", host=host, port=port, literal=literal)
-        self.key = f"{url.scheme}://{url.host_port_subcomponent}"
         self.host = url.host_port_subcomponent or host
 
     def request(self, query: list[tuple[str, str]], headers: dict[str, str], body: bytes) -> bytes:
@@ -156,7 +155,7 @@ class _Target:
             lower = name.lower()
             if lower in _OURS:
                 continue
-            if not _TOKEN.fullmatch(name) or _UNSAFE_VALUE.search(value):
+            if not HEADER_NAME.fullmatch(name) or _UNSAFE_VALUE.search(value):
                 raise ValueError(f"header {name!r} cannot be sent as it is")
             given.add(lower)
             lines.append(f"{name}: {value}")
@@ -175,16 +174,16 @@ class _Slots:
     def __init__(self, limit: int, per_host: int) -> None:
         self._all = asyncio.Semaphore(limit)
         self._per_host = per_host
-        self._hosts: dict[str, _Host] = {}
+        self._hosts: dict[Origin, _Host] = {}
 
-    def hold(self, key: str) -> _Held:
+    def hold(self, key: Origin) -> _Held:
         host = self._hosts.get(key)
         if host is None:
             host = self._hosts[key] = _Host(asyncio.Semaphore(self._per_host))
         host.users += 1
         return _Held(self, key, host, self._all)
 
-    def _left(self, key: str, host: _Host) -> None:
+    def _left(self, key: Origin, host: _Host) -> None:
         host.users -= 1
         if host.users == 0:
             del self._hosts[key]
@@ -203,7 +202,9 @@ class _Held:
 
     __slots__ = ("_all", "_host", "_key", "_slots", "_taken")
 
-    def __init__(self, slots: _Slots, key: str, host: _Host, all_places: asyncio.Semaphore) -> None:
+    def __init__(
+        self, slots: _Slots, key: Origin, host: _Host, all_places: asyncio.Semaphore
+    ) -> None:
         self._slots, self._key, self._host, self._all = slots, key, host, all_places
         self._taken = 0
 
