@@ -47,15 +47,20 @@ async def test_an_accepted_remote_nudges_a_dispatcher_elsewhere(
     await elsewhere.dispose()
 
 
-async def test_on_sqlite_there_is_nothing_to_listen_to(tmp_path: Path) -> None:
-    """The embedded default is one process: no channel, no connection held for it."""
+async def test_on_sqlite_a_nudge_holds_no_connection(tmp_path: Path) -> None:
+    """SQLite's processes share a host: nudges go by datagram (``store.nudge_local``), and the
+    one connection of each process is never held for listening."""
     database = Database(f"sqlite:///{tmp_path / 'one.db'}")
     called = asyncio.Event()
-    async with listening(database, called.set):
-        await nudge(database)
-        assert not await heard_within(called, 0.2)
-    assert database.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
-    await database.dispose()
+    try:
+        async with listening(database, called.set):
+            assert await heard_within(called, 2), "a listener is nudged once it listens"
+            called.clear()
+            assert database.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+            await nudge(database)
+            assert await heard_within(called, 2)
+    finally:
+        await database.dispose()
 
 
 @pytest.mark.postgres

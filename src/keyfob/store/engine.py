@@ -37,6 +37,7 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from keyfob.store._sqlite import sqlite_driver
 from keyfob.store.checkpoints import Checkpointer
+from keyfob.store.nudge_local import LocalNudges
 from keyfob.store.outage import Outage
 from keyfob.store.writer_lock import WriterLock, lock_path
 
@@ -206,6 +207,10 @@ class Database:
         self.sqlite_synchronous = sqlite_synchronous
         self.writer_lock = WriterLock(lock_path(file)) if file is not None else None
         """SQLite on a file: taken around every write transaction (``store.writer_lock``)."""
+        self.file = file
+        """SQLite's file, None for SQLite in memory or another database."""
+        self.local_nudges = LocalNudges(file) if file is not None else None
+        """SQLite on a file: nudges to this file's other processes (``store.nudge_local``)."""
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
@@ -256,3 +261,5 @@ class Database:
             self.checkpointer.stop()
         if self.writer_lock is not None:
             self.writer_lock.close()
+        if self.local_nudges is not None:
+            self.local_nudges.close()

@@ -11,8 +11,8 @@ Remote events go the same way to delivery workers (``EVENTS_STORED``, sent by a 
 after each batch it stores, through a coalescing ``Nudger``); a worker also listens for
 accepted remotes, whose Accepted event it delivers.
 
-SQLite has no such channel and needs none: its processes are all ``serve``'s, which nudges its
-worker child itself.
+SQLite has no such channel: its processes (``serve`` and the children it starts) share one
+host, so the same nudges go as datagrams between them (``store.nudge_local``).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from keyfob.store.engine import Database
+from keyfob.store.nudge_local import listening_locally
 
 REMOTES_DUE = "keyfob_remotes_due"
 EVENTS_STORED = "keyfob_events_stored"
@@ -35,8 +36,10 @@ log = logging.getLogger("keyfob.store.nudge")
 
 
 async def nudge(database: Database, channel: str = REMOTES_DUE) -> None:
-    """Wake the processes listening on ``channel`` (PostgreSQL; nothing on SQLite)."""
+    """Wake the processes listening on ``channel``."""
     if database.sqlite:
+        if database.local_nudges is not None:
+            database.local_nudges.send(channel)
         return
     async with database.transaction() as conn:
         await conn.execute(select(func.pg_notify(channel, "")))
@@ -46,8 +49,8 @@ class Nudger:
     """``nudge`` soon after each ``request``, coalesced: one NOTIFY under way, one waiting.
 
     For a caller on its busiest path (the dispatcher, after each batch it stores): a request
-    costs a flag, and however many come while a NOTIFY is under way, one more follows it.
-    Nothing on SQLite.
+    costs a flag, and however many come while a NOTIFY is under way, one more follows it. On
+    SQLite a nudge is a datagram sent at once, without waiting.
     """
 
     def __init__(self, database: Database, channel: str) -> None:
@@ -58,6 +61,8 @@ class Nudger:
 
     def request(self) -> None:
         if self._database.sqlite:
+            if self._database.local_nudges is not None:
+                self._database.local_nudges.send(self._channel)
             return
         self._wanted = True
         if self._task is None or self._task.done():
@@ -90,10 +95,15 @@ async def listening(
     """Call ``on_nudge`` on every nudge on ``channel`` for as long as the block runs.
 
     The listening connection is held apart from the pool's other work and opened again if it
-    is lost; on SQLite this does nothing.
+    is lost. On SQLite on a file it is a datagram socket (``store.nudge_local``); on SQLite in
+    memory there is no other process to hear from.
     """
     if database.sqlite:
-        yield
+        if database.file is None:
+            yield
+        else:
+            async with listening_locally(database.file, on_nudge, channel):
+                yield
         return
     task = asyncio.create_task(_listen(database, on_nudge, channel, retry_s), name="nudges")
     try:

@@ -1,0 +1,133 @@
+"""Cross-process nudges on SQLite: one Unix datagram socket per listener, on this host.
+
+PostgreSQL carries nudges with NOTIFY (``store.nudge``). SQLite has no such channel, and its
+processes all run on one host, beside one file: ``serve`` and the children it starts. So each
+listener binds a datagram socket in a folder of its own for that database file
+(``<temp>/keyfob-nudge-<hash of the file's path>/<channel>.<pid>.<n>``), and a nudge is one
+empty datagram sent, without waiting, to every socket of the channel found there.
+
+As on PostgreSQL, a nudge carries nothing and may be lost: the database stays the queue and the
+listener's poll stays the safety net. A socket left by a dead process refuses the datagram and
+is removed; a listener whose queue is full is already due to wake. The folder is listed again at
+most once a second, so a listener that has just started may miss nudges for that long.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import itertools
+import logging
+import os
+import socket
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+log = logging.getLogger("keyfob.store.nudge")
+
+RELIST_S = 1.0
+_numbers = itertools.count()
+
+
+def nudge_folder(database_file: str) -> Path:
+    """Where the listeners of one SQLite file bind their sockets (a short path: AF_UNIX)."""
+    digest = hashlib.sha256(os.path.realpath(database_file).encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"keyfob-nudge-{digest}"
+
+
+class LocalNudges:
+    """Sends nudges to the listeners of one SQLite file, whatever process they run in."""
+
+    def __init__(self, database_file: str, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.folder = nudge_folder(database_file)
+        self._clock = clock
+        self._socket: socket.socket | None = None
+        self._targets: dict[str, tuple[float, list[str]]] = {}
+
+    def _listeners(self, channel: str) -> list[str]:
+        listed = self._targets.get(channel)
+        now = self._clock()
+        if listed is not None and now - listed[0] < RELIST_S:
+            return listed[1]
+        try:
+            names = [n for n in os.listdir(self.folder) if n.startswith(f"{channel}.")]
+        except FileNotFoundError:
+            names = []
+        paths = [str(self.folder / name) for name in names]
+        self._targets[channel] = (now, paths)
+        return paths
+
+    def send(self, channel: str) -> int:
+        """One datagram to each listener of ``channel``; how many took it."""
+        if self._socket is None:
+            self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            self._socket.setblocking(False)
+        reached = 0
+        for path in self._listeners(channel):
+            try:
+                self._socket.sendto(b"", path)
+                reached += 1
+            except BlockingIOError:
+                reached += 1  # its queue is full: it has nudges to read already
+            except (ConnectionRefusedError, FileNotFoundError):
+                self._forget(channel, path)
+            except OSError as problem:
+                log.debug("nudge to %s not sent: %s", path, problem)
+        return reached
+
+    def _forget(self, channel: str, path: str) -> None:
+        """A socket nobody reads any more (its process died): removed for good."""
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        listed = self._targets.get(channel)
+        if listed is not None and path in listed[1]:
+            listed[1].remove(path)
+
+    def close(self) -> None:
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
+
+
+@contextlib.asynccontextmanager
+async def listening_locally(
+    database_file: str, on_nudge: Callable[[], None], channel: str
+) -> AsyncIterator[Path]:
+    """Call ``on_nudge`` on every nudge on ``channel`` for as long as the block runs."""
+    folder = nudge_folder(database_file)
+    folder.mkdir(mode=0o700, exist_ok=True)
+    path = folder / f"{channel}.{os.getpid()}.{next(_numbers)}"
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.setblocking(False)
+    sock.bind(str(path))
+    loop = asyncio.get_running_loop()
+
+    def readable() -> None:
+        heard = False
+        while True:
+            try:
+                sock.recv(16)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                break
+            heard = True
+        if heard:
+            on_nudge()
+
+    loop.add_reader(sock.fileno(), readable)
+    try:
+        on_nudge()  # whatever became due while nobody listened
+        yield path
+    finally:
+        loop.remove_reader(sock.fileno())
+        sock.close()
+        with contextlib.suppress(OSError):
+            path.unlink()
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # the last listener of this file tidies up
