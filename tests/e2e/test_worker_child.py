@@ -74,13 +74,13 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def worker_of(pid: int) -> int:
-    """The pid of ``serve``'s delivery worker child."""
+def worker_of(pid: int, role: str = "delivery") -> int:
+    """The pid of ``serve``'s child running ``role`` (the delivery worker, or the vehicles)."""
     for child in children(pid):
-        cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
-        if b"keyfob.runtime.worker_child" in cmdline:
+        cmdline = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+        if b"keyfob.runtime.worker_child" in cmdline and role.encode() in cmdline:
             return child
-    raise AssertionError(f"serve ({pid}) has no delivery worker child")
+    raise AssertionError(f"serve ({pid}) has no {role} child")
 
 
 def alive(pid: int) -> bool:
@@ -182,3 +182,49 @@ def test_a_vehicles_answer_is_delivered_without_waiting_for_the_poll(tmp_path: P
             e["eventStatus"]["status"] for e in receiver.events if e["remoteActionId"] == remote
         ]
         assert statuses[-1] == "Success"
+
+
+def done_count(served: Served) -> float:
+    text = httpx.get(f"http://127.0.0.1:{served.port}/metrics").text
+    return sum(
+        float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith("keyfob_remotes_finished_total{") and 'type="Horn"' in line
+    )
+
+
+def test_the_vehicle_side_in_a_child_of_its_own(tmp_path: Path) -> None:
+    """``run_vehicles_in_child``: the dispatcher and the simulated cars run in a third process.
+    Its Done events reach the delivery child through the database's nudges (the worker's poll
+    is a minute), its counts reach serve's /metrics, and it is restarted when it dies."""
+    with (
+        hook() as (receiver, target),
+        serving(
+            tmp_path,
+            "--vehicles",
+            "1",
+            KEYFOB_RUN_VEHICLES_IN_CHILD="true",
+            KEYFOB_DELIVERY__POLL_S="60",
+        ) as served,
+    ):
+        vehicles = worker_of(served.process.pid, "vehicles")
+        delivery = worker_of(served.process.pid, "delivery")
+        assert vehicles != delivery
+        client = Client(served, target)
+        first = client.horn()
+        wait_for(lambda: receiver.done(first), "the first remote's Done", timeout=20)
+        wait_for(lambda: done_count(served) >= 1, "the finished remote in /metrics")
+
+        os.kill(vehicles, signal.SIGKILL)
+        wait_for(lambda: "the vehicle side (process" in served.log(), "the log line")
+        assert f"the vehicle side (process {vehicles}) exited with code -9" in served.log()
+        second = client.horn()
+        wait_for(lambda: receiver.done(second), "the second remote's Done", timeout=30)
+        assert worker_of(served.process.pid, "vehicles") != vehicles
+        sequences = [e["sequence"] for e in receiver.events if e["remoteActionId"] == second]
+        assert sequences == [1, 2, 3, 4]
+        now_vehicles = worker_of(served.process.pid, "vehicles")
+        served.process.send_signal(signal.SIGINT)
+        served.process.wait(timeout=30)
+        for pid in (now_vehicles, delivery):
+            wait_for(lambda pid=pid: not alive(pid), f"child {pid} to exit", timeout=30)

@@ -17,6 +17,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -62,6 +63,39 @@ class RemoteMetrics(Collector):
 
     def woke(self, vehicles: int) -> None:
         self.wake_ups += vehicles
+
+    # -- across processes (a child of ``serve`` relays what it counted) ------------------------
+
+    def take(self) -> dict[str, Any] | None:
+        """What was counted since the last call, as JSON, then forgotten; None if nothing."""
+        if not (self.finished or self._done or self.wake_ups or self.accepted):
+            return None
+        taken = {
+            "accepted": self.accepted,
+            "finished": [[*key, count] for key, count in self.finished.items()],
+            "done": {t: [counts, self._done_sum[t]] for t, counts in self._done.items()},
+            "wake_ups": self.wake_ups,
+        }
+        self.accepted, self.finished, self._done, self._done_sum = {}, {}, {}, {}
+        self.wake_ups = 0
+        return taken
+
+    def add(self, taken: dict[str, Any]) -> None:
+        """Count here what another process's ``take`` sent back."""
+        for remote_type, count in taken.get("accepted", {}).items():
+            self.accepted[remote_type] = self.accepted.get(remote_type, 0) + count
+        for remote_type, status, cause, count in taken.get("finished", []):
+            key = (remote_type, status, cause)
+            self.finished[key] = self.finished.get(key, 0) + count
+        for remote_type, (counts, seconds) in taken.get("done", {}).items():
+            mine = self._done.get(remote_type)
+            if mine is None:
+                mine = self._done[remote_type] = [0] * (len(DONE_BUCKETS) + 1)
+                self._done_sum[remote_type] = 0.0
+            for index, count in enumerate(counts[: len(mine)]):
+                mine[index] += count
+            self._done_sum[remote_type] += seconds
+        self.wake_ups += int(taken.get("wake_ups", 0))
 
     # -- scraping -------------------------------------------------------------------------
 

@@ -15,7 +15,11 @@ from keyfob.runtime.campaign_role import campaign_role
 from keyfob.runtime.context import AppContext
 from keyfob.runtime.delivery_role import delivery_role
 from keyfob.runtime.vehicle_role import vehicle_role
-from keyfob.runtime.worker_child import delivery_child_role, shares_database
+from keyfob.runtime.worker_child import (
+    delivery_child_role,
+    shares_database,
+    vehicle_child_role,
+)
 
 Role = Callable[[AppContext], AbstractAsyncContextManager[object]]
 """Starts its loops as named tasks on entry, stops them gracefully on exit."""
@@ -33,7 +37,8 @@ async def hosting(ctx: AppContext, roles: Sequence[Role]) -> AsyncIterator[None]
 def embedded_roles(settings: Settings) -> Sequence[Role]:
     roles: list[Role] = [campaign_role]  # posts through this process's acceptor
     if settings.run_dispatcher:
-        roles.append(vehicle_role)
+        child = settings.run_vehicles_in_child and shares_database(settings)
+        roles.append(vehicle_child_role if child else vehicle_role)
     if settings.run_worker:
         child = settings.run_worker_in_child and shares_database(settings)
         roles.append(delivery_child_role if child else delivery_role)

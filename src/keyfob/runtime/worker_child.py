@@ -19,6 +19,11 @@ The child ignores SIGINT: Ctrl-C in a terminal reaches the whole process group, 
 parent that decides when the worker stops (after the API, so that nothing is left half-sent).
 A child that exits on its own is logged and started again, after a delay that grows while it
 keeps failing. ``run_worker_in_child = false`` keeps the worker inside ``serve``.
+
+The same supervision runs the vehicle side (the dispatcher, its link and the simulated cars)
+in a child of its own when ``run_vehicles_in_child`` is set: ``--role vehicles``. The parent
+nudges it as it nudges the worker (remotes accepted); what it stores reaches the worker through
+the database's nudges (``store.nudge``), and its remote counts are relayed like the worker's.
 """
 
 from __future__ import annotations
@@ -31,8 +36,8 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from keyfob.config import Settings
@@ -40,8 +45,10 @@ from keyfob.kit import logs, loops
 from keyfob.notifications.metrics import DeliveryMetrics
 from keyfob.notifications.outcome import Outcome
 from keyfob.notifications.policy import Abandon, Decision, Expire
+from keyfob.remotes.metrics import RemoteMetrics
 from keyfob.runtime.context import AppContext, build_context
 from keyfob.runtime.delivery_role import delivery_role
+from keyfob.runtime.vehicle_role import vehicle_role
 from keyfob.store.engine import is_sqlite, sqlite_file
 
 log = logging.getLogger("keyfob.runtime.worker")
@@ -49,6 +56,7 @@ log = logging.getLogger("keyfob.runtime.worker")
 READY_TIMEOUT_S = 60.0
 RELAY_EVERY_S = 0.5
 RESTART_DELAYS_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+VEHICLES_GRACE_S = 15.0
 STABLE_AFTER_S = 60.0
 """A child that ran this long before exiting is restarted after the first, shortest delay."""
 
@@ -61,12 +69,28 @@ def shares_database(settings: Settings) -> bool:
 # -- the parent's side -----------------------------------------------------------------------
 
 
+ROLES = ("delivery", "vehicles")
+"""What a child can run: the delivery worker, or the vehicle side (``runtime.vehicle_role``)."""
+LABELS = {"delivery": "the delivery worker", "vehicles": "the vehicle side"}
+
+
 class WorkerChild:
     """Starts the child, relays nudges to it and metrics from it, restarts it, stops it."""
 
-    def __init__(self, settings: Settings, metrics: DeliveryMetrics) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: DeliveryMetrics,
+        *,
+        role: str = "delivery",
+        remote_metrics: RemoteMetrics | None = None,
+    ) -> None:
+        assert role in ROLES
         self.settings = settings
         self.metrics = metrics
+        self.role = role
+        self.label = LABELS[role]
+        self.remote_metrics = remote_metrics
         self.process: asyncio.subprocess.Process | None = None
         self._stopping = False
         self._nudge_due = False
@@ -77,7 +101,10 @@ class WorkerChild:
         json_logs = any(isinstance(h.formatter, logs.JsonFormatter) for h in root.handlers)
         form = "json" if json_logs else "text"
         level = logging.getLevelName(root.getEffectiveLevel()).lower()
-        return [sys.executable, "-m", __name__, "--log-level", level, "--log-format", form]
+        return [
+            *(sys.executable, "-m", __name__, "--role", self.role),
+            *("--log-level", level, "--log-format", form),
+        ]
 
     async def _spawn(self) -> asyncio.subprocess.Process:
         process = await asyncio.create_subprocess_exec(
@@ -94,19 +121,19 @@ class WorkerChild:
             with contextlib.suppress(ProcessLookupError):
                 process.kill()
             code = await process.wait()
-            raise RuntimeError(f"the delivery worker process did not start (exit code {code})")
+            raise RuntimeError(f"{self.label} process did not start (exit code {code})")
         return process
 
     async def start(self) -> None:
         self.process = await self._spawn()
-        log.info("delivery worker started in process %d", self.process.pid)
-        self._supervisor = asyncio.create_task(self._supervise(), name="delivery-child")
+        log.info("%s started in process %d", self.label, self.process.pid)
+        self._supervisor = asyncio.create_task(self._supervise(), name=f"{self.role}-child")
 
     def not_running(self) -> str | None:
-        """For ``/ready``: why the worker does not run now (exited, being started again)."""
+        """For ``/ready``: why the child does not run now (exited, being started again)."""
         process = self.process
         if process is None or process.returncode is not None:
-            return "the delivery worker process is not running"
+            return f"{self.label} process is not running"
         return None
 
     def nudge(self) -> None:
@@ -136,7 +163,8 @@ class WorkerChild:
             failures = 0 if time.monotonic() - started > STABLE_AFTER_S else failures + 1
             delay = RESTART_DELAYS_S[min(failures, len(RESTART_DELAYS_S) - 1)]
             log.error(
-                "the delivery worker (process %d) exited with code %s; starting it again in %g s",
+                "%s (process %d) exited with code %s; starting it again in %g s",
+                self.label,
                 process.pid,
                 code,
                 delay,
@@ -147,7 +175,7 @@ class WorkerChild:
             except (RuntimeError, OSError) as problem:
                 log.error("%s", problem)
                 continue
-            log.info("delivery worker started again in process %d", self.process.pid)
+            log.info("%s started again in process %d", self.label, self.process.pid)
 
     def _relay(self, line: bytes) -> None:
         try:
@@ -155,6 +183,8 @@ class WorkerChild:
         except ValueError:
             return
         apply_observed(self.metrics, seen)
+        if self.remote_metrics is not None and "remotes" in seen:
+            self.remote_metrics.add(seen["remotes"])
 
     async def stop(self, grace_s: float) -> None:
         self._stopping = True
@@ -165,7 +195,7 @@ class WorkerChild:
             try:
                 await asyncio.wait_for(asyncio.shield(self._supervisor), grace_s)
             except TimeoutError:
-                log.warning("the delivery worker did not stop within %g s; killing it", grace_s)
+                log.warning("%s did not stop within %g s; killing it", self.label, grace_s)
                 if process is not None:
                     with contextlib.suppress(ProcessLookupError):
                         process.kill()
@@ -173,17 +203,38 @@ class WorkerChild:
 
 
 @asynccontextmanager
-async def delivery_child_role(ctx: AppContext) -> AsyncIterator[WorkerChild]:
-    child = WorkerChild(ctx.settings, ctx.metrics)
+async def _supervised(
+    child: WorkerChild,
+    wakers: list[Callable[[], None]],
+    checks: dict[str, Callable[[], str | None]],
+    check: str,
+    grace_s: float,
+) -> AsyncIterator[WorkerChild]:
+    """The child started, nudged by ``wakers`` and checked by ``/ready``, stopped at the end."""
     await child.start()
-    ctx.delivery_wakers.append(child.nudge)
-    ctx.checks["delivery"] = child.not_running
+    wakers.append(child.nudge)
+    checks[check] = child.not_running
     try:
         yield child
     finally:
-        ctx.checks.pop("delivery", None)
-        ctx.delivery_wakers.remove(child.nudge)
-        await child.stop(ctx.settings.delivery.timeout_s + 10)
+        checks.pop(check, None)
+        wakers.remove(child.nudge)
+        await child.stop(grace_s)
+
+
+def delivery_child_role(ctx: AppContext) -> AbstractAsyncContextManager[WorkerChild]:
+    child = WorkerChild(ctx.settings, ctx.metrics)
+    grace_s = ctx.settings.delivery.timeout_s + 10
+    return _supervised(child, ctx.delivery_wakers, ctx.checks, "delivery", grace_s)
+
+
+def vehicle_child_role(ctx: AppContext) -> AbstractAsyncContextManager[WorkerChild]:
+    """The dispatcher and the simulated fleet in a child, nudged like the delivery child. What
+    it stores reaches the delivery worker through the database's nudges (``store.nudge``)."""
+    child = WorkerChild(
+        ctx.settings, ctx.metrics, role="vehicles", remote_metrics=ctx.remote_metrics
+    )
+    return _supervised(child, ctx.wakers, ctx.checks, "dispatcher", VEHICLES_GRACE_S)
 
 
 # -- metrics across the pipe -----------------------------------------------------------------
@@ -241,10 +292,11 @@ def apply_observed(metrics: DeliveryMetrics, seen: dict[str, Any]) -> None:
 # -- the child's side ------------------------------------------------------------------------
 
 
-async def _child(settings: Settings) -> None:
+async def _child(settings: Settings, role: str) -> None:
     ctx = build_context(settings)
     relayed = RelayedMetrics()
     ctx.metrics = relayed
+    ctx.remote_metrics = RemoteMetrics()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -259,6 +311,9 @@ async def _child(settings: Settings) -> None:
 
     def relay() -> None:
         seen = relayed.take()
+        remotes = ctx.remote_metrics.take()
+        if remotes is not None:
+            seen = {**(seen or {}), "remotes": remotes}
         if seen is not None:
             sys.stdout.write(json.dumps(seen) + "\n")
             sys.stdout.flush()
@@ -269,8 +324,9 @@ async def _child(settings: Settings) -> None:
                 await asyncio.wait_for(stop.wait(), RELAY_EVERY_S)
             relay()
 
+    hosted = delivery_role(ctx) if role == "delivery" else vehicle_role(ctx)
     try:
-        async with delivery_role(ctx):
+        async with hosted:
             sys.stdout.write('{"ready": true}\n')
             sys.stdout.flush()
             tasks = [
@@ -287,7 +343,8 @@ async def _child(settings: Settings) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="keyfob-delivery-child")
+    parser = argparse.ArgumentParser(prog="keyfob-child")
+    parser.add_argument("--role", choices=ROLES, default="delivery")
     parser.add_argument("--log-level", default="info")
     parser.add_argument("--log-format", choices=["text", "json"], default="text")
     args = parser.parse_args(argv)
@@ -297,7 +354,7 @@ def main(argv: list[str] | None = None) -> None:
     if not line:
         return
     settings = Settings.model_validate_json(line)
-    loops.run(_child(settings))
+    loops.run(_child(settings, args.role))
 
 
 if __name__ == "__main__":
