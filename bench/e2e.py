@@ -291,6 +291,23 @@ def wait_done(receiver: int, accepted: list[list[Any]], seen: set[str], timeout:
         time.sleep(0.2)
 
 
+def stage_times(
+    receiver: int, sent_at: dict[str, float]
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Each stage's p50 after the POST, and its p50 from raised to received, for these remotes."""
+    stages: dict[str, list[float]] = {}
+    lags: dict[str, list[float]] = {}
+    for rid, _seq, kind, at, lag in dump(receiver):
+        if rid in sent_at:
+            stage = kind if kind.startswith("Pending/") else "Done"
+            stages.setdefault(stage, []).append((at - sent_at[rid]) * 1000)
+            lags.setdefault(stage, []).append(lag)
+    return (
+        {k: percentile(v, 50) for k, v in stages.items()},
+        {k: percentile(v, 50) for k, v in lags.items()},
+    )
+
+
 def phase_paced(
     receiver: int, tenant: Tenant, rate: int, seconds: float, drain: float
 ) -> dict[str, Any]:
@@ -309,14 +326,7 @@ def phase_paced(
     wait_done(receiver, sent["accepted"], set(done_at), drain)
     done_at = {rid: at for rid, _s, kind, at, _lag in dump(receiver) if kind.startswith("Done/")}
     latencies = [(done_at.get(rid, float("inf")) - at) * 1000 for rid, at in sent["accepted"]]
-    sent_at = dict(sent["accepted"])
-    stages: dict[str, list[float]] = {}
-    lags: dict[str, list[float]] = {}
-    for rid, _seq, kind, at, lag in dump(receiver):
-        if rid in sent_at:
-            stage = kind if kind.startswith("Pending/") else "Done"
-            stages.setdefault(stage, []).append((at - sent_at[rid]) * 1000)
-            lags.setdefault(stage, []).append(lag)
+    stages, lags = stage_times(receiver, dict(sent["accepted"]))
     return {
         "offered": rate,
         "accepted": len(sent["accepted"]),
@@ -325,8 +335,8 @@ def phase_paced(
         "p50_ms": percentile(latencies, 50),
         "p99_ms": percentile(latencies, 99),
         "backlog": backlog,
-        "stage_p50_ms": {k: percentile(v, 50) for k, v in stages.items()},
-        "delivery_lag_p50_ms": {k: percentile(v, 50) for k, v in lags.items()},
+        "stage_p50_ms": stages,
+        "delivery_lag_p50_ms": lags,
         "answer_p50_ms": sent["answer_p50_ms"],
         "answer_p99_ms": sent["answer_p99_ms"],
         "accepted_list": sent["accepted"],
@@ -354,8 +364,12 @@ def phase_saturation(receiver: int, tenant: Tenant, args: argparse.Namespace) ->
         for _r, _s, kind, at, _lag in events
         if kind.startswith("Done/") and window[0] <= at < window[1]
     )
+    stages, lags = stage_times(receiver, dict(sent["accepted"]))
     return {
         "completed_per_s": done / args.seconds,
+        "stage_p50_ms": stages,
+        "delivery_lag_p50_ms": lags,
+        "answer_p50_ms": sent["answer_p50_ms"],
         "accepted_list": sent["accepted"],
         "answers": sent["answers"],
     }
@@ -433,6 +447,9 @@ def one_run(args: argparse.Namespace, shape: str, variant: Variant) -> dict[str,
                 wait_done(receiver_port, sat["accepted_list"], set(), 60)
                 accepted += sat["accepted_list"]
                 result["completed_per_s"] = sat["completed_per_s"]
+                result["at_saturation"] = {
+                    k: sat[k] for k in ("stage_p50_ms", "delivery_lag_p50_ms", "answer_p50_ms")
+                }
                 result["ratio"] = sat["completed_per_s"] / raw["rps"]
                 for rate in args.rates:
                     paced = phase_paced(receiver_port, tenant, rate, args.seconds, 60)
@@ -479,15 +496,18 @@ def report(results: list[dict[str, Any]]) -> None:
             f"{r['peak_rss_mib']:>7.0f}  {c['lost']:>4} {c['out_of_order']:>5} {c['duplicated']:>3}"
         )
         print("  ".join(cells))
-    print("\neach stage at the first paced rate: p50 after the POST (p50 from raised to received)")
+    print("\neach stage: p50 after the POST (p50 from raised to received); the POST's answer p50")
+    phases = [("saturation", "at_saturation"), (f"{ARGS.rates[0]}/s", f"at_{ARGS.rates[0]}")]
     for r in results:
-        p = r[f"at_{ARGS.rates[0]}"]
-        lag = p.get("delivery_lag_p50_ms", {})
-        stages = ", ".join(
-            f"{stage.removeprefix('Pending/')} {ms:.0f} ({lag.get(stage, float('nan')):.0f})"
-            for stage, ms in p["stage_p50_ms"].items()
-        )
-        print(f"  {r['shape']} {r['sync']}: {stages}")
+        for label, key in phases:
+            p = r[key]
+            lag = p.get("delivery_lag_p50_ms", {})
+            stages = ", ".join(
+                f"{stage.removeprefix('Pending/')} {ms:.0f} ({lag.get(stage, float('nan')):.0f})"
+                for stage, ms in p["stage_p50_ms"].items()
+            )
+            answer = p["answer_p50_ms"]
+            print(f"  {r['shape']} {r['sync']} {label}: {stages}; answer {answer:.0f}")
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in results:
         groups.setdefault((r["shape"], r["sync"]), []).append(r)
