@@ -27,8 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-
-import httpx
+from typing import TYPE_CHECKING
 
 from keyfob.auth.external import ExternalConfig, ExternalIssuer
 from keyfob.auth.keys import KeyRing
@@ -38,6 +37,9 @@ from keyfob.auth.throttle import LoginThrottle
 from keyfob.auth.tokens import AccessClaims, TokenPolicy, peek, read_access_token
 from keyfob.auth.users import get_user, get_user_by_login
 from keyfob.config import Settings
+
+if TYPE_CHECKING:  # imported where an external issuer is set up: most processes never need it
+    import httpx
 from keyfob.errors import InvalidToken
 from keyfob.kit.clock import Clock
 from keyfob.store.engine import Database
@@ -102,13 +104,13 @@ class UserAuth:
             window_s=oauth.login_window_s,
         )
         external = ExternalConfig.from_settings(settings)
-        self.external = (
-            None
-            if external is None
-            else ExternalIssuer(
-                external, http or httpx.AsyncClient(timeout=10.0), monotonic=monotonic
-            )
-        )
+        self.external = None
+        if external is not None:
+            if http is None:
+                import httpx  # here: every process would load it, few need it
+
+                http = httpx.AsyncClient(timeout=10.0)
+            self.external = ExternalIssuer(external, http, monotonic=monotonic)
 
     async def principal(self, token: str) -> UserPrincipal:
         """Who this Bearer token speaks for, or ``InvalidToken`` (the gateway's 401)."""

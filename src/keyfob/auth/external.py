@@ -22,9 +22,8 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
@@ -33,6 +32,9 @@ from keyfob.auth.realms import find_realm
 from keyfob.auth.tokens import check_times
 from keyfob.config import Settings
 from keyfob.errors import InvalidToken
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger("keyfob.auth")
 
@@ -109,6 +111,8 @@ class ExternalIssuer:
         self._lock = asyncio.Lock()
 
     async def _fetch(self) -> None:
+        import httpx  # here: only a deployment with an external issuer needs it
+
         self._fetched_at = self._monotonic()
         try:
             uri = self.config.jwks_uri or await self._discover()
