@@ -49,7 +49,7 @@ from keyfob.remotes.staging import Batch as _Batch
 from keyfob.remotes.staging import Known as _Known
 from keyfob.remotes.staging import Posted, first_status, request_hash
 from keyfob.store.engine import Database
-from keyfob.store.nudge import nudge
+from keyfob.store.nudge import REMOTES_DUE, Nudger
 from keyfob.store.outage import unreachable
 from keyfob.store.units import Execute, Insert, Plan, Submit, run_unit, sqlite_turn
 from keyfob.vehicles.budget import WakeLimits
@@ -154,7 +154,9 @@ class Acceptor:
     ``queue_at`` requests wait: under a light load it would cost a commit for one or two
     requests and delay the dispatcher's next unit. A turn ends after ``turn_units`` units,
     so the dispatcher and the API's other requests get the connection in between. Elsewhere
-    each batch is awaited in turn (PostgreSQL's pool serves many connections anyway).
+    (PostgreSQL, whose pool serves many connections) up to ``depth`` batches are stored at once,
+    each on its own connection: while one commits, the next is being written. After a batch
+    commits, the dispatchers are nudged without waiting (one ``NOTIFY`` under way at a time).
     """
 
     def __init__(
@@ -185,6 +187,8 @@ class Acceptor:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._known = _Known()
+        self._nudger = Nudger(database, REMOTES_DUE)
+        self._storing: set[asyncio.Task[None]] = set()
 
     async def accept(self, request: Request) -> Posted:
         """Stored and committed when this returns; a refusal raises its ``KeyfobError``."""
@@ -215,6 +219,7 @@ class Acceptor:
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        await self._nudger.close()
 
     def _take(self, into: list[_Waiting]) -> list[_Waiting]:
         waiting = self._waiting
@@ -223,12 +228,22 @@ class Acceptor:
         return into
 
     async def _run(self) -> None:
+        try:
+            await self._serve()
+        finally:
+            if self._storing:
+                await asyncio.gather(*self._storing, return_exceptions=True)
+
+    async def _serve(self) -> None:
         while True:
             if not self._waiting:
                 if self._stopping:
                     return
                 self._ready.clear()
                 await self._ready.wait()
+                continue
+            if not self.database.sqlite:
+                await self._store_beside()
                 continue
             units: list[_Unit] = []
             try:
@@ -245,6 +260,22 @@ class Acceptor:
                 if not units:
                     await self._store(self._take([]))
             await self._after_turn(units)
+
+    async def _store_beside(self) -> None:
+        """PostgreSQL: what waits now, stored in a batch of its own beside up to ``depth - 1``
+        earlier batches still being stored. As on SQLite, a batch starts beside another only
+        once ``queue_at`` requests wait: under a light load it would cost a commit for one or
+        two requests, where waiting lets the next batch take them all."""
+        while self._storing and (
+            len(self._storing) >= self.depth or len(self._waiting) < self.queue_at
+        ):
+            self._ready.clear()
+            arrival = asyncio.ensure_future(self._ready.wait())
+            await asyncio.wait({*self._storing, arrival}, return_when=asyncio.FIRST_COMPLETED)
+            arrival.cancel()
+        task = asyncio.create_task(self._store(self._take([])), name="remote-acceptor-batch")
+        self._storing.add(task)
+        task.add_done_callback(self._storing.discard)
 
     async def _turn(self, submit: Submit[_Answers], units: list[_Unit]) -> None:
         """Units queued back to back on the held connection, each answered as it ends."""
@@ -328,7 +359,7 @@ class Acceptor:
         self.database.outage.reached()
         for (_, future, _), answer in zip(batch, answers, strict=True):
             _settle(future, answer)
-        await self._nudge([a for a in answers if isinstance(a, Posted) and not a.replayed])
+        self._nudge([a for a in answers if isinstance(a, Posted) and not a.replayed])
 
     async def _recover(
         self, batch: list[_Waiting], error: BaseException, *, last: bool = False
@@ -367,7 +398,7 @@ class Acceptor:
         for _, future, remote_id in batch:
             if remote_id in stored:
                 _settle(future, Posted(remote_id, stored[remote_id], replayed=False))
-        await self._nudge(found)
+        self._nudge(found)
         return [item for item in batch if not item[1].done()]
 
     def _fail(self, batch: list[_Waiting], error: BaseException) -> None:
@@ -378,13 +409,12 @@ class Acceptor:
         for _, future, _ in batch:
             _settle(future, error)
 
-    async def _nudge(self, stored: list[Posted]) -> None:
+    def _nudge(self, stored: list[Posted]) -> None:
+        """Dispatchers in other processes: new remotes are due (``keyfob.store.nudge``; a
+        failed nudge is logged there, and they poll)."""
         if self.database.sqlite or not stored:
             return
-        try:  # dispatchers in other processes: new remotes are due (keyfob.store.nudge)
-            await nudge(self.database)
-        except Exception:
-            log.warning("could not nudge the dispatchers; they will poll", exc_info=True)
+        self._nudger.request()
 
 
 def _settle(future: asyncio.Future[Posted], outcome: Posted | BaseException) -> None:
