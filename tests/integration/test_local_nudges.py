@@ -7,9 +7,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -82,7 +84,7 @@ async def test_the_socket_of_a_dead_process_is_removed(tmp_path: Path) -> None:
     file = str(tmp_path / "k.db")
     folder = nudge_folder(file)
     folder.mkdir(mode=0o700, exist_ok=True)
-    left = folder / f"{REMOTES_DUE}.999999.0"
+    left = folder / f"{REMOTES_DUE.removeprefix('keyfob_')}.999999.0"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(left))
     sock.close()  # a process killed before it could remove its socket
@@ -104,6 +106,28 @@ async def test_nudges_from_the_stores_own_calls(tmp_path: Path) -> None:
             assert await heard_within(woken)
     finally:
         await database.dispose()
+
+
+async def test_the_sockets_live_beside_the_database_file() -> None:
+    with tempfile.TemporaryDirectory(prefix="kf") as short:  # pytest's own folders are long
+        file = os.path.join(short, "keyfob.db")
+        async with listening_locally(file, lambda: None, EVENTS_STORED) as path:
+            assert path.parent == Path(short) / "keyfob.db-nudge"
+            assert send_once(file, EVENTS_STORED) == 1
+        assert not (Path(short) / "keyfob.db-nudge").exists()  # the last listener tidied up
+
+
+async def test_a_path_too_long_for_a_socket_uses_the_temporary_folder(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    file = str(deep / "keyfob.db")
+    woken = asyncio.Event()
+    async with listening_locally(file, woken.set, EVENTS_STORED) as path:
+        assert not str(path).startswith(str(tmp_path))
+        assert len(str(path)) <= 107
+        woken.clear()
+        assert send_once(file, EVENTS_STORED) == 1
+        assert await heard_within(woken)
 
 
 async def test_sqlite_in_memory_has_nobody_to_nudge() -> None:

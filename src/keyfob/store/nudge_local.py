@@ -2,8 +2,9 @@
 
 PostgreSQL carries nudges with NOTIFY (``store.nudge``). SQLite has no such channel, and its
 processes all run on one host, beside one file: ``serve`` and the children it starts. So each
-listener binds a datagram socket in a folder of its own for that database file
-(``<temp>/keyfob-nudge-<hash of the file's path>/<channel>.<pid>.<n>``), and a nudge is one
+listener binds a datagram socket in a folder beside the database file (``<file>-nudge/``, next
+to its ``-wal``, ``-shm`` and ``-writer`` files; in the temporary folder instead, named after a
+hash of the file's path, when that path is too long for a socket's address), and a nudge is one
 empty datagram sent, without waiting, to every socket of the channel found there.
 
 As on PostgreSQL, a nudge carries nothing and may be lost: the database stays the queue and the
@@ -29,12 +30,23 @@ from pathlib import Path
 log = logging.getLogger("keyfob.store.nudge")
 
 RELIST_S = 1.0
+_ADDRESS_ROOM = 107 - len("/events_stored.4194304.999999")
+"""A socket's address holds 107 bytes: room for the folder, beside the longest name in it."""
 _numbers = itertools.count()
 
 
+def _tag(channel: str) -> str:
+    """How a channel's sockets are named (short: the folder's path shares the address)."""
+    return channel.removeprefix("keyfob_")
+
+
 def nudge_folder(database_file: str) -> Path:
-    """Where the listeners of one SQLite file bind their sockets (a short path: AF_UNIX)."""
-    digest = hashlib.sha256(os.path.realpath(database_file).encode()).hexdigest()[:16]
+    """Where the listeners of one SQLite file bind their sockets."""
+    path = os.path.realpath(database_file)
+    beside = Path(f"{path}-nudge")
+    if len(os.fsencode(beside)) <= _ADDRESS_ROOM:
+        return beside
+    digest = hashlib.sha256(path.encode()).hexdigest()[:16]
     return Path(tempfile.gettempdir()) / f"keyfob-nudge-{digest}"
 
 
@@ -53,7 +65,7 @@ class LocalNudges:
         if listed is not None and now - listed[0] < RELIST_S:
             return listed[1]
         try:
-            names = [n for n in os.listdir(self.folder) if n.startswith(f"{channel}.")]
+            names = [n for n in os.listdir(self.folder) if n.startswith(f"{_tag(channel)}.")]
         except FileNotFoundError:
             names = []
         paths = [str(self.folder / name) for name in names]
@@ -99,7 +111,7 @@ async def listening_locally(
     """Call ``on_nudge`` on every nudge on ``channel`` for as long as the block runs."""
     folder = nudge_folder(database_file)
     folder.mkdir(mode=0o700, exist_ok=True)
-    path = folder / f"{channel}.{os.getpid()}.{next(_numbers)}"
+    path = folder / f"{_tag(channel)}.{os.getpid()}.{next(_numbers)}"
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
