@@ -292,12 +292,12 @@ def wait_done(receiver: int, accepted: list[list[Any]], seen: set[str], timeout:
 
 
 def stage_times(
-    receiver: int, sent_at: dict[str, float]
+    events: list[list[Any]], sent_at: dict[str, float]
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Each stage's p50 after the POST, and its p50 from raised to received, for these remotes."""
     stages: dict[str, list[float]] = {}
     lags: dict[str, list[float]] = {}
-    for rid, _seq, kind, at, lag in dump(receiver):
+    for rid, _seq, kind, at, lag in events:
         if rid in sent_at:
             stage = kind if kind.startswith("Pending/") else "Done"
             stages.setdefault(stage, []).append((at - sent_at[rid]) * 1000)
@@ -324,9 +324,10 @@ def phase_paced(
     done_at = {rid: at for rid, _s, kind, at, _lag in events if kind.startswith("Done/")}
     backlog = sum(1 for rid, _ in sent["accepted"] if done_at.get(rid, stopped + 1) > stopped)
     wait_done(receiver, sent["accepted"], set(done_at), drain)
-    done_at = {rid: at for rid, _s, kind, at, _lag in dump(receiver) if kind.startswith("Done/")}
+    events = dump(receiver)
+    done_at = {rid: at for rid, _s, kind, at, _lag in events if kind.startswith("Done/")}
     latencies = [(done_at.get(rid, float("inf")) - at) * 1000 for rid, at in sent["accepted"]]
-    stages, lags = stage_times(receiver, dict(sent["accepted"]))
+    stages, lags = stage_times(events, dict(sent["accepted"]))
     return {
         "offered": rate,
         "accepted": len(sent["accepted"]),
@@ -364,7 +365,7 @@ def phase_saturation(receiver: int, tenant: Tenant, args: argparse.Namespace) ->
         for _r, _s, kind, at, _lag in events
         if kind.startswith("Done/") and window[0] <= at < window[1]
     )
-    stages, lags = stage_times(receiver, dict(sent["accepted"]))
+    stages, lags = stage_times(events, dict(sent["accepted"]))
     return {
         "completed_per_s": done / args.seconds,
         "stage_p50_ms": stages,

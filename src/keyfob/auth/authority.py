@@ -37,12 +37,12 @@ from keyfob.auth.throttle import LoginThrottle
 from keyfob.auth.tokens import AccessClaims, TokenPolicy, peek, read_access_token
 from keyfob.auth.users import get_user, get_user_by_login
 from keyfob.config import Settings
-
-if TYPE_CHECKING:  # imported where an external issuer is set up: most processes never need it
-    import httpx
 from keyfob.errors import InvalidToken
 from keyfob.kit.clock import Clock
 from keyfob.store.engine import Database
+
+if TYPE_CHECKING:  # imported where an external issuer is set up: most processes never need it
+    import httpx
 
 
 @dataclass(frozen=True, slots=True)

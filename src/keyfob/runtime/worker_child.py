@@ -69,9 +69,10 @@ def shares_database(settings: Settings) -> bool:
 # -- the parent's side -----------------------------------------------------------------------
 
 
-ROLES = ("delivery", "vehicles")
-"""What a child can run: the delivery worker, or the vehicle side (``runtime.vehicle_role``)."""
 LABELS = {"delivery": "the delivery worker", "vehicles": "the vehicle side"}
+"""What a child can run, as the log names it: the delivery worker, or the vehicle side
+(``runtime.vehicle_role``)."""
+ROLES = tuple(LABELS)
 
 
 class WorkerChild:

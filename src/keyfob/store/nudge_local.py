@@ -78,7 +78,7 @@ class LocalNudges:
             self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
             self._socket.setblocking(False)
         reached = 0
-        for path in self._listeners(channel):
+        for path in list(self._listeners(channel)):  # a copy: ``_forget`` takes from the list
             try:
                 self._socket.sendto(b"", path)
                 reached += 1
@@ -124,9 +124,7 @@ async def listening_locally(
         while True:
             try:
                 sock.recv(16)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError:
+            except OSError:  # nothing more to read now (BlockingIOError), or closed
                 break
             heard = True
         if heard:
