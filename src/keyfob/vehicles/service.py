@@ -14,7 +14,7 @@ from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keyfob.errors import ErrorCode, KeyfobError
-from keyfob.kit.ids import new_id
+from keyfob.kit.ids import new_id, new_ordered_id
 from keyfob.kit.paging import PageRequest
 from keyfob.kit.text import shown
 from keyfob.store.queries import paged
@@ -157,7 +157,7 @@ async def create_vehicle(
 ) -> Vehicle:
     if (await conn.execute(select(vehicles.c.id).where(vehicles.c.vin == vin))).first():
         raise KeyfobError(ErrorCode.ALREADY_EXISTS, f"a vehicle with VIN {vin!r} exists")
-    vid = vehicle_id or new_id()
+    vid = vehicle_id or new_ordered_id()
     await conn.execute(
         vehicles.insert().values(
             id=vid,
