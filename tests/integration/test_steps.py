@@ -30,7 +30,7 @@ from sqlalchemy import (
 from hand_offs import count_hand_offs, sqlite_with, tables_of
 from keyfob.store.engine import Database
 from keyfob.store.schema import UtcDateTime
-from keyfob.store.units import Execute, Fetch, Insert, Plan, only, run_unit
+from keyfob.store.units import Execute, Fetch, Insert, Plan, only, ready, run_unit, steps
 
 scratch = MetaData()
 items = Table(
@@ -230,3 +230,39 @@ async def test_per_row_updates_of_a_constant_statement_mix_row_and_own_values(
         ("i3", 33, None, later),
         ("i4", 4, {"n": [4]}, T0),
     ]
+
+
+async def test_steps_made_ready_before_the_transaction_write_the_same_rows(
+    tables: Database,
+) -> None:
+    """``ready`` works a write out before its unit (the delivery worker's outcomes): on SQLite
+    only the statements run in the transaction; either way the rows and answers are those of
+    the plain steps."""
+    later = T0.replace(hour=13)
+    work = [
+        Insert([(items, [item(1), item(2), item(3)])]),
+        Execute(
+            update(items)
+            .where(items.c.id == bindparam("b_id"))
+            .values(at=bindparam("b_at"), data=bindparam("b_data")),
+            [{"b_id": "i1", "b_at": later, "b_data": {"late": True}}],
+        ),
+        Execute(update(items).where(items.c.id.in_(["i2", "i3", "i9"])).values(n=items.c.n + 10)),
+        Execute(update(items).values(n=0), []),
+    ]
+    made = [ready(tables, step) for step in work]
+    assert all((step.sqlite is not None) == tables.sqlite for step in made)
+
+    def run() -> Plan[list[Any]]:
+        answers = []
+        for step in made:
+            answers.append((yield step))
+        return answers
+
+    assert await run_unit(tables, run) == [None, None, 2, None]
+    assert await stored(tables) == [("i1", 1, later), ("i2", 12, T0), ("i3", 13, T0)]
+    async with tables.read() as conn:
+        data = (await conn.execute(select(items.c.data).where(items.c.id == "i1"))).scalar()
+    assert data == {"late": True}
+    await run_unit(tables, lambda: steps([ready(tables, Execute(delete(items)))]))
+    assert await stored(tables) == []

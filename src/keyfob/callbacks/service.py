@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, or_, select, update
+from sqlalchemy import Row, Update, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keyfob.callbacks import secrets
@@ -196,12 +196,17 @@ async def set_status(
     )
 
 
-async def mark_failed(conn: AsyncConnection, *, callback_id: str, now: datetime) -> None:
-    await conn.execute(
+def failed_statement(*, callback_id: str, now: datetime) -> Update:
+    """The callback becomes Failed (decision 12), unless it is already."""
+    return (
         update(callbacks)
         .where(callbacks.c.id == callback_id, callbacks.c.status != CallbackStatus.FAILED.value)
         .values(status=CallbackStatus.FAILED.value, failed_at=now, updated_at=now)
     )
+
+
+async def mark_failed(conn: AsyncConnection, *, callback_id: str, now: datetime) -> None:
+    await conn.execute(failed_statement(callback_id=callback_id, now=now))
 
 
 async def mark_deleted(conn: AsyncConnection, *, callback: Callback, now: datetime) -> None:

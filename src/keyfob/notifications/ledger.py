@@ -2,7 +2,8 @@
 
 The other half of the queue (``queue`` leases rows). Recording runs in short transactions of its
 own, for many results at once; the common case, every row of a group delivered, is one
-statement whatever the group's size. The horizon sweep runs on its own timer, outside claims.
+statement whatever the group's size, and the statements are worked out before the transaction
+begins. The horizon sweep runs on its own timer, outside claims.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keyfob.callbacks.models import callbacks
-from keyfob.callbacks.service import mark_failed
+from keyfob.callbacks.service import failed_statement, mark_failed
 from keyfob.notifications.models import delivery_attempts, notifications
 from keyfob.notifications.outcome import Outcome
 from keyfob.notifications.policy import HORIZON, Abandon, Decision, Delivered, Expire, Retry
 from keyfob.notifications.queue import Claimed, Delivery, chunks, pending
 from keyfob.store.schema import UtcDateTime
+from keyfob.store.units import Execute, Insert
 from keyfob.vocabulary import CallbackStatus
 
 _NOW = bindparam("now", type_=UtcDateTime())
@@ -100,13 +102,15 @@ def _attempt(result: Result) -> dict[str, Any]:
     }
 
 
-async def record(
-    conn: AsyncConnection, *, owner: str, results: list[Result], now: datetime
-) -> None:
-    """Write every attempt and move every row on, in the caller's transaction."""
+def record_steps(*, owner: str, results: list[Result], now: datetime) -> list[Insert | Execute]:
+    """The writes that record ``results``: every attempt, every row moved on.
+
+    Worked out before the transaction (``units.ready``), so the write lock covers only the
+    statements themselves.
+    """
     if not results:
-        return
-    await conn.execute(delivery_attempts.insert(), [_attempt(r) for r in results])
+        return []
+    work: list[Insert | Execute] = [Insert([(delivery_attempts, [_attempt(r) for r in results])])]
     delivered: list[str] = []
     moved: list[dict[str, Any]] = []
     failed_callbacks: set[str] = set()
@@ -119,11 +123,12 @@ async def record(
             if isinstance(decision, Expire):
                 failed_callbacks.add(result.delivery.target.id)
     for ids in chunks(delivered):
-        await conn.execute(_DELIVERED, {"ids": ids, "owner": owner, "now": now})
+        work.append(Execute(_DELIVERED, [{"ids": ids, "owner": owner, "now": now}]))
     if moved:
-        await conn.execute(_MOVED, moved)
+        work.append(Execute(_MOVED, moved))
     for callback_id in sorted(failed_callbacks):
-        await mark_failed(conn, callback_id=callback_id, now=now)
+        work.append(Execute(failed_statement(callback_id=callback_id, now=now)))
+    return work
 
 
 _RELEASE = (

@@ -67,6 +67,7 @@ from keyfob.notifications.user_delivery import UserMessages
 from keyfob.notifications.ws_channel import WebSocketChannel
 from keyfob.store.engine import Database
 from keyfob.store.one_trip import run_in_one_trip
+from keyfob.store.units import ready, run_unit, steps
 
 log = logging.getLogger("keyfob.delivery")
 
@@ -301,10 +302,10 @@ class DeliveryWorker:
         return expired
 
     async def record(self, results: list[ledger.Result]) -> None:
-        await run_in_one_trip(
-            self.database,
-            partial(ledger.record, owner=self.options.owner, results=results, now=self.clock()),
-        )
+        work = ledger.record_steps(owner=self.options.owner, results=results, now=self.clock())
+        if work:
+            prepared = [ready(self.database, step) for step in work]
+            await run_unit(self.database, lambda: steps(prepared))
 
     async def run_once(self) -> int:
         """Expire, claim what is due (up to the claim limit), send, record; returns POSTs made."""
