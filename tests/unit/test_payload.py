@@ -136,6 +136,13 @@ def test_encode_is_compact_utf8_json() -> None:
     assert b", " not in data
     assert "Zoë".encode() in data
     assert json.loads(data) == body
+    assert data == json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def test_encode_writes_an_integer_past_64_bits_too() -> None:
+    """A partner's attribute may hold any JSON number; the body must still go out."""
+    body = build_remote_events(CBID, [{"key": "fleetRef", "value": 2**70}], [event()])
+    assert json.loads(encode(body))["attributes"] == [{"key": "fleetRef", "value": 2**70}]
 
 
 REFUSALS = pytest.mark.parametrize(

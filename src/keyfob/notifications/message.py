@@ -21,11 +21,11 @@ The records are the outbox's stored ones; they pass the same checks as on the fl
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from keyfob.errors import ErrorCode, KeyfobError
+from keyfob.notifications.payload import encode as payload_encode
 from keyfob.notifications.payload import stored_remote_event
 
 USER_REMOTE_TYPES = frozenset(
@@ -103,9 +103,5 @@ def sequence_header(stored: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     return {SEQUENCE_HEADER: ",".join(str(int(record["seq"])) for record in stored)}
 
 
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-
-
-def encode(body: dict[str, Any] | list[dict[str, Any]]) -> bytes:
-    """Compact UTF-8 JSON: the exact bytes that are signed and posted."""
-    return _ENCODER.encode(body).encode("utf-8")
+encode = payload_encode
+"""Compact UTF-8 JSON, as the fleet face's bodies are written."""

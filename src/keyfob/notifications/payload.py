@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from keyfob.errors import ErrorCode, KeyfobError
 from keyfob.kit.clock import isoformat
 from keyfob.vocabulary import (
@@ -221,6 +223,14 @@ def remote_events_body(
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
-def encode(body: dict[str, Any]) -> bytes:
-    """Compact UTF-8 JSON: the exact bytes that are signed and posted."""
-    return _ENCODER.encode(body).encode("utf-8")
+def encode(body: dict[str, Any] | list[dict[str, Any]]) -> bytes:
+    """Compact UTF-8 JSON: the exact bytes that are signed and posted.
+
+    orjson writes it several times faster than the standard library, which the delivery
+    worker felt (one body per POST); a value orjson refuses (an integer past 64 bits in a
+    partner's attributes) is written by the standard library instead, in the same form.
+    """
+    try:
+        return orjson.dumps(body)
+    except TypeError:
+        return _ENCODER.encode(body).encode("utf-8")

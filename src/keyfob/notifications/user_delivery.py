@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from keyfob.callbacks.attributes import USER, RenderedAttributes, render_request_parts
 from keyfob.callbacks.remote_attributes import effective, load_remote_attributes
 from keyfob.callbacks.secrets import active_secrets
@@ -75,8 +77,8 @@ class UserMessages:
         subscribe = self.subscribe(target)
         made: list[UserMessage] = []
         for row in delivery.rows:
-            record = json.loads(row.event)
-            context = json.loads(delivery.contexts.get(row.id) or "null") or {}
+            record = orjson.loads(row.event)
+            context = orjson.loads(delivery.contexts.get(row.id) or "null") or {}
             own = load_remote_attributes(
                 context.get("attributes"), context.get("callbackAttributes")
             )

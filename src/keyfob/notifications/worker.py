@@ -40,6 +40,8 @@ from datetime import timedelta
 from functools import partial
 from typing import Any
 
+import orjson
+
 from keyfob.callbacks.attributes import (
     RenderedAttributes,
     render_request_parts,
@@ -189,7 +191,7 @@ class DeliveryWorker:
             return Request(made.url, made.query, made.headers, made.body, made.message_id)
         callback = self._callback(target)
         subscribe = callback.subscribe
-        events = [stored_remote_event(json.loads(row.event)) for row in delivery.rows]
+        events = [stored_remote_event(orjson.loads(row.event)) for row in delivery.rows]
         parts = callback.parts
         if parts is None:  # rendered from the first event, batch or not
             variables = _variables(target, events[0]["vin"], events[0]["remoteType"])
