@@ -632,3 +632,19 @@ async def test_concurrent_retries_with_one_key_store_one_remote(
     assert [a.status_code for a in answers] == [202] * 4, [a.text for a in answers]
     assert len({a.json()["remoteActionId"] for a in answers}) == 1
     assert (await counts(db))["remotes"] == 1
+
+
+async def test_remotes_posted_in_one_instant_list_in_the_order_they_were_posted(
+    tenant: Tenant,
+) -> None:
+    """The list sorts by creation time, then id: within one millisecond (a busy client) the
+    ids follow the order the POSTs arrived in."""
+    cbid = await create_callback(tenant)
+    url = remotes_path(tenant, cbid)
+    posted = []
+    for _ in range(12):
+        answer = await tenant.http.post(url, json={"horn": {"state": "Activated"}})
+        assert answer.status_code == 202, answer.text
+        posted.append(answer.json()["remoteActionId"])
+    page = (await tenant.http.get(url, params={"pageSize": 50})).json()
+    assert [a["remoteActionId"] for a in page["_embedded"]["remoteActions"]] == posted

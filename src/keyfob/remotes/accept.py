@@ -32,7 +32,7 @@ from sqlalchemy import delete, select
 
 from keyfob.errors import ErrorCode, KeyfobError
 from keyfob.kit.clock import Clock
-from keyfob.kit.ids import new_id
+from keyfob.kit.ids import new_ordered_id
 from keyfob.notifications.models import notifications
 from keyfob.remotes import accept_fleet, accept_user
 from keyfob.remotes.accept_budget import with_budgets
@@ -195,7 +195,7 @@ class Acceptor:
         if self._task is None or self._task.done():
             raise KeyfobError(ErrorCode.UNAVAILABLE, "the server is starting or stopping")
         future: asyncio.Future[Posted] = asyncio.get_running_loop().create_future()
-        self._waiting.append((request, future, new_id()))
+        self._waiting.append((request, future, new_ordered_id()))
         self._ready.set()
         posted = await future
         if self.metrics is not None and not posted.replayed:

@@ -17,7 +17,7 @@ from typing import Any
 
 from keyfob.callbacks.remote_attributes import RemoteAttributes
 from keyfob.errors import ErrorCode, KeyfobError
-from keyfob.kit.ids import new_id
+from keyfob.kit.ids import new_ordered_id
 from keyfob.notifications.message import remote_context
 from keyfob.notifications.outbox import notification_row
 from keyfob.remotes.events import RemoteRef, event_values
@@ -90,7 +90,7 @@ class Batch:
 
     def remote_id(self) -> str:
         """The id of the remote the request being judged will store."""
-        return self.chosen_id or new_id()
+        return self.chosen_id or new_ordered_id()
 
 
 def replay(
