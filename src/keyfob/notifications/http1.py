@@ -28,7 +28,7 @@ import asyncio
 import socket
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
@@ -55,7 +55,7 @@ class AddressResolver(Protocol):
 
     def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> Awaitable[list[Any]]: ...
+    ) -> Awaitable[Sequence[Mapping[str, Any]]]: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,9 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import sys
 from dataclasses import dataclass
-
-import aiohttp
 
 from keyfob.errors import ErrorCode, KeyfobError
 from keyfob.notifications.http1 import BadAnswer, NameNotResolved
@@ -107,23 +106,29 @@ def _from_error(error: BaseException, *, latency_ms: int) -> Outcome:
     )
 
 
+def _aiohttp(*names: str) -> tuple[type[BaseException], ...]:
+    """aiohttp's error classes of these names, once the WebSocket or push channel has loaded
+    aiohttp; until then none of them can have been raised (webhooks go through ``http1``)."""
+    module = sys.modules.get("aiohttp")
+    return () if module is None else tuple(getattr(module, name) for name in names)
+
+
 def error_class(error: BaseException) -> str:
     """The class of a network failure; the cause chain is searched for an SSRF refusal first."""
     if any(isinstance(e, RefusedAddress) for e in _chain(error)):
         return "refused_address"
-    if isinstance(error, InvalidTarget | aiohttp.InvalidURL):
+    if isinstance(error, (InvalidTarget, *_aiohttp("InvalidURL"))):
         return "invalid_url"
-    if isinstance(error, aiohttp.ServerFingerprintMismatch | ssl.SSLError | ssl.CertificateError):
-        return "tls"
-    if isinstance(error, aiohttp.ClientSSLError):
+    tls = _aiohttp("ServerFingerprintMismatch", "ClientSSLError")
+    if isinstance(error, (ssl.SSLError, ssl.CertificateError, *tls)):
         return "tls"
     if isinstance(error, asyncio.TimeoutError):
         return "timeout"
-    if isinstance(error, NameNotResolved | aiohttp.ClientConnectorDNSError):
+    if isinstance(error, (NameNotResolved, *_aiohttp("ClientConnectorDNSError"))):
         return "dns"
-    if isinstance(error, aiohttp.ClientConnectionError | ConnectionError | OSError):
+    if isinstance(error, (ConnectionError, OSError, *_aiohttp("ClientConnectionError"))):
         return "connect"
-    if isinstance(error, BadAnswer | aiohttp.ClientResponseError | aiohttp.ClientPayloadError):
+    if isinstance(error, (BadAnswer, *_aiohttp("ClientResponseError", "ClientPayloadError"))):
         return "protocol"
     if isinstance(error, ValueError):
         return "invalid_request"

@@ -31,9 +31,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import RSAKey
@@ -43,6 +42,9 @@ from keyfob.errors import ErrorCode, KeyfobError
 from keyfob.notifications.metrics import DeliveryMetrics
 from keyfob.notifications.outcome import Outcome, classify, excerpt
 from keyfob.notifications.user_delivery import UserMessage
+
+if TYPE_CHECKING:  # loaded by the first push: most deployments never need it
+    import aiohttp
 
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 _GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -73,6 +75,13 @@ _KEYWORDS = frozenset(
         *_ANDROID_LISTS,
     }
 )
+
+
+def _client_error() -> type[BaseException]:
+    """aiohttp's base error, for the ``except`` around a push (which has loaded aiohttp)."""
+    import aiohttp
+
+    return aiohttp.ClientError
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +167,8 @@ class PushChannel:
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
+            import aiohttp  # here: only a deployment with push callbacks loads it
+
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=self._config.timeout),
                 cookie_jar=aiohttp.DummyCookieJar(),
@@ -209,7 +220,7 @@ class PushChannel:
                 if response.status == 401:
                     self._bearer = None  # revoked or expired early: fetch a new one next time
                 return classify(status=response.status, body=answer, latency_ms=_since(started))
-        except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as error:
+        except (_client_error(), OSError, TimeoutError, ValueError) as error:
             return classify(error=error, latency_ms=_since(started))
 
     async def _token(self, started: float) -> str:
@@ -229,7 +240,7 @@ class PushChannel:
                     granted = json.loads(answer)
                     token = str(granted["access_token"])
                     lifetime = float(granted.get("expires_in", 3600))
-            except (aiohttp.ClientError, OSError, TimeoutError) as error:
+            except (_client_error(), OSError, TimeoutError) as error:
                 raise _Failed(classify(error=error, latency_ms=_since(started))) from error
             except (ValueError, KeyError, TypeError) as error:
                 raise _Failed(_auth_failure(200, b"", started, str(error))) from error

@@ -11,11 +11,11 @@ resolver keeps aiohttp's interface; the WebSocket channel resolves through it th
 
 from __future__ import annotations
 
+import asyncio
 import socket
+from collections.abc import Mapping, Sequence
 from ipaddress import ip_address
-
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import ThreadedResolver
+from typing import Any, Protocol
 
 from keyfob.callbacks.targets import TargetPolicy, address_allowed, host_allowed_without_checks
 from keyfob.kit.addresses import parse_ip
@@ -38,18 +38,61 @@ def check_host(host: str, policy: TargetPolicy) -> None:
         raise RefusedAddress(host, str(ip))
 
 
-class SafeResolver(AbstractResolver):
+Address = Mapping[str, Any]
+"""One answer: ``host`` (the address as text), ``port``, ``family``, as aiohttp's resolvers."""
+
+
+class Resolver(Protocol):
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> Sequence[Address]: ...
+
+    async def close(self) -> None: ...
+
+
+_NUMERIC = socket.NI_NUMERICHOST | socket.NI_NUMERICSERV
+
+
+class SystemResolver:
+    """The operating system's resolver, off the event loop (``getaddrinfo`` in its executor)."""
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[Address]:
+        loop = asyncio.get_running_loop()
+        found = await loop.getaddrinfo(
+            host, port, family=family, type=socket.SOCK_STREAM, flags=socket.AI_ADDRCONFIG
+        )
+        answers: list[Address] = []
+        for kind, _type, proto, _name, address in found:
+            if kind == socket.AF_INET6 and len(address) < 3:
+                continue  # an interpreter built without IPv6
+            text, number = str(address[0]), int(address[1])
+            if kind == socket.AF_INET6 and len(address) == 4 and address[3]:
+                # A link-local address: its zone (``fe80::1%eth0``) must survive as text.
+                text, service = await loop.getnameinfo((text, number, *address[2:]), _NUMERIC)
+                number = int(service)
+            answers.append(
+                {"hostname": host, "host": text, "port": number, "family": kind, "proto": proto}
+            )
+        return answers
+
+    async def close(self) -> None:
+        return None
+
+
+class SafeResolver:
     """Resolves with ``inner`` (the system resolver by default), then vets every address."""
 
-    def __init__(self, policy: TargetPolicy, inner: AbstractResolver | None = None) -> None:
+    def __init__(self, policy: TargetPolicy, inner: Resolver | None = None) -> None:
         self._policy = policy
         self._inner = inner
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
+    ) -> Sequence[Address]:
         if self._inner is None:
-            self._inner = ThreadedResolver()
+            self._inner = SystemResolver()
         results = await self._inner.resolve(host, port, family)
         if not host_allowed_without_checks(host, self._policy):
             for result in results:

@@ -23,7 +23,6 @@ import ssl
 import time
 from collections.abc import Callable
 
-import aiohttp
 from yarl import URL
 
 from keyfob import __version__
@@ -40,7 +39,7 @@ from keyfob.notifications.outcome import (
     RefusedAddress,
     classify,
 )
-from keyfob.notifications.resolver import SafeResolver, check_host
+from keyfob.notifications.resolver import Resolver, SafeResolver, check_host
 
 USER_AGENT = f"keyfob/{__version__}"
 _SCHEMES = frozenset({"http", "https"})
@@ -62,7 +61,7 @@ class WebhookSender:
         timeout: float = 10.0,
         limit: int = 200,
         limit_per_host: int = 20,
-        resolver: aiohttp.abc.AbstractResolver | None = None,
+        resolver: Resolver | None = None,
         tls: Callable[[], ssl.SSLContext] = ssl.create_default_context,
         metrics: DeliveryMetrics | None = None,
     ) -> None:
