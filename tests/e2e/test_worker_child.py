@@ -159,21 +159,30 @@ def test_notifications_flow_through_the_child_and_survive_its_death(tmp_path: Pa
 
 @pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL])
 def test_no_worker_outlives_serve(tmp_path: Path, how: signal.Signals) -> None:
+    """On the default both the delivery worker and the vehicle side are children of serve."""
     with serving(tmp_path, "--vehicles", "1") as served:
-        worker = worker_of(served.process.pid)
+        workers = [worker_of(served.process.pid, role) for role in ("delivery", "vehicles")]
         served.process.send_signal(how)
         served.process.wait(timeout=30)
         if how == signal.SIGINT:  # a clean shutdown (uvicorn then exits as Ctrl-C does: 130)
             assert "Application shutdown complete" in served.log(), served.log()[-2000:]
-        wait_for(lambda: not alive(worker), "the worker to exit", timeout=30)
+        for worker in workers:
+            wait_for(lambda worker=worker: not alive(worker), f"child {worker} to exit", 30)
 
 
 def test_a_vehicles_answer_is_delivered_without_waiting_for_the_poll(tmp_path: Path) -> None:
-    """The dispatcher wakes the worker once it has stored the car's answer: with a poll of a
-    minute, the Done still arrives as soon as the (realistically slow) car has answered."""
+    """The dispatcher inside serve wakes the worker once it has stored the car's answer: with
+    a poll of a minute, the Done still arrives as soon as the (realistically slow) car has
+    answered."""
     with (
         hook() as (receiver, target),
-        serving(tmp_path, "--vehicles", "1", KEYFOB_DELIVERY__POLL_S="60") as served,
+        serving(
+            tmp_path,
+            "--vehicles",
+            "1",
+            KEYFOB_DELIVERY__POLL_S="60",
+            KEYFOB_RUN_VEHICLES_IN_CHILD="false",
+        ) as served,
     ):
         client = Client(served, target)
         remote = client.horn()
