@@ -22,7 +22,7 @@ import httpx
 from conftest import make_tenant
 from keyfob.callbacks.targets import TargetPolicy
 from keyfob.kit.clock import FakeClock
-from keyfob.notifications.message import encode
+from keyfob.notifications.payload import encode
 from keyfob.notifications.signing import new_secret
 from keyfob.notifications.ws_channel import WebSocketChannel
 from keyfob.store.engine import Database

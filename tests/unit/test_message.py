@@ -10,13 +10,12 @@ import pytest
 
 from keyfob.errors import KeyfobError
 from keyfob.notifications.message import (
-    encode,
     message,
     messages_body,
     remote_context,
     sequence_header,
 )
-from keyfob.notifications.payload import EventRecord
+from keyfob.notifications.payload import EventRecord, encode
 from oracle_schemas import assert_conforms, errors
 
 RID = "0f9a6c2e5b7d4e1f8a3b2c1d0e9f8a7b"

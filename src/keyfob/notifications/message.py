@@ -25,7 +25,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from keyfob.errors import ErrorCode, KeyfobError
-from keyfob.notifications.payload import encode as payload_encode
 from keyfob.notifications.payload import stored_remote_event
 
 USER_REMOTE_TYPES = frozenset(
@@ -101,7 +100,3 @@ def messages_body(messages: Sequence[dict[str, Any]]) -> dict[str, Any] | list[d
 def sequence_header(stored: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     """``keyfob-sequence``: each message's per-remote sequence number, in the body's order."""
     return {SEQUENCE_HEADER: ",".join(str(int(record["seq"])) for record in stored)}
-
-
-encode = payload_encode
-"""Compact UTF-8 JSON, as the fleet face's bodies are written."""

@@ -33,7 +33,8 @@ from keyfob.callbacks.remote_attributes import effective, load_remote_attributes
 from keyfob.callbacks.secrets import active_secrets
 from keyfob.callbacks.user_schemas import UserCallbackSubscribe, load_user_stored
 from keyfob.notifications import queue
-from keyfob.notifications.message import encode, message, messages_body, sequence_header
+from keyfob.notifications.message import message, messages_body, sequence_header
+from keyfob.notifications.payload import encode
 from keyfob.notifications.signing import sign
 
 

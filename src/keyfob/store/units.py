@@ -76,6 +76,10 @@ class Execute:
     rows: Sequence[Mapping[str, Any]] | None = None
 
 
+Statements = list[tuple[str, list[tuple[Any, ...]]]]
+"""SQL and its parameter tuples, ready for ``sqlite3``'s ``executemany``."""
+
+
 @dataclass(frozen=True)
 class Ready:
     """A write step with its SQLite statements worked out ahead (``ready``).
@@ -85,7 +89,7 @@ class Ready:
     """
 
     step: Insert | Execute
-    sqlite: list[tuple[str, list[tuple[Any, ...]]]] | None
+    sqlite: Statements | None
 
 
 Step = Fetch | Insert | Execute | Ready
@@ -98,21 +102,35 @@ def ready(database: Database, step: Insert | Execute) -> Ready:
     write lock."""
     if not database.sqlite:
         return Ready(step, None)
-    dialect = database.engine.dialect
-    statements: list[tuple[str, list[tuple[Any, ...]]]] = []
+    return Ready(step, _statements(step, database.engine.dialect))
+
+
+def _statements(step: Insert | Execute, dialect: Dialect) -> Statements | None:
+    """A write step's SQL and parameter tuples for ``sqlite3``; ``None`` if it needs more
+    than plain parameters (it then takes the ordinary path)."""
+    found: Statements = []
     if isinstance(step, Insert):
         for table, rows in step.work:
             if rows:
                 insert = prepare_insert(table, rows, dialect)
                 if insert is None:
-                    return Ready(step, None)
-                statements.append(insert)
-    elif step.rows is None or step.rows:
+                    return None
+                found.append(insert)
+    elif step.rows is None or step.rows:  # per row with no rows: nothing to do
         statement = prepare_statement(step.statement, dialect, step.rows)
         if statement is None:
-            return Ready(step, None)
-        statements.append(statement)
-    return Ready(step, statements)
+            return None
+        found.append(statement)
+    return found
+
+
+def _write(sqlite: Any, step: Insert | Execute, statements: Statements) -> int | None:
+    """Run a write step's statements; an ``Execute`` run once answers how many rows it
+    touched, every other step ``None``."""
+    count = 0
+    for sql, parameters in statements:
+        count = sqlite.executemany(sql, parameters).rowcount
+    return count if isinstance(step, Execute) and step.rows is None else None
 
 
 def steps(work: Sequence[Step]) -> Plan[None]:
@@ -155,16 +173,6 @@ async def run_steps(conn: AsyncConnection, plan: Plan[T]) -> T:
         return result
 
 
-def _run_ready(
-    sqlite: Any, ready: Ready, statements: list[tuple[str, list[tuple[Any, ...]]]]
-) -> int | None:
-    """A ready step's statements; an ``Execute`` run once answers how many rows it touched."""
-    count = 0
-    for sql, parameters in statements:
-        count = sqlite.executemany(sql, parameters).rowcount
-    return count if isinstance(ready.step, Execute) and ready.step.rows is None else None
-
-
 def _run_here(
     sqlite: Any, dialect: Dialect, lock: WriterLock | None, busy_s: float, plan: Plan[T]
 ) -> T:
@@ -185,7 +193,7 @@ def _run_here(
                 begun = True
             if isinstance(step, Ready):
                 if step.sqlite is not None:
-                    answer = _run_ready(sqlite, step, step.sqlite)
+                    answer = _write(sqlite, step.step, step.sqlite)
                     continue
                 step = step.step
             if isinstance(step, Fetch):
@@ -193,20 +201,11 @@ def _run_here(
                 if prepared is None:
                     raise NotOneTrip(step)
                 answer = prepared.rows(sqlite.execute(prepared.sql, prepared.parameters).fetchall())
-            elif isinstance(step, Insert):
-                for table, rows in step.work:
-                    if rows:
-                        insert = prepare_insert(table, rows, dialect)
-                        if insert is None:
-                            raise NotOneTrip(step)
-                        sqlite.executemany(*insert)
-            elif step.rows is None or step.rows:  # per row with no rows: nothing to do
-                statement = prepare_statement(step.statement, dialect, step.rows)
-                if statement is None:
+            else:
+                statements = _statements(step, dialect)
+                if statements is None:
                     raise NotOneTrip(step)
-                sql, parameters = statement
-                cursor = sqlite.executemany(sql, parameters)
-                answer = cursor.rowcount if step.rows is None else None
+                answer = _write(sqlite, step, statements)
     except StopIteration as done:
         if begun:
             try:
