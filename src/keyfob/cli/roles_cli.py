@@ -23,8 +23,8 @@ from keyfob.cli.logs import (
 )
 from keyfob.cli.settings import build_settings
 from keyfob.errors import KeyfobError
-from keyfob.kit import loops
-from keyfob.sim.fleet import VehicleSpec
+from keyfob.kit import heap, loops
+from keyfob.sim.fleet import Fleet, VehicleSpec
 
 DbOption = Annotated[
     str | None, typer.Option("--db", help=f"Database URL (KEYFOB_DB).  {setting('db')}")
@@ -47,6 +47,7 @@ def worker(
     """Deliver webhook notifications (alone; run several against PostgreSQL)."""
     setup(log_level, log_format)
     from keyfob.runtime.delivery_role import delivery_role
+    from keyfob.runtime.settle import settled_heap
     from keyfob.runtime.standalone import run_roles
 
     settings = build_settings(db=db_url)
@@ -54,7 +55,7 @@ def worker(
         settings.delivery.allow_private_webhooks = True
     check_database(settings)
     metrics = (metrics_host, metrics_port) if metrics_port else None
-    loops.run(run_roles(settings, [delivery_role], metrics=metrics))
+    loops.run(run_roles(settings, [delivery_role, settled_heap], metrics=metrics))
 
 
 def dispatcher(
@@ -67,6 +68,7 @@ def dispatcher(
 ) -> None:
     """Run remotes against vehicles over MQTT (alone; run several against PostgreSQL)."""
     setup(log_level, log_format)
+    from keyfob.runtime.settle import settled_heap
     from keyfob.runtime.standalone import run_roles
     from keyfob.runtime.vehicle_role import vehicle_role
 
@@ -78,7 +80,7 @@ def dispatcher(
         raise typer.Exit(2)
     check_all(settings)
     metrics = (metrics_host, metrics_port) if metrics_port else None
-    loops.run(run_roles(settings, [vehicle_role], metrics=metrics))
+    loops.run(run_roles(settings, [vehicle_role, settled_heap], metrics=metrics))
 
 
 def sim(
@@ -105,7 +107,8 @@ def sim(
     if (vehicles is None) == (db_url is None):
         typer.echo("give either --vehicles N or --db URL", err=True)
         raise typer.Exit(2)
-    check_broker(build_settings(mqtt=mqtt))
+    settings = build_settings(mqtt=mqtt)
+    check_broker(settings)
     if db_url is not None:
         check_database(build_settings(db=db_url))
         specs = asyncio.run(_registry_specs(db_url))
@@ -119,9 +122,16 @@ def sim(
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        await run_standalone(mqtt, specs, seed, speed, stop)
+        await run_standalone(
+            mqtt, specs, seed, speed, stop, on_started=_settled if settings.settle_heap else None
+        )
 
     loops.run(main())
+
+
+def _settled(_: Fleet) -> None:
+    """The fleet is up: what the process holds now is there to stay (``kit.heap``)."""
+    heap.settle()
 
 
 async def _registry_specs(db_url: str) -> list[VehicleSpec]:

@@ -14,6 +14,7 @@ from keyfob.config import Settings
 from keyfob.runtime.campaign_role import campaign_role
 from keyfob.runtime.context import AppContext
 from keyfob.runtime.delivery_role import delivery_role
+from keyfob.runtime.settle import settled_heap
 from keyfob.runtime.vehicle_role import vehicle_role
 from keyfob.runtime.worker_child import (
     delivery_child_role,
@@ -42,4 +43,5 @@ def embedded_roles(settings: Settings) -> Sequence[Role]:
     if settings.run_worker:
         child = settings.run_worker_in_child and shares_database(settings)
         roles.append(delivery_child_role if child else delivery_role)
+    roles.append(settled_heap)
     return roles

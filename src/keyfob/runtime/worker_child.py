@@ -41,7 +41,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from keyfob.config import Settings
-from keyfob.kit import logs, loops
+from keyfob.kit import heap, logs, loops
 from keyfob.notifications.metrics import DeliveryMetrics
 from keyfob.notifications.outcome import Outcome
 from keyfob.notifications.policy import Abandon, Decision, Expire
@@ -328,6 +328,8 @@ async def _child(settings: Settings, role: str) -> None:
     hosted = delivery_role(ctx) if role == "delivery" else vehicle_role(ctx)
     try:
         async with hosted:
+            if settings.settle_heap:
+                heap.settle()
             sys.stdout.write('{"ready": true}\n')
             sys.stdout.flush()
             tasks = [
