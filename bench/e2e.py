@@ -292,9 +292,10 @@ def wait_done(receiver: int, accepted: list[list[Any]], seen: set[str], timeout:
 
 
 def stage_times(
-    events: list[list[Any]], sent_at: dict[str, float]
+    events: list[list[Any]], sent_at: dict[str, float], pct: float = 50
 ) -> tuple[dict[str, float], dict[str, float]]:
-    """Each stage's p50 after the POST, and its p50 from raised to received, for these remotes."""
+    """Each stage's ``pct`` percentile after the POST, and from raised to received, for these
+    remotes."""
     stages: dict[str, list[float]] = {}
     lags: dict[str, list[float]] = {}
     for rid, _seq, kind, at, lag in events:
@@ -303,8 +304,8 @@ def stage_times(
             stages.setdefault(stage, []).append((at - sent_at[rid]) * 1000)
             lags.setdefault(stage, []).append(lag)
     return (
-        {k: percentile(v, 50) for k, v in stages.items()},
-        {k: percentile(v, 50) for k, v in lags.items()},
+        {k: percentile(v, pct) for k, v in stages.items()},
+        {k: percentile(v, pct) for k, v in lags.items()},
     )
 
 
@@ -328,6 +329,7 @@ def phase_paced(
     done_at = {rid: at for rid, _s, kind, at, _lag in events if kind.startswith("Done/")}
     latencies = [(done_at.get(rid, float("inf")) - at) * 1000 for rid, at in sent["accepted"]]
     stages, lags = stage_times(events, dict(sent["accepted"]))
+    stages99, lags99 = stage_times(events, dict(sent["accepted"]), 99)
     return {
         "offered": rate,
         "accepted": len(sent["accepted"]),
@@ -338,6 +340,8 @@ def phase_paced(
         "backlog": backlog,
         "stage_p50_ms": stages,
         "delivery_lag_p50_ms": lags,
+        "stage_p99_ms": stages99,
+        "delivery_lag_p99_ms": lags99,
         "answer_p50_ms": sent["answer_p50_ms"],
         "answer_p99_ms": sent["answer_p99_ms"],
         "accepted_list": sent["accepted"],
@@ -497,7 +501,9 @@ def report(results: list[dict[str, Any]]) -> None:
             f"{r['peak_rss_mib']:>7.0f}  {c['lost']:>4} {c['out_of_order']:>5} {c['duplicated']:>3}"
         )
         print("  ".join(cells))
-    print("\neach stage: p50 after the POST (p50 from raised to received); the POST's answer p50")
+    print(
+        "\neach stage: p50 (or p99) after the POST (same from raised to received); the POST's answer"
+    )
     phases = [("saturation", "at_saturation"), (f"{ARGS.rates[0]}/s", f"at_{ARGS.rates[0]}")]
     for r in results:
         for label, key in phases:
@@ -509,6 +515,14 @@ def report(results: list[dict[str, Any]]) -> None:
             )
             answer = p["answer_p50_ms"]
             print(f"  {r['shape']} {r['sync']} {label}: {stages}; answer {answer:.0f}")
+            if "stage_p99_ms" in p:
+                lag = p["delivery_lag_p99_ms"]
+                stages = ", ".join(
+                    f"{stage.removeprefix('Pending/')} {ms:.0f} ({lag.get(stage, float('nan')):.0f})"
+                    for stage, ms in p["stage_p99_ms"].items()
+                )
+                answer = p["answer_p99_ms"]
+                print(f"  {r['shape']} {r['sync']} {label} p99: {stages}; answer {answer:.0f}")
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in results:
         groups.setdefault((r["shape"], r["sync"]), []).append(r)
