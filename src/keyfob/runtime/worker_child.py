@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import logging
 import signal
 import sys
@@ -39,6 +38,8 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
+
+import orjson
 
 from keyfob.config import Settings
 from keyfob.kit import heap, logs, loops
@@ -180,8 +181,8 @@ class WorkerChild:
 
     def _relay(self, line: bytes) -> None:
         try:
-            seen = json.loads(line)
-        except ValueError:
+            seen = orjson.loads(line)
+        except orjson.JSONDecodeError:
             return
         apply_observed(self.metrics, seen)
         if self.remote_metrics is not None and "remotes" in seen:
@@ -279,8 +280,12 @@ class RelayedMetrics(DeliveryMetrics):
 
 def apply_observed(metrics: DeliveryMetrics, seen: dict[str, Any]) -> None:
     """Count in ``metrics`` what a child observed (``RelayedMetrics.take``)."""
-    for delivered, seconds in seen.get("attempts") or ():
-        metrics.deliveries.labels(outcome="delivered" if delivered else "failed").inc()
+    attempts = seen.get("attempts") or ()
+    delivered = sum(1 for ok, _ in attempts if ok)
+    for outcome, count in (("delivered", delivered), ("failed", len(attempts) - delivered)):
+        if count:
+            metrics.deliveries.labels(outcome=outcome).inc(count)
+    for _, seconds in attempts:
         metrics.attempt_latency.observe(seconds)
     for outcome, count in (seen.get("give_ups") or {}).items():
         if outcome in ("abandoned", "expired"):
@@ -316,8 +321,8 @@ async def _child(settings: Settings, role: str) -> None:
         if remotes is not None:
             seen = {**(seen or {}), "remotes": remotes}
         if seen is not None:
-            sys.stdout.write(json.dumps(seen) + "\n")
-            sys.stdout.flush()
+            sys.stdout.buffer.write(orjson.dumps(seen) + b"\n")
+            sys.stdout.buffer.flush()
 
     async def relaying() -> None:
         while not stop.is_set():
