@@ -220,6 +220,22 @@ async def test_an_unsynced_unit_skips_the_disk_wait_for_its_own_commit_only(
     await database.dispose()
 
 
+async def test_an_unsynced_unit_on_postgresql_commits_without_waiting_for_the_disk(
+    pg: Database,
+) -> None:
+    """The same promise on PostgreSQL: ``synchronous_commit`` off for that transaction only."""
+
+    async def level(conn: AsyncConnection) -> str:
+        return str((await conn.execute(text("SHOW synchronous_commit"))).scalar_one())
+
+    async with pg.read() as conn:
+        default = await level(conn)  # "on" unless the server was set otherwise
+    assert await run_in_one_trip(pg, level, synced=False) == "off"
+    assert await run_in_one_trip(pg, level) == default
+    async with pg.read() as conn:  # no pooled connection keeps the setting
+        assert await level(conn) == default
+
+
 async def test_a_long_running_process_checkpoints_the_log_on_its_own_thread(
     tmp_path: Path,
 ) -> None:

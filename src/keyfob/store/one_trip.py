@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
 import orjson
-from sqlalchemy import Connection, Engine, create_engine
+from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.pool import StaticPool
@@ -35,6 +35,7 @@ from keyfob.store._sqlite import sqlite_driver
 from keyfob.store.engine import Database, begin_immediate, json_text
 
 T = TypeVar("T")
+_NOT_SYNCED = text("SET LOCAL synchronous_commit TO OFF")
 Work = Callable[[AsyncConnection], Awaitable[T]]
 
 
@@ -136,10 +137,11 @@ def _run_here(raw: Any, engine: Engine, database: Database, work: Work[T], synce
 async def run_in_one_trip(database: Database, work: Work[T], *, synced: bool = True) -> T:
     """``await work(conn)`` as one committed transaction (see the module's docstring).
 
-    ``synced=False``: on SQLite, this commit does not wait for the disk (``synchronous=NORMAL``
-    for it alone). For work whose loss in a power cut costs nothing but a little time, such as
-    a delivery lease: the rows stay pending and are claimed again. A later synced commit, of
-    either process, syncs it too (the log is one file, written in order).
+    ``synced=False``: this commit does not wait for the disk: ``synchronous=NORMAL`` for it
+    alone on SQLite, ``synchronous_commit`` off for this transaction on PostgreSQL. For work
+    whose loss in a power cut (or a crash of the database server) costs nothing but a little
+    time, such as a delivery lease: the rows stay pending and are claimed again. A later
+    synced commit syncs it too (the log is written in order, on both engines).
     """
     if database.sqlite:
         async with database.engine.connect() as conn:
@@ -155,4 +157,6 @@ async def run_in_one_trip(database: Database, work: Work[T], *, synced: bool = T
                 except _Suspended:
                     pass
     async with database.transaction() as conn:
+        if not synced:
+            await conn.execute(_NOT_SYNCED)
         return await work(conn)
