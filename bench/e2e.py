@@ -481,6 +481,13 @@ def one_run(args: argparse.Namespace, shape: str, variant: Variant) -> dict[str,
         return result
 
 
+def _stages(after_post: dict[str, float], lags: dict[str, float]) -> str:
+    return ", ".join(
+        f"{stage.removeprefix('Pending/')} {ms:.0f} ({lags.get(stage, float('nan')):.0f})"
+        for stage, ms in after_post.items()
+    )
+
+
 def report(results: list[dict[str, Any]]) -> None:
     print(f"\n{machine()}")
     head = (
@@ -501,28 +508,17 @@ def report(results: list[dict[str, Any]]) -> None:
             f"{r['peak_rss_mib']:>7.0f}  {c['lost']:>4} {c['out_of_order']:>5} {c['duplicated']:>3}"
         )
         print("  ".join(cells))
-    print(
-        "\neach stage: p50 (or p99) after the POST (same from raised to received); the POST's answer"
-    )
+    print("\neach stage: p50 (or p99) after the POST (same from raised to received); the answer")
     phases = [("saturation", "at_saturation"), (f"{ARGS.rates[0]}/s", f"at_{ARGS.rates[0]}")]
     for r in results:
         for label, key in phases:
             p = r[key]
-            lag = p.get("delivery_lag_p50_ms", {})
-            stages = ", ".join(
-                f"{stage.removeprefix('Pending/')} {ms:.0f} ({lag.get(stage, float('nan')):.0f})"
-                for stage, ms in p["stage_p50_ms"].items()
-            )
-            answer = p["answer_p50_ms"]
-            print(f"  {r['shape']} {r['sync']} {label}: {stages}; answer {answer:.0f}")
-            if "stage_p99_ms" in p:
-                lag = p["delivery_lag_p99_ms"]
-                stages = ", ".join(
-                    f"{stage.removeprefix('Pending/')} {ms:.0f} ({lag.get(stage, float('nan')):.0f})"
-                    for stage, ms in p["stage_p99_ms"].items()
-                )
-                answer = p["answer_p99_ms"]
-                print(f"  {r['shape']} {r['sync']} {label} p99: {stages}; answer {answer:.0f}")
+            for pct, suffix in (("p50", ""), ("p99", " p99")):
+                if f"stage_{pct}_ms" not in p:
+                    continue
+                stages = _stages(p[f"stage_{pct}_ms"], p.get(f"delivery_lag_{pct}_ms", {}))
+                answer = p[f"answer_{pct}_ms"]
+                print(f"  {r['shape']} {r['sync']} {label}{suffix}: {stages}; answer {answer:.0f}")
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in results:
         groups.setdefault((r["shape"], r["sync"]), []).append(r)
