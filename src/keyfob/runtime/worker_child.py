@@ -42,13 +42,14 @@ from typing import Any
 import orjson
 
 from keyfob.config import Settings
-from keyfob.kit import heap, logs, loops
+from keyfob.kit import logs, loops
 from keyfob.notifications.metrics import DeliveryMetrics
 from keyfob.notifications.outcome import Outcome
 from keyfob.notifications.policy import Abandon, Decision, Expire
 from keyfob.remotes.metrics import RemoteMetrics
 from keyfob.runtime.context import AppContext, build_context
 from keyfob.runtime.delivery_role import delivery_role
+from keyfob.runtime.settle import settled_heap
 from keyfob.runtime.vehicle_role import vehicle_role
 from keyfob.store.engine import is_sqlite, sqlite_file
 
@@ -332,9 +333,7 @@ async def _child(settings: Settings, role: str) -> None:
 
     hosted = delivery_role(ctx) if role == "delivery" else vehicle_role(ctx)
     try:
-        async with hosted:
-            if settings.settle_heap:
-                heap.settle()
+        async with hosted, settled_heap(ctx):
             sys.stdout.write('{"ready": true}\n')
             sys.stdout.flush()
             tasks = [
