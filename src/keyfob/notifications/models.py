@@ -41,6 +41,8 @@ notifications = Table(
     # (raised_at, seq) for batches, and pending rows by due time for one event per POST. The
     # former (state, due_at) index went: planners preferred it and then sorted every due row.
     Index("ix_notifications_callback_state", "callback_id", "state", "raised_at", "seq"),
+    # The claim's "no earlier event of the remote still pending" probe reads this one, on both
+    # databases (migration 0008 dropped PostgreSQL's partial index by remote).
     Index("ix_notifications_remote_seq", "remote_id", "seq"),
     # Migration 0007: a callback's rows in id (creation) order, for the event streams
     # (``notifications.streams``), which read them after a cursor whatever their state.
@@ -53,15 +55,6 @@ notifications = Table(
         postgresql_where=PENDING_ONLY,
         sqlite_where=PENDING_ONLY,
     ),
-    # PostgreSQL only: without statistics (a table just filled) its planner checked "no
-    # earlier event still pending" by scanning a callback's rows. SQLite probes remote_seq.
-    Index(
-        "ix_notifications_pending_remote",
-        "remote_id",
-        "callback_id",
-        "seq",
-        postgresql_where=PENDING_ONLY,
-    ).ddl_if(dialect="postgresql"),
 )
 
 delivery_attempts = Table(
