@@ -83,3 +83,25 @@ async def test_a_lost_listening_connection_listens_again(pg: Database, pg_url: s
         await nudge(pg)
         assert await heard_within(nudged, 5), "and hears new nudges"
     await elsewhere.dispose()
+
+
+@pytest.mark.postgres
+async def test_a_nudge_leaves_the_connection_synced_for_the_next_commit(pg_url: str) -> None:
+    """The nudge's own commit skips the disk; the pooled connection it used does not (used one
+    at a time, the pool holds that one connection)."""
+    one = Database(pg_url, pool_size=1)
+    elsewhere = Database(pg_url, pool_size=1)
+    nudged = asyncio.Event()
+    try:
+        async with listening(elsewhere, nudged.set):
+            assert await heard_within(nudged, 5)
+            nudged.clear()
+            await nudge(one)
+            assert await heard_within(nudged, 5), "the nudge reached the listener"
+        async with one.transaction() as conn:
+            mode = (await conn.execute(text("SHOW synchronous_commit"))).scalar_one()
+        assert mode == "on"
+        assert one.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    finally:
+        await one.dispose()
+        await elsewhere.dispose()
