@@ -21,6 +21,13 @@ that cannot be stored stays in the inbox and is tried again (backing off up to 2
 is. Each message's ``Receipt`` completes once it is stored, and only then does the link
 acknowledge it to the broker. When ``max_backlog`` messages wait, the handler stops returning,
 the link stops reading, and the broker keeps the rest: memory stays bounded.
+
+A command's deadline never ends a remote whose result this dispatcher holds unstored: the
+store may be failing, or hanging on a connection the database stopped answering (for up to
+the statement time-out) while the advancer's fresh connection works. Such a remote waits one
+more command time-out, like one whose car may still answer after a broken link; the result is
+stored meanwhile and ends it. The same holds for all remotes while the link has stopped
+reading because the backlog is full.
 """
 
 from __future__ import annotations
@@ -101,6 +108,7 @@ class Dispatcher:
         self.limits = limits
         self.options = options or DispatcherOptions()
         self._inbox: list[Uplink] = []
+        self._unstored_results: set[str] = set()  # command ids, in the inbox or being stored
         self._receipts: list[Receipt] = []
         self._room = asyncio.Event()
         self._carrying: set[asyncio.Task[None]] = set()
@@ -126,10 +134,13 @@ class Dispatcher:
 
     async def _on_uplink(self, topic: str, payload: bytes) -> Receipt | None:
         try:
-            self._inbox.append(decode_uplink(topic, payload))
+            uplink = decode_uplink(topic, payload)
         except ProtocolError as exc:
             log.warning("dropped a malformed message on %s: %s", topic, exc.message)
             return None
+        self._inbox.append(uplink)
+        if isinstance(uplink.message, Result):
+            self._unstored_results.add(uplink.message.id)
         if not self._receipts:
             self._receipts.append(asyncio.get_running_loop().create_future())
         receipt = self._receipts[-1]
@@ -188,14 +199,17 @@ class Dispatcher:
         facts, taken = yield from progress.facts_for(
             due, now=now, short_window=self.options.short_window
         )
-        heard_since = self._heard_since if self.link.connected else None
+        reading = self.link.connected and len(self._inbox) < self.options.max_backlog
+        heard_since = self._heard_since if reading else None
+        unstored = self._unstored_results
         planned = []
         for remote in sorted(due, key=lambda d: (d.created_at, d.id)):
             found = facts[remote.id]
             key = (remote.vehicle_id, remote.type)
             if remote.phase == QUEUED and key in taken:
                 found = replace(found, same_action_in_progress=True)
-            step = advance(found, now, self.limits, heard_since=heard_since)
+            held = remote.command_id is not None and remote.command_id in unstored
+            step = advance(found, now, self.limits, heard_since=None if held else heard_since)
             if remote.phase == QUEUED and step.phase in UNDER_WAY:
                 taken.add(key)
             planned.append(progress.plan(remote, step))
@@ -273,6 +287,9 @@ class Dispatcher:
             self._inbox[:0] = batch
             self._receipts[:0] = receipts
             raise
+        self._unstored_results.difference_update(
+            u.message.id for u in batch if isinstance(u.message, Result)
+        )
         for receipt in receipts:
             if not receipt.done():
                 receipt.set_result(None)
