@@ -6,6 +6,7 @@
     queries    query shapes several domains use (a filtered collection and one page of it)
     units      a unit of work written once as a plan of steps, run the cheapest way per engine
     _sqlite    the SQLite fast path under ``units`` (private: it leans on driver internals)
+    _asyncpg   the PostgreSQL one: plain steps straight to asyncpg, in SQLAlchemy's transaction
     nudge      PostgreSQL ``NOTIFY`` / ``LISTEN`` between processes
     outage     which driver errors mean "unreachable" (a 503, not a bug); one log line per outage
     migrate    alembic migrations (``migrations/``), applied from async code

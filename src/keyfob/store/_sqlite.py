@@ -19,7 +19,10 @@ from __future__ import annotations
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any, TypeVar, cast
+from uuid import UUID
 
 from sqlalchemy import Select, Table
 from sqlalchemy.engine import Dialect
@@ -32,6 +35,14 @@ from sqlalchemy.types import TypeEngine
 Rows = Sequence[Mapping[str, Any]]
 Processor = Callable[[Any], Any] | None
 _PLAIN = (str, int, float, bytes, type(None))
+_PLAIN_ASYNCPG = (*_PLAIN, datetime, date, time, timedelta, Decimal, UUID)
+"""What reaches asyncpg as a plain value: it encodes these itself, in the binary protocol."""
+
+
+def _plain(dialect: Dialect) -> tuple[type, ...]:
+    return _PLAIN if dialect.name == "sqlite" else _PLAIN_ASYNCPG
+
+
 _inserts: dict[tuple[str, str, tuple[str, ...]], tuple[str, list[tuple[str, Processor]]] | None]
 _inserts = {}
 _row_types: dict[tuple[str, ...], Any] = {}
@@ -135,6 +146,7 @@ def _bind(
     ``None`` if a value would reach the driver as anything but a plain value.
     """
     compiled, own, extracted = prepared
+    plain = _plain(compiled.dialect)
     sql = ""
     found = []
     for params in given:
@@ -147,7 +159,7 @@ def _bind(
             process = own[name] if name in own else expanded.get(name)
             if value is not None and process is not None:
                 value = process(value)
-            if not isinstance(value, _PLAIN):
+            if not isinstance(value, plain):
                 return None
             row.append(value)
         found.append(tuple(row))
@@ -274,7 +286,10 @@ def _per_row_shape(statement: ClauseElement, dialect: Dialect) -> _PerRow | None
     return _PerRow(statement, compiled.string, slots)
 
 
-def _rows_for(shape: _PerRow, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]] | None:
+def _rows_for(
+    shape: _PerRow, rows: Sequence[Mapping[str, Any]], dialect: Dialect
+) -> list[tuple[Any, ...]] | None:
+    plain = _plain(dialect)
     found = []
     for row in rows:
         values = []
@@ -287,7 +302,7 @@ def _rows_for(shape: _PerRow, rows: Sequence[Mapping[str, Any]]) -> list[tuple[A
                 value = fixed
             else:
                 return None  # missing a value: the general path raises SQLAlchemy's error
-            if not isinstance(value, _PLAIN):
+            if not isinstance(value, plain):
                 return None
             values.append(value)
         found.append(tuple(values))
@@ -306,7 +321,7 @@ def prepare_statement(
     if rows:
         shape = _kept(_per_row, statement, dialect, _per_row_shape)
         if shape is not None:
-            found = _rows_for(shape, rows)
+            found = _rows_for(shape, rows, dialect)
             if found is not None:
                 return shape.sql, found
     return _bound(statement, dialect, rows)

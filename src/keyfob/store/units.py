@@ -7,7 +7,8 @@ result; between steps it is plain Python. ``run_unit`` runs a plan as one transa
   between ``BEGIN IMMEDIATE`` and ``COMMIT`` on the driver's own connection: one trip per unit
   of work instead of several per statement (see ``_sqlite``). ``IMMEDIATE`` takes the write lock
   at the start, so another process's writer makes it wait (busy timeout), never fail midway;
-* elsewhere (PostgreSQL), each step awaited in turn inside ``Database.transaction()``.
+* elsewhere (PostgreSQL), each step awaited in turn inside ``Database.transaction()``, handed
+  to asyncpg directly when its parameters are plain (``_asyncpg``).
 
 Either way the plan sees the same rows and writes the same values; an exception rolls the
 whole unit back and reaches the caller.
@@ -30,6 +31,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import Delete, Update
 
+from keyfob.store._asyncpg import DirectPg
 from keyfob.store._sqlite import (
     Rows,
     fetch_all,
@@ -150,13 +152,19 @@ class NotOneTrip(Exception):
 
 
 async def run_steps(conn: AsyncConnection, plan: Plan[T]) -> T:
-    """Each step awaited on ``conn``, in the caller's transaction."""
+    """Each step awaited on ``conn``, in the caller's transaction; on PostgreSQL straight to
+    asyncpg where the step's parameters are plain (``_asyncpg``)."""
+    direct = await DirectPg.of(conn)
     answer: Any = None
     try:
         while True:
             step = plan.send(answer)
             if isinstance(step, Ready):
                 step = step.step
+            if direct is not None:
+                done, answer = await _direct_step(direct, conn.dialect, step)
+                if done:
+                    continue
             if isinstance(step, Fetch):
                 answer = await fetch_all(conn, step.statement, step.parameters)
             elif isinstance(step, Insert):
@@ -171,6 +179,26 @@ async def run_steps(conn: AsyncConnection, plan: Plan[T]) -> T:
     except StopIteration as done:
         result: T = done.value
         return result
+
+
+async def _direct_step(direct: DirectPg, dialect: Dialect, step: Step) -> tuple[bool, Any]:
+    """``(True, answer)`` once ``step`` has run through asyncpg; ``(False, None)`` when it
+    needs SQLAlchemy's path."""
+    if isinstance(step, Fetch):
+        prepared = prepare_select(step.statement, dialect, step.parameters)
+        if prepared is None:
+            return False, None
+        return True, await direct.fetch(prepared)
+    assert not isinstance(step, Ready)
+    statements = _statements(step, dialect)
+    if statements is None:
+        return False, None
+    if isinstance(step, Execute) and step.rows is None:
+        (sql, (parameters,)) = statements[0]
+        return True, await direct.execute(sql, parameters)
+    for sql, rows in statements:
+        await direct.many(sql, rows)
+    return True, None
 
 
 def _run_here(

@@ -1,0 +1,100 @@
+"""A unit's statements handed to asyncpg directly, on PostgreSQL, inside SQLAlchemy's transaction.
+
+Through ``conn.execute`` every statement pays SQLAlchemy's execution context: for a multi-row
+insert, its parameters are worked out row by row in Python (``construct_params`` and each
+column's processor, per row), then handed to the adapter, which hands them to asyncpg. In the
+dispatcher that was a fifth of the process's samples under load. ``_sqlite`` already works out
+a statement's SQL once per shape and converts the rows column by column; the same preparation,
+compiled for the asyncpg dialect (``$n`` parameters with their casts, the same processors), goes
+to asyncpg's ``fetch``, ``execute`` and ``executemany`` here.
+
+The unit still runs inside ``Database.transaction()``: SQLAlchemy's adapter is asked to begin
+its transaction first (asyncpg itself would run each statement on its own), and commits or
+rolls it back as before. A statement that needs more than plain parameters takes the ordinary
+path, in the same transaction. A failure reaches the caller as SQLAlchemy would raise it (the
+same ``sqlalchemy.exc`` classes), and one that means the connection is gone invalidates it, as
+SQLAlchemy does for its own statements, so that the pool drops it.
+
+These are the adapter's private parts (``_connection``, ``_transaction``,
+``_start_transaction``); ``DirectPg.of`` answers ``None`` when they are not there, and every
+statement then goes through SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar, cast
+
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from keyfob.store._sqlite import PreparedSelect
+from keyfob.store.outage import unreachable
+
+T = TypeVar("T")
+
+
+class DirectPg:
+    """asyncpg's connection under one SQLAlchemy connection, in its transaction."""
+
+    def __init__(self, conn: AsyncConnection, adapted: Any) -> None:
+        self._conn = conn
+        self._adapted = adapted
+        self._driver = adapted._connection
+
+    @classmethod
+    async def of(cls, conn: AsyncConnection) -> DirectPg | None:
+        if conn.dialect.name != "postgresql" or conn.dialect.driver != "asyncpg":
+            return None
+        adapted = (await conn.get_raw_connection()).dbapi_connection
+        needed = ("_connection", "_transaction", "_start_transaction")
+        if adapted is None or not all(hasattr(adapted, name) for name in needed):
+            return None
+        return cls(conn, adapted)
+
+    async def _run(self, sql: str, call: Callable[[], Awaitable[T]]) -> T:
+        try:
+            if self._adapted._transaction is None:
+                await self._adapted._start_transaction()
+            return await call()
+        except Exception as error:
+            failed = await self._failed(sql, error)
+            if failed is error:
+                raise
+            raise failed from error
+
+    async def _failed(self, sql: str, error: Exception) -> Exception:
+        """``error`` as SQLAlchemy raises it from its own statements: translated into the
+        DB-API's classes (``_handle_exception``) and wrapped in ``sqlalchemy.exc``, or as it
+        is when it is none of them (a time-out); the connection invalidated when it is gone."""
+        dbapi = self._conn.dialect.loaded_dbapi
+        translated: Exception = error
+        if not isinstance(error, dbapi.Error):
+            try:
+                self._adapted._handle_exception(error)
+            except Exception as found:
+                translated = found
+        ours = isinstance(translated, dbapi.Error)
+        gone = unreachable(translated) or (
+            ours and self._conn.dialect.is_disconnect(cast(Any, translated), self._adapted, None)
+        )
+        if gone:
+            await self._conn.invalidate(translated)
+        if not ours:
+            return translated
+        return DBAPIError.instance(sql, None, translated, dbapi.Error, connection_invalidated=gone)
+
+    async def fetch(self, prepared: PreparedSelect) -> list[Any]:
+        found = await self._run(
+            prepared.sql, lambda: self._driver.fetch(prepared.sql, *prepared.parameters)
+        )
+        return prepared.rows(found)
+
+    async def execute(self, sql: str, parameters: Sequence[Any]) -> int:
+        """One statement; how many rows it touched."""
+        status: str = await self._run(sql, lambda: self._driver.execute(sql, *parameters))
+        count = status.rpartition(" ")[2]
+        return int(count) if count.isdigit() else 0
+
+    async def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        await self._run(sql, lambda: self._driver.executemany(sql, rows))

@@ -1,0 +1,99 @@
+"""``run_unit`` on PostgreSQL: plain steps go straight to asyncpg, inside SQLAlchemy's transaction.
+
+What a user would notice if the direct path went wrong: a unit whose statements ran outside the
+transaction (half a unit left after a failure), a failure that no longer reads as SQLAlchemy's
+(a constraint violation answered as something else), or a connection killed under a unit that
+stays in the pool and fails the next unit too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+from sqlalchemy import event, literal_column, select
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from test_steps import T0, item, items, restock, scratch, stored
+
+from hand_offs import tables_of
+from keyfob.store.engine import Database
+from keyfob.store.units import Fetch, Insert, Plan, run_unit
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+async def tables(pg: Database) -> AsyncIterator[Database]:
+    async with tables_of(pg, scratch) as database:
+        yield database
+
+
+def sqlalchemy_statements(database: Database) -> list[str]:
+    """A list that grows by one for every statement SQLAlchemy hands to the driver."""
+    seen: list[str] = []
+
+    def executed(*args: Any) -> None:
+        seen.append(args[2])
+
+    event.listen(database.engine.sync_engine, "before_cursor_execute", executed)
+    return seen
+
+
+async def test_plain_steps_bypass_sqlalchemy_and_commit_as_one_unit(tables: Database) -> None:
+    seen = sqlalchemy_statements(tables)
+    assert await run_unit(tables, lambda: restock({"i2", "i3", "i4"})) == ["i2", "i3", "i4"]
+    assert seen == [], "every step of the unit went to asyncpg"
+    assert await stored(tables) == [("i2", 2, T0), ("i4", 4, T0)]
+
+
+async def test_a_step_that_needs_sqlalchemy_runs_in_the_same_transaction(
+    tables: Database,
+) -> None:
+    def mixed() -> Plan[None]:
+        yield Insert([(items, [item(1)])])
+        yield Fetch(select(items.c.n * 2))  # unnamed column: SQLAlchemy's path
+        raise RuntimeError("after both")
+
+    seen = sqlalchemy_statements(tables)
+    with pytest.raises(RuntimeError, match="after both"):
+        await run_unit(tables, mixed)
+    assert len(seen) == 1
+    assert await stored(tables) == [], "the direct insert was rolled back with the unit"
+
+
+async def test_a_constraint_violation_reads_as_sqlalchemys_and_leaves_nothing(
+    tables: Database,
+) -> None:
+    await run_unit(tables, lambda: restock({"i2"}))
+
+    def twice() -> Plan[None]:
+        yield Insert([(items, [item(4)])])
+        yield Insert([(items, [item(2)])])
+
+    with pytest.raises(IntegrityError) as raised:
+        await run_unit(tables, twice)
+    assert isinstance(raised.value.orig.__cause__, asyncpg.UniqueViolationError)
+    assert [row[0] for row in await stored(tables)] == ["i2"]
+    assert await run_unit(tables, lambda: restock({"i6"})) == ["i6"], "the connection is usable"
+
+
+async def test_a_connection_killed_under_a_unit_is_dropped_from_the_pool(
+    tables: Database,
+) -> None:
+    """PostgreSQL ends the unit's own connection under a step: the unit fails as SQLAlchemy
+    reports a lost connection, and the next units, more than the pool holds, all work."""
+
+    def doomed() -> Plan[None]:
+        yield Fetch(select(items.c.id).where(items.c.id == "i1"))
+        yield Fetch(select(literal_column("pg_terminate_backend(pg_backend_pid())").label("gone")))
+
+    seen = sqlalchemy_statements(tables)
+    with pytest.raises(DBAPIError) as raised:
+        await run_unit(tables, doomed)
+    assert seen == [], "both steps went to asyncpg"
+    assert raised.value.connection_invalidated
+    for number in range(2, 24, 2):
+        wanted = f"i{number}"
+        assert await run_unit(tables, lambda w=wanted: restock({w})) == [wanted]
