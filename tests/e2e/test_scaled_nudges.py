@@ -18,14 +18,17 @@ import pytest
 from fault_processes import Process, base_env, free_port, healthy
 
 from delivery_support import receiver
+from keyfob.store.engine import Database
 from mosquitto import Mosquitto
 
 pytestmark = pytest.mark.slow
 
 
 async def test_the_worker_is_nudged_by_the_api_and_the_dispatcher(
-    pg_url: str, tmp_path: Path
+    pg: Database, pg_url: str, tmp_path: Path
 ) -> None:
+    """``pg`` empties the session's database first: with a tenant left by an earlier test,
+    ``serve`` finds the demo partner and writes no credentials file."""
     broker = Mosquitto(tmp_path)
     broker.start()
     port = free_port()
