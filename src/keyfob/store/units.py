@@ -181,7 +181,9 @@ async def run_steps(conn: AsyncConnection, plan: Plan[T]) -> T:
         return result
 
 
-async def _direct_step(direct: DirectPg, dialect: Dialect, step: Step) -> tuple[bool, Any]:
+async def _direct_step(
+    direct: DirectPg, dialect: Dialect, step: Fetch | Insert | Execute
+) -> tuple[bool, Any]:
     """``(True, answer)`` once ``step`` has run through asyncpg; ``(False, None)`` when it
     needs SQLAlchemy's path."""
     if isinstance(step, Fetch):
@@ -189,7 +191,6 @@ async def _direct_step(direct: DirectPg, dialect: Dialect, step: Step) -> tuple[
         if prepared is None:
             return False, None
         return True, await direct.fetch(prepared)
-    assert not isinstance(step, Ready)
     statements = _statements(step, dialect)
     if statements is None:
         return False, None
