@@ -82,7 +82,9 @@ async def _plan(
     """The plan of ``statement`` prepared and executed with ``values`` (SQL literals)."""
     compiled = statement.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
     names = compiled.positiontup or []
-    literals = ", ".join(values.get(name, f"'{compiled.binds[name].value}'") for name in names)
+    literals = ", ".join(
+        values[name] if name in values else f"'{compiled.binds[name].value}'" for name in names
+    )
     await conn.execute(text(f"SET LOCAL plan_cache_mode = {mode}"))
     await conn.exec_driver_sql(f"PREPARE claim_probe AS {compiled}")
     try:

@@ -53,6 +53,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from keyfob.callbacks.models import Face, callbacks
 from keyfob.notifications.models import notifications
 from keyfob.notifications.policy import HORIZON
+from keyfob.store.queries import unindexed
 from keyfob.store.schema import UtcDateTime
 from keyfob.vocabulary import CallbackStatus
 
@@ -123,20 +124,6 @@ def pending(table: Any = notifications) -> ColumnElement[bool]:
     return clause
 
 
-def _unindexed(column: ColumnElement[str]) -> ColumnElement[str]:
-    """``column || ''``: the same value, which no index and no partial index condition matches.
-
-    The pending set is what a queue's statistics get wrong: sampled in a quiet minute it looks
-    empty, and PostgreSQL then answers "is an earlier event still pending?" by reading every
-    pending row, of the callback (``ix_notifications_callback_state``, the callback carried
-    over from the claim) or of all (``ix_notifications_pending_due``), for each candidate:
-    40-125 ms claims under load instead of 2 ms (``docs/benchmarks.md``, 5 December). Hiding
-    the callback and the state from the planner leaves it one way in, by remote.
-    """
-    hidden: ColumnElement[str] = column.concat(literal_column("''"))
-    return hidden
-
-
 _NOW = bindparam("now", type_=UtcDateTime())
 _OLDEST = bindparam("oldest", type_=UtcDateTime())  # now - HORIZON
 _RUNNING = and_(
@@ -156,11 +143,14 @@ def _claimable(*, batched: bool = False) -> ColumnElement[bool]:
     earlier = notifications.alias("earlier")
     in_the_way = [
         # Only this condition and the next may reach an index: the probe reads the remote's
-        # few rows through ix_notifications_remote_seq, whatever the statistics say.
+        # few rows through ix_notifications_remote_seq, whatever the statistics say. Planners
+        # that believed a quiet minute's statistics read every pending row of the callback, or
+        # of all, once per candidate: 40-125 ms claims instead of about 2 (docs/benchmarks.md,
+        # 5 December). The callback and the state are hidden from them.
         earlier.c.remote_id == notifications.c.remote_id,
         earlier.c.seq < notifications.c.seq,
-        _unindexed(earlier.c.callback_id) == notifications.c.callback_id,
-        _unindexed(earlier.c.state) == _PENDING,
+        unindexed(earlier.c.callback_id) == notifications.c.callback_id,
+        unindexed(earlier.c.state) == _PENDING,
     ]
     if not batched:
         # An earlier event that this worker holds is not in the way: the worker sends the

@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    text,
 )
 
 from keyfob.store.schema import UtcDateTime, metadata
@@ -57,6 +58,14 @@ remotes = Table(
     Index("ix_remotes_listing", "callback_id", "vehicle_id", "created_at"),
     Index("ix_remotes_phase_due", "phase", "due_at"),
     Index("ix_remotes_vehicle_phase", "vehicle_id", "phase"),
+    # Migration 0009: the vehicles' results find their remotes by command. Without it the
+    # look-up read every sent remote's entry of ix_remotes_phase_due, dead ones included.
+    Index(
+        "ix_remotes_command",
+        "command_id",
+        postgresql_where=text("command_id IS NOT NULL"),
+        sqlite_where=text("command_id IS NOT NULL"),
+    ),
     CheckConstraint(
         "(fleet_id IS NOT NULL AND user_id IS NULL AND client_id IS NULL)"
         " OR (fleet_id IS NULL AND user_id IS NOT NULL AND client_id IS NOT NULL)",

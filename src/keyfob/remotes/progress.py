@@ -36,6 +36,7 @@ from keyfob.remotes.lifecycle import (
 )
 from keyfob.remotes.models import remote_events, remotes
 from keyfob.remotes.rows import REMOTE_COLUMNS, REMOTES_AND_VEHICLES, Remote, read_remotes
+from keyfob.store.queries import unindexed
 from keyfob.store.schema import UtcDateTime
 from keyfob.store.units import Execute, Fetch, Insert, Plan
 from keyfob.vehicles.models import vehicle_states, wake_ups
@@ -55,7 +56,9 @@ _CLAIM = (
 _SENT = (
     select(*REMOTE_COLUMNS)
     .select_from(REMOTES_AND_VEHICLES)
-    .where(remotes.c.command_id.in_(_IDS), remotes.c.phase == Phase.SENT)
+    # The phase is hidden from the planner: through ix_remotes_phase_due, every sent remote's
+    # entry (and every dead one since the last vacuum) was read for each batch of results.
+    .where(remotes.c.command_id.in_(_IDS), unindexed(remotes.c.phase) == Phase.SENT)
     .order_by(remotes.c.id)  # one lock order for every dispatcher
     .with_for_update(of=remotes)
 )
