@@ -21,7 +21,10 @@ A remote counts when its Done notification has reached the receiver. The phases 
 
 At the end: every accepted remote's Done has arrived (nothing lost), each remote's events
 arrived in order, how many events each remote produced; the keyfob processes' peak memory (RSS
-of all of them together) and CPU. ``--sync NORMAL,FULL`` runs the embedded shape once per
+of all of them together) and CPU. The scaled shape also prints what its services cost per
+remote: the PostgreSQL backends serving its database (when the server runs on this machine)
+and its Mosquitto; ``keyfob serve`` migrates that database with the code under test, so a
+variant may run older code. ``--sync NORMAL,FULL`` runs the embedded shape once per
 SQLite ``synchronous`` mode, alternating, to print what durability costs; ``--variant
 NAME:ENV=VALUE,...`` adds any other setup to alternate with.
 
@@ -79,6 +82,8 @@ class Procs:
         self.work = work
         self.keyfob: list[subprocess.Popen[bytes]] = []
         self.others: list[subprocess.Popen[bytes]] = []
+        self.database: str | None = None  # the scaled shape's PostgreSQL database
+        self.broker: int | None = None  # and its Mosquitto's pid
 
     def start(self, name: str, args: list[str], env: dict[str, str], *, mine: bool) -> Any:
         log = (self.work / f"{name}.log").open("wb")
@@ -110,6 +115,22 @@ class Procs:
                     children = (task / "children").read_text().split()
                     found += [int(c) for c in children]
                     pids += [int(c) for c in children]
+        return found
+
+    def services(self) -> list[int]:
+        """The scaled shape's services: the PostgreSQL backends serving its database (when
+        the server runs on this machine) and its broker. Backends that close during a phase
+        take their CPU with them; keyfob's pools keep theirs open."""
+        found = [self.broker] if self.broker is not None else []
+        if self.database is None:
+            return found
+        marker = f" {self.database} ".encode()
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                with contextlib.suppress(OSError):
+                    title = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+                    if title.startswith(b"postgres:") and marker in title:
+                        found.append(int(entry.name))
         return found
 
 
@@ -179,8 +200,12 @@ def start_scaled(
     broker = Mosquitto(procs.work)
     broker.start()
     try:
-        with scratch_database(args.db, procs.work) as url:
+        # serve migrates the database with the code under test, as a deployment's would: a
+        # variant running older code then meets the schema it knows.
+        with scratch_database(args.db, procs.work, migrate=False) as url:
             env = {**_common_env(args.vehicles), "KEYFOB_DB": url, "KEYFOB_MQTT": broker.url()}
+            procs.database = url.rsplit("/", 1)[1]
+            procs.broker = broker.process.pid if broker.process is not None else None
             env.update(extra)
             api_only = {
                 **env,
@@ -440,6 +465,7 @@ def one_run(args: argparse.Namespace, shape: str, variant: Variant) -> dict[str,
                 warm = phase_paced(receiver_port, tenant, 100, 3, 60)  # cars online, code warm
                 cpu0 = cpu_s(procs.tree())
                 each0 = {pid: cpu_s([pid]) for pid in procs.tree()}
+                services0 = {pid: cpu_s([pid]) for pid in procs.services()}
                 peak = [0.0]
                 result: dict[str, Any] = {
                     "shape": shape,
@@ -465,9 +491,17 @@ def one_run(args: argparse.Namespace, shape: str, variant: Variant) -> dict[str,
                 result["cpu_s_by_process"] = {
                     _name(pid): round(cpu_s([pid]) - each0.get(pid, 0.0), 2) for pid in procs.tree()
                 }
-                result["cpu_ms_per_remote"] = (
-                    1000 * result["cpu_s"] / (len(accepted) - len(warm["accepted_list"]))
-                )
+                counted = len(accepted) - len(warm["accepted_list"])
+                result["cpu_ms_per_remote"] = 1000 * result["cpu_s"] / counted
+                if shape == "scaled":
+                    # What keyfob costs the services it needs: on two cores, their CPU is
+                    # taken from keyfob's processes as much as anyone's.
+                    services = {
+                        pid: cpu_s([pid]) - services0.get(pid, 0.0) for pid in procs.services()
+                    }
+                    broker_s = services.pop(procs.broker, 0.0) if procs.broker else 0.0
+                    result["db_cpu_ms_per_remote"] = 1000 * sum(services.values()) / counted
+                    result["broker_cpu_ms_per_remote"] = 1000 * broker_s / counted
                 result["peak_rss_mib"] = peak[0]
                 result["processes"] = len(procs.tree())
                 result["check"] = check(receiver_port, accepted)
@@ -529,6 +563,11 @@ def report(results: list[dict[str, Any]]) -> None:
         line = f"  {shape} {sync}: ratio {ratio:.4f}, done/s {done:.0f}"
         for rate in ARGS.rates:
             line += f", p99@{rate} {median([r[f'at_{rate}']['p99_ms'] for r in runs]):.1f} ms"
+        line += f", CPU {median([r['cpu_ms_per_remote'] for r in runs]):.2f} ms/remote"
+        if "db_cpu_ms_per_remote" in runs[0]:
+            database = median([r["db_cpu_ms_per_remote"] for r in runs])
+            broker = median([r["broker_cpu_ms_per_remote"] for r in runs])
+            line += f" (and PostgreSQL {database:.2f}, Mosquitto {broker:.2f})"
         print(line)
     for r in results:
         print(json.dumps(r), file=sys.stderr)

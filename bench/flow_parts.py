@@ -36,9 +36,10 @@ PASSWORD = "bench-flow-password"
 
 
 @contextmanager
-def scratch_database(server: str | None, work: Path) -> Iterator[str]:
+def scratch_database(server: str | None, work: Path, *, migrate: bool = True) -> Iterator[str]:
     """The URL of a new, migrated database: a SQLite file in ``work``, or a database created
-    on the PostgreSQL ``server`` and dropped afterwards."""
+    on the PostgreSQL ``server`` and dropped afterwards. ``migrate=False`` leaves a PostgreSQL
+    database empty, for a ``keyfob serve`` that migrates it with its own code."""
     if server is None:
         url = f"sqlite:///{work / 'flow.db'}"
         run_async(_migrate(url))
@@ -48,7 +49,8 @@ def scratch_database(server: str | None, work: Path) -> Iterator[str]:
     run_async(_admin(server, f'CREATE DATABASE "{name}"'))
     url = f"{server.rsplit('/', 1)[0]}/{name}"
     try:
-        run_async(_migrate(url))
+        if migrate:
+            run_async(_migrate(url))
         yield url
     finally:
         run_async(_admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
