@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from keyfob.remotes.lifecycle import ACTIVE_PHASES, UNDER_WAY, Facts, Limits, Phase, advance
+from keyfob.remotes.models import ACTIVE
 from keyfob.vocabulary import RemoteType
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -231,3 +232,7 @@ LATER = NOW + timedelta(seconds=5)
 )
 def test_every_step_names_its_phase_as_a_phase(changes: dict[str, Any], expected: Phase) -> None:
     assert advance(facts(**changes), NOW, LIMITS).phase is expected
+
+
+def test_the_queue_index_holds_the_active_phases() -> None:
+    assert set(ACTIVE) == {phase.value for phase in ACTIVE_PHASES}

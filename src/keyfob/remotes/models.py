@@ -15,16 +15,23 @@ from sqlalchemy import (
     JSON,
     CheckConstraint,
     Column,
+    ColumnElement,
     ForeignKey,
     Index,
     Integer,
     String,
     Table,
     UniqueConstraint,
+    literal_column,
     text,
 )
 
 from keyfob.store.schema import UtcDateTime, metadata
+
+ACTIVE = ("queued", "waking", "sent")
+"""The phases in which the dispatcher still owes a remote a step (``lifecycle.ACTIVE_PHASES``)."""
+
+_ACTIVE_SQL = "phase IN (" + ", ".join(f"'{phase}'" for phase in ACTIVE) + ")"
 
 remotes = Table(
     "remotes",
@@ -56,10 +63,17 @@ remotes = Table(
     Column("not_before", UtcDateTime, nullable=True),
     Column("expires_at", UtcDateTime, nullable=True),
     Index("ix_remotes_listing", "callback_id", "vehicle_id", "created_at"),
-    Index("ix_remotes_phase_due", "phase", "due_at"),
+    # Migration 0010: the dispatcher's queue, active remotes by due time, read in order.
+    Index(
+        "ix_remotes_active_due",
+        "due_at",
+        postgresql_where=text(_ACTIVE_SQL),
+        sqlite_where=text(_ACTIVE_SQL),
+    ),
     Index("ix_remotes_vehicle_phase", "vehicle_id", "phase"),
     # Migration 0009: the vehicles' results find their remotes by command. Without it the
-    # look-up read every sent remote's entry of ix_remotes_phase_due, dead ones included.
+    # look-up read every sent remote's entry of the (phase, due_at) index of then, dead ones
+    # included.
     Index(
         "ix_remotes_command",
         "command_id",
@@ -108,3 +122,11 @@ user_idempotency_keys = Table(
     Column("remote_id", String(32), ForeignKey("remotes.id"), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
 )
+
+
+def active() -> ColumnElement[bool]:
+    """``phase IN ('queued', 'waking', 'sent')`` spelled with literals, as the partial index
+    ``ix_remotes_active_due`` is: bound values would hide the phases from SQLite's planner and
+    from PostgreSQL's generic plans, and neither could use that index."""
+    clause: ColumnElement[bool] = remotes.c.phase.in_([literal_column(f"'{p}'") for p in ACTIVE])
+    return clause

@@ -25,7 +25,6 @@ from keyfob.notifications.models import notifications
 from keyfob.notifications.outbox import notification_row
 from keyfob.remotes.events import event_values
 from keyfob.remotes.lifecycle import (
-    ACTIVE_PHASES,
     PHASE_OF,
     QUEUED,
     SENT,
@@ -34,7 +33,7 @@ from keyfob.remotes.lifecycle import (
     Phase,
     Step,
 )
-from keyfob.remotes.models import remote_events, remotes
+from keyfob.remotes.models import active, remote_events, remotes
 from keyfob.remotes.rows import REMOTE_COLUMNS, REMOTES_AND_VEHICLES, Remote, read_remotes
 from keyfob.store.queries import unindexed
 from keyfob.store.schema import UtcDateTime
@@ -48,7 +47,7 @@ _NOW: BindParameter[datetime] = bindparam("now", type_=UtcDateTime)
 _CLAIM = (
     select(*REMOTE_COLUMNS)
     .select_from(REMOTES_AND_VEHICLES)
-    .where(remotes.c.phase.in_(ACTIVE_PHASES), remotes.c.due_at <= _NOW)
+    .where(active(), remotes.c.due_at <= _NOW)
     .order_by(remotes.c.due_at)
     .limit(bindparam("limit", type_=Integer))
     .with_for_update(skip_locked=True, of=remotes)
@@ -56,8 +55,9 @@ _CLAIM = (
 _SENT = (
     select(*REMOTE_COLUMNS)
     .select_from(REMOTES_AND_VEHICLES)
-    # The phase is hidden from the planner: through ix_remotes_phase_due, every sent remote's
-    # entry (and every dead one since the last vacuum) was read for each batch of results.
+    # The phase is hidden from the planner: through the (phase, due_at) index of migrations
+    # 0001-0009, every sent remote's entry (and every dead one since the last vacuum) was read
+    # for each batch of results.
     .where(remotes.c.command_id.in_(_IDS), unindexed(remotes.c.phase) == Phase.SENT)
     .order_by(remotes.c.id)  # one lock order for every dispatcher
     .with_for_update(of=remotes)

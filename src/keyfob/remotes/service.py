@@ -18,8 +18,7 @@ from keyfob.kit.ids import is_valid_id
 from keyfob.kit.paging import PageRequest
 from keyfob.kit.text import shown
 from keyfob.notifications.outbox import drop_pending
-from keyfob.remotes.lifecycle import ACTIVE_PHASES
-from keyfob.remotes.models import remote_events, remotes
+from keyfob.remotes.models import active, remote_events, remotes
 from keyfob.remotes.rows import REMOTE_COLUMNS, REMOTES_AND_VEHICLES, Remote, read_remotes
 
 
@@ -132,7 +131,7 @@ async def delete_callback(
         await conn.execute(
             select(func.count())
             .select_from(remotes)
-            .where(remotes.c.callback_id == callback.id, remotes.c.phase.in_(ACTIVE_PHASES))
+            .where(remotes.c.callback_id == callback.id, active())
         )
     ).scalar_one()
     if pending:

@@ -29,8 +29,8 @@ from keyfob.config import VehicleSettings
 from keyfob.remotes import accept_fleet, accept_user
 from keyfob.remotes.accept_fleet import AcceptRequest
 from keyfob.remotes.accept_user import UserAcceptRequest
-from keyfob.remotes.lifecycle import ACTIVE_PHASES, QUEUED, WAKING, Facts, Limits, advance
-from keyfob.remotes.models import remotes
+from keyfob.remotes.lifecycle import QUEUED, WAKING, Facts, Limits, advance
+from keyfob.remotes.models import active, remotes
 from keyfob.remotes.staging import Batch, Known
 from keyfob.store.units import Execute, Fetch, Insert, Plan
 from keyfob.vehicles.budget import WakeBudget, read_budget, wake_limits
@@ -97,7 +97,7 @@ async def _same_type_in_progress(conn: AsyncConnection, vehicle_id: str, remote_
     query = select(func.count()).where(
         remotes.c.vehicle_id == vehicle_id,
         remotes.c.type == remote_type,
-        remotes.c.phase.in_(ACTIVE_PHASES),
+        active(),
     )
     return bool((await conn.execute(query)).scalar_one())
 

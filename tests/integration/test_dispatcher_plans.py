@@ -1,29 +1,36 @@
-"""The dispatcher finds the remotes of a batch of results by their commands, whatever the
-planner's statistics say.
+"""The dispatcher's two look-ups read what they need, whatever the planner's statistics say.
 
-Every batch of vehicle results is looked up by ``command_id`` among the sent remotes. Before
-``ix_remotes_command``, PostgreSQL read every ``sent`` entry of ``ix_remotes_phase_due`` for
-each batch, dead ones included: thousands of entries and hundreds of row visits per batch under
-load (``docs/benchmarks.md``, 6 December). Here the statistics are taken when no remote is
-sent, then thousands are, and the look-up is planned both ways PostgreSQL plans a prepared
-statement (custom and generic); on SQLite, by its own planner.
+* Every batch of vehicle results is looked up by ``command_id`` among the sent remotes. Before
+  ``ix_remotes_command``, PostgreSQL read every ``sent`` entry of the ``(phase, due_at)`` index
+  for each batch, dead ones included: thousands of entries and hundreds of row visits per batch
+  under load (``docs/benchmarks.md``, 6 December).
+* The claim reads the active remotes whose time has come, earliest first, from
+  ``ix_remotes_active_due`` in order (a plain index scan, which stops at its limit and marks
+  the dead entries it passes), where the three phases on ``(phase, due_at)`` made it a bitmap
+  scan of every remote queued since the last vacuum.
+
+The statistics are taken when every remote is done, then thousands become active, and the
+statements are planned both ways PostgreSQL plans a prepared statement (custom and generic);
+on SQLite, by its own planner.
 """
 
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from delivery_flow import delivery_flow
-from sqlalchemy import text
+from sqlalchemy import bindparam, text
 from test_claim_plans import _index_conditions, _plan
 
 from keyfob.kit.clock import FakeClock
 from keyfob.remotes import progress
 from keyfob.store import migrate
 from keyfob.store.engine import Database
+from keyfob.store.schema import UtcDateTime
 from keyfob.store.units import run_unit
 
 REMOTES = 6000
@@ -49,7 +56,7 @@ _NUMBERS = {
 }
 
 _SEND = f"""
-UPDATE remotes SET phase = 'sent'
+UPDATE remotes SET phase = 'sent', due_at = :due
 WHERE command_id LIKE 'command%' AND CAST(substr(command_id, 8) AS INTEGER) > {REMOTES - SENT}
 """
 
@@ -78,7 +85,8 @@ async def _sent_remotes_of_many_done(db: Database, clock: FakeClock) -> None:
         quiet = await conn.execution_options(isolation_level="AUTOCOMMIT")
         await quiet.execute(text("ANALYZE remotes" if db.sqlite else "VACUUM ANALYZE remotes"))
     async with db.transaction() as conn:
-        sent = await conn.execute(text(_SEND))
+        due = clock.now + timedelta(seconds=30)
+        sent = await conn.execute(text(_SEND).bindparams(bindparam("due", due, UtcDateTime())))
     assert sent.rowcount == SENT
 
 
@@ -106,33 +114,60 @@ async def test_results_find_their_remotes_by_command_on_postgresql(
     assert await _found(pg) == WANTED
 
 
-async def test_results_find_their_remotes_by_command_on_sqlite(
-    tmp_path: Path, clock: FakeClock
-) -> None:
+async def test_both_look_ups_use_their_indexes_on_sqlite(tmp_path: Path, clock: FakeClock) -> None:
     db = Database(f"sqlite:///{tmp_path / 'keyfob.db'}")
     await migrate.upgrade(db)
     try:
         await _sent_remotes_of_many_done(db, clock)
-        async with db.engine.connect() as conn:
-            compiled = progress._SENT.params(ids=WANTED).compile(
-                dialect=conn.dialect, compile_kwargs={"render_postcompile": True}
-            )
-            names = compiled.positiontup or []
-            values = [_value(name, compiled.binds) for name in names]
-            plan = (
-                await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", tuple(values))
-            ).all()
-        details = [str(row[-1]) for row in plan]
-        scans = [d for d in details if d.startswith(("SCAN remotes", "SEARCH remotes"))]
-        assert scans, details
-        assert all("ix_remotes_command" in d for d in scans), details
+        results = progress._SENT.params(ids=WANTED)
+        claim = progress._CLAIM.params(now=clock.now + timedelta(hours=1), limit=100)
+        assert await _sqlite_scans(db, results) == ["ix_remotes_command"]
+        assert await _sqlite_scans(db, claim) == ["ix_remotes_active_due"]
         assert await _found(db) == WANTED
     finally:
         await db.dispose()
 
 
-def _value(name: str, binds: dict[str, Any]) -> Any:
-    """A compiled parameter's value: one of WANTED for the expanded ``ids``."""
+async def _sqlite_scans(db: Database, statement: Any) -> list[str]:
+    """The index each scan of ``remotes`` uses in SQLite's plan of ``statement``."""
+    async with db.engine.connect() as conn:
+        compiled = statement.compile(
+            dialect=conn.dialect, compile_kwargs={"render_postcompile": True}
+        )
+        names = compiled.positiontup or []
+        values = [_value(name, compiled) for name in names]
+        plan = (await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", tuple(values))).all()
+    details = [str(row[-1]) for row in plan]
+    scans = [d for d in details if d.startswith(("SCAN remotes", "SEARCH remotes"))]
+    return [d.split(" INDEX ", 1)[1].split()[0] if " INDEX " in d else d for d in scans]
+
+
+def _value(name: str, compiled: Any) -> Any:
+    """A compiled parameter's value, as the driver gets it: one of WANTED for the expanded
+    ``ids``, a time as the column's type stores it."""
     if name.startswith("ids_"):
         return WANTED[int(name.removeprefix("ids_")) - 1]
-    return binds[name].value
+    bind = compiled.binds[name]
+    process = bind.type.bind_processor(compiled.dialect)
+    return process(bind.value) if process is not None else bind.value
+
+
+_CLAIM_VALUES = {"now": "now() + interval '1 hour'", "limit": "100"}
+
+
+@pytest.mark.parametrize("mode", ["force_custom_plan", "force_generic_plan"])
+async def test_the_claim_reads_active_remotes_in_due_order_on_postgresql(
+    pg: Database, clock: FakeClock, mode: str
+) -> None:
+    await _sent_remotes_of_many_done(pg, clock)
+    async with pg.transaction() as conn:
+        plan = await _plan(conn, progress._CLAIM, _CLAIM_VALUES, mode)
+
+    scans = _scans_of_remotes(plan)
+    assert [s["Node Type"] for s in scans] == ["Index Scan"], json.dumps(plan, indent=1)
+    assert scans[0]["Index Name"] == "ix_remotes_active_due", json.dumps(plan, indent=1)
+    early = await run_unit(pg, lambda: progress.claim_due(now=clock.now, limit=100))
+    assert [r.command_id for r in early] == [None]  # the posted remote: the copies are due later
+    later = clock.now + timedelta(seconds=31)
+    claimed = await run_unit(pg, lambda: progress.claim_due(now=later, limit=100))
+    assert len(claimed) == 100
