@@ -26,10 +26,11 @@ from sqlalchemy import (
     text,
 )
 
+from keyfob.remotes.lifecycle import ACTIVE_PHASES
 from keyfob.store.schema import UtcDateTime, metadata
 
-ACTIVE = ("queued", "waking", "sent")
-"""The phases in which the dispatcher still owes a remote a step (``lifecycle.ACTIVE_PHASES``)."""
+ACTIVE = tuple(phase.value for phase in ACTIVE_PHASES)
+"""The phases in which the dispatcher still owes a remote a step, as the queue index spells them."""
 
 _ACTIVE_SQL = "phase IN (" + ", ".join(f"'{phase}'" for phase in ACTIVE) + ")"
 
