@@ -91,7 +91,7 @@ async def test_fleet_rows_survive_the_upgrade_and_the_owner_is_checked(fresh: Da
         )
 
     await migrate.upgrade(fresh)
-    assert await migrate.current(fresh) == "0010"  # the head (0005-0010: extensions, indexes)
+    assert await migrate.current(fresh) == "0011"  # the head (0005-0011: extensions, indexes, keys)
     async with fresh.read() as conn:
         row = (await conn.execute(select(callbacks).where(callbacks.c.id == callback.id))).one()
         remote = (await conn.execute(select(remotes).where(remotes.c.id == "r1"))).one()
@@ -117,7 +117,7 @@ async def test_fleet_rows_survive_the_upgrade_and_the_owner_is_checked(fresh: Da
         kept = (await conn.execute(text("SELECT id, fleet_id FROM callbacks"))).all()
     assert [tuple(r) for r in kept] == [(callback.id, fleet.id)]
     await migrate.upgrade(fresh)
-    assert await migrate.current(fresh) == "0010"  # the head (0005-0010: extensions, indexes)
+    assert await migrate.current(fresh) == "0011"  # the head (0005-0011: extensions, indexes, keys)
 
 
 OURS = {"callbacks", "remotes", "notifications", "user_idempotency_keys"}

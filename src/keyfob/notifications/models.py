@@ -7,7 +7,7 @@ pending -> delivered | abandoned | expired, and a replay puts a row back to pend
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, String, Table, Text, text
+from sqlalchemy import JSON, Column, Index, Integer, String, Table, Text, text
 
 from keyfob.store.schema import UtcDateTime, metadata
 
@@ -20,9 +20,12 @@ notifications = Table(
     "notifications",
     metadata,
     Column("id", String(32), primary_key=True),
-    Column("callback_id", String(32), ForeignKey("callbacks.id"), nullable=False),
-    Column("remote_id", String(32), ForeignKey("remotes.id"), nullable=False),
-    Column("event_id", String(32), ForeignKey("remote_events.id"), nullable=False),
+    # No foreign keys (migration 0011): each would look up and lock its parent's row on every
+    # insert, four times a remote on one callback row. keyfob writes these rows alone, in the
+    # transaction of their event, and never deletes a callback, remote or event.
+    Column("callback_id", String(32), nullable=False),
+    Column("remote_id", String(32), nullable=False),
+    Column("event_id", String(32), nullable=False),
     Column("seq", Integer, nullable=False),
     # The RemoteEvent item exactly as it will be posted (keyfob extensions included).
     Column("event", JSON, nullable=False),
@@ -61,7 +64,7 @@ delivery_attempts = Table(
     "delivery_attempts",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("callback_id", String(32), ForeignKey("callbacks.id"), nullable=False),
+    Column("callback_id", String(32), nullable=False),  # no foreign key: see notifications
     Column("message_id", String(40), nullable=False),
     Column("notification_ids", JSON, nullable=False),
     Column("started_at", UtcDateTime, nullable=False),

@@ -92,7 +92,9 @@ remote_events = Table(
     "remote_events",
     metadata,
     Column("id", String(32), primary_key=True),
-    Column("remote_id", String(32), ForeignKey("remotes.id"), nullable=False),
+    # No foreign key (migration 0011): the event is written with its remote's change of
+    # phase, and remotes are never deleted; the check would lock the remote's row each time.
+    Column("remote_id", String(32), nullable=False),
     Column("seq", Integer, nullable=False),
     Column("type", String(16), nullable=False),
     Column("status", String(40), nullable=False),
