@@ -2,8 +2,9 @@
 
 What a user would notice if the direct path went wrong: a unit whose statements ran outside the
 transaction (half a unit left after a failure), a failure that no longer reads as SQLAlchemy's
-(a constraint violation answered as something else), or a connection killed under a unit that
-stays in the pool and fails the next unit too.
+(a constraint violation answered as something else), a connection killed under a unit that
+stays in the pool and fails the next unit too, or rows of a multi-row insert (one statement
+over arrays) stored other than as written.
 """
 
 from __future__ import annotations
@@ -97,3 +98,49 @@ async def test_a_connection_killed_under_a_unit_is_dropped_from_the_pool(
     for number in range(2, 24, 2):
         wanted = f"i{number}"
         assert await run_unit(tables, lambda w=wanted: restock({w})) == [wanted]
+
+
+async def test_a_multi_row_insert_is_one_statement_and_stores_every_value_as_written(
+    tables: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    later = T0.replace(hour=13, microsecond=123456)
+    rows = [
+        item(1),
+        {"id": "i2", "n": 2, "data": None, "at": None},
+        {"id": "i3", "n": -3, "data": {"quote": 'it\'s "x"', "list": [1, None]}, "at": later},
+        {"id": "i4", "n": 4, "data": [], "at": T0},
+    ]
+    sent: list[tuple[str, int]] = []
+    many = asyncpg.Connection.executemany
+    execute = asyncpg.Connection.execute
+
+    async def counted_many(self: Any, sql: str, args: Any, **kw: Any) -> Any:
+        sent.append((sql, len(args)))
+        return await many(self, sql, args, **kw)
+
+    async def counted(self: Any, sql: str, *args: Any, **kw: Any) -> Any:
+        sent.append((sql, 1))
+        return await execute(self, sql, *args, **kw)
+
+    monkeypatch.setattr(asyncpg.Connection, "executemany", counted_many)
+    monkeypatch.setattr(asyncpg.Connection, "execute", counted)
+
+    def insert() -> Plan[None]:
+        yield Insert([(items, rows)])
+
+    await run_unit(tables, insert)
+    inserts = [(sql, n) for sql, n in sent if sql.startswith("INSERT")]
+    assert [n for _, n in inserts] == [1], "one statement, one set of parameters"
+    assert "unnest" in inserts[0][0]
+    async with tables.read() as conn:
+        found = (await conn.execute(select(items).order_by(items.c.id))).all()
+    assert [tuple(r) for r in found] == [tuple(row.values()) for row in rows]
+
+
+async def test_a_duplicate_inside_one_multi_row_insert_leaves_nothing(tables: Database) -> None:
+    def twice_in_one() -> Plan[None]:
+        yield Insert([(items, [item(1), item(2), item(1)])])
+
+    with pytest.raises(IntegrityError):
+        await run_unit(tables, twice_in_one)
+    assert await stored(tables) == []

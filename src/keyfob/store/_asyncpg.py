@@ -8,6 +8,13 @@ a statement's SQL once per shape and converts the rows column by column; the sam
 compiled for the asyncpg dialect (``$n`` parameters with their casts, the same processors), goes
 to asyncpg's ``fetch``, ``execute`` and ``executemany`` here.
 
+A multi-row insert goes as one statement over arrays, ``INSERT ... SELECT * FROM unnest($1::
+type[], ...)``, one array per column, instead of ``executemany``: PostgreSQL then plans and runs
+one statement for the batch, where each row of ``executemany`` was a statement of its own (an
+executor started and stopped, a protocol exchange). A unit of the dispatcher inserts dozens of
+events and notifications; a worker's record, an attempt per POST. The SQL does not depend on the
+number of rows, so asyncpg prepares it once.
+
 The unit still runs inside ``Database.transaction()``: SQLAlchemy's adapter is asked to begin
 its transaction first (asyncpg itself would run each statement on its own), and commits or
 rolls it back as before. A statement that needs more than plain parameters takes the ordinary
@@ -25,13 +32,41 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar, cast
 
+from sqlalchemy import Table
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from keyfob.store._sqlite import PreparedSelect
+from keyfob.store._sqlite import PreparedSelect, Rows, insert_columns
 from keyfob.store.outage import unreachable
 
 T = TypeVar("T")
+
+_unnests: dict[tuple[str, tuple[str, ...]], str] = {}
+
+
+def array_insert(table: Table, rows: Rows, dialect: Dialect) -> tuple[str, list[Any]] | None:
+    """``rows`` as one INSERT over one array per column, bind-processed; ``None`` where
+    ``prepare_insert`` would take the ordinary path."""
+    found = insert_columns(table, rows, dialect)
+    if found is None:
+        return None
+    _values_sql, names, columns = found
+    key = (table.name, tuple(names))
+    sql = _unnests.get(key)
+    if sql is None:
+        quote = dialect.identifier_preparer
+        arrays = ", ".join(
+            f"${n}::{table.c[name].type.compile(dialect=dialect)}[]"
+            for n, name in enumerate(names, start=1)
+        )
+        listed = ", ".join(quote.format_column(table.c[name]) for name in names)
+        # Names and types come from the table's declaration, never from the rows' values.
+        sql = _unnests[key] = (
+            f"INSERT INTO {quote.format_table(table)} ({listed}) "  # noqa: S608
+            f"SELECT * FROM unnest({arrays})"
+        )
+    return sql, columns
 
 
 class DirectPg:

@@ -70,6 +70,18 @@ def prepare_insert(table: Table, rows: Rows, dialect: Dialect) -> tuple[str, lis
     Every row must have the first row's keys. ``None`` when SQLAlchemy would add parameters
     the rows do not carry (a column default): that insert takes the ordinary path.
     """
+    found = insert_columns(table, rows, dialect)
+    if found is None:
+        return None
+    sql, _names, converted = found
+    return sql, list(zip(*converted, strict=True))
+
+
+def insert_columns(
+    table: Table, rows: Rows, dialect: Dialect
+) -> tuple[str, list[str], list[list[Any]]] | None:
+    """The INSERT's SQL, its columns in parameter order, and each column's values across the
+    rows, bind-processed (``None`` as for ``prepare_insert``)."""
     keys = tuple(rows[0].keys())
     cache_key = (dialect.name, table.name, keys)
     if cache_key not in _inserts:
@@ -99,7 +111,7 @@ def prepare_insert(table: Table, rows: Rows, dialect: Dialect) -> tuple[str, lis
                     previous, done = value, process(value)
                 values[index] = done
         converted.append(values)
-    return sql, list(zip(*converted, strict=True))
+    return sql, [name for name, _ in columns], converted
 
 
 _Compiled = tuple[SQLCompiler, dict[str, Processor]]

@@ -31,7 +31,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import Delete, Update
 
-from keyfob.store._asyncpg import DirectPg
+from keyfob.store._asyncpg import DirectPg, array_insert
 from keyfob.store._sqlite import (
     Rows,
     fetch_all,
@@ -110,15 +110,10 @@ def ready(database: Database, step: Insert | Execute) -> Ready:
 def _statements(step: Insert | Execute, dialect: Dialect) -> Statements | None:
     """A write step's SQL and parameter tuples for ``sqlite3``; ``None`` if it needs more
     than plain parameters (it then takes the ordinary path)."""
-    found: Statements = []
     if isinstance(step, Insert):
-        for table, rows in step.work:
-            if rows:
-                insert = prepare_insert(table, rows, dialect)
-                if insert is None:
-                    return None
-                found.append(insert)
-    elif step.rows is None or step.rows:  # per row with no rows: nothing to do
+        return _inserts(step, dialect, prepare_insert)
+    found: Statements = []
+    if step.rows is None or step.rows:  # per row with no rows: nothing to do
         statement = prepare_statement(step.statement, dialect, step.rows)
         if statement is None:
             return None
@@ -191,6 +186,13 @@ async def _direct_step(
         if prepared is None:
             return False, None
         return True, await direct.fetch(prepared)
+    if isinstance(step, Insert):
+        arrays = _inserts(step, dialect, array_insert)
+        if arrays is None:
+            return False, None
+        for sql, columns in arrays:
+            await direct.execute(sql, columns)
+        return True, None
     statements = _statements(step, dialect)
     if statements is None:
         return False, None
@@ -200,6 +202,21 @@ async def _direct_step(
     for sql, rows in statements:
         await direct.many(sql, rows)
     return True, None
+
+
+def _inserts(
+    step: Insert, dialect: Dialect, prepare: Callable[[Table, Rows, Dialect], Any]
+) -> Statements | None:
+    """Each table's rows as ``prepare`` words them: rows of parameters (``prepare_insert``)
+    or one statement over arrays (``_asyncpg.array_insert``); ``None`` as ``_statements``."""
+    found: Statements = []
+    for table, rows in step.work:
+        if rows:
+            insert = prepare(table, rows, dialect)
+            if insert is None:
+                return None
+            found.append(insert)
+    return found
 
 
 def _run_here(
