@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, insert, select, text
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keyfob.auth.service import create_partner
 from keyfob.callbacks.schemas import parse_callback_body
@@ -55,40 +57,51 @@ async def fresh(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         await admin.close()
 
 
+async def seed_fleet_remote(conn: AsyncConnection, now: datetime, *, last_seq: int) -> Any:
+    """A partner, its fleet, a vehicle, a callback and remote ``r1`` through them, written the
+    way any revision since 0003 accepts; ``(fleet, vehicle, callback)``."""
+    partner = await create_partner(conn, login="p", password="p-secret-password", name="p", now=now)
+    fleet = await create_fleet(conn, partner_id=partner.id, name="f", now=now)
+    vehicle = await create_vehicle(
+        conn,
+        fleet_id=fleet.id,
+        vin="VF3MIGRATE0000001",
+        motorization="Electric",
+        capabilities=capabilities_for(Motorization.ELECTRIC),
+        now=now,
+    )
+    body = {
+        "callback": {"webhook": {"name": "h", "target": "https://h.example.com/"}},
+        "remoteTypes": ["Horn"],
+    }
+    callback, _ = await create_callback(
+        conn,
+        fleet_id=fleet.id,
+        parsed=parse_callback_body(body, target_policy=TargetPolicy()),
+        now=now,
+    )
+    await conn.execute(
+        text(
+            "INSERT INTO remotes (id, fleet_id, vehicle_id, callback_id, type, body, status,"
+            " last_seq, phase, created_at, updated_at) VALUES ('r1', :fleet, :vehicle,"
+            " :callback, 'Horn', '{}', 'Accepted', :last_seq, 'queued', :now, :now)"
+        ),
+        {
+            "fleet": fleet.id,
+            "vehicle": vehicle.id,
+            "callback": callback.id,
+            "now": now,
+            "last_seq": last_seq,
+        },
+    )
+    return fleet, vehicle, callback
+
+
 async def test_fleet_rows_survive_the_upgrade_and_the_owner_is_checked(fresh: Database) -> None:
     await migrate.upgrade(fresh, "0003")
     now = utcnow()
     async with fresh.transaction() as conn:
-        partner = await create_partner(
-            conn, login="p", password="p-secret-password", name="p", now=now
-        )
-        fleet = await create_fleet(conn, partner_id=partner.id, name="f", now=now)
-        vehicle = await create_vehicle(
-            conn,
-            fleet_id=fleet.id,
-            vin="VF3MIGRATE0000001",
-            motorization="Electric",
-            capabilities=capabilities_for(Motorization.ELECTRIC),
-            now=now,
-        )
-        body = {
-            "callback": {"webhook": {"name": "h", "target": "https://h.example.com/"}},
-            "remoteTypes": ["Horn"],
-        }
-        callback, _ = await create_callback(
-            conn,
-            fleet_id=fleet.id,
-            parsed=parse_callback_body(body, target_policy=TargetPolicy()),
-            now=now,
-        )
-        await conn.execute(
-            text(
-                "INSERT INTO remotes (id, fleet_id, vehicle_id, callback_id, type, body, status,"
-                " last_seq, phase, created_at, updated_at) VALUES ('r1', :fleet, :vehicle,"
-                " :callback, 'Horn', '{}', 'Accepted', 1, 'queued', :now, :now)"
-            ),
-            {"fleet": fleet.id, "vehicle": vehicle.id, "callback": callback.id, "now": now},
-        )
+        fleet, _vehicle, callback = await seed_fleet_remote(conn, now, last_seq=1)
 
     await migrate.upgrade(fresh)
     assert await migrate.current(fresh) == "0011"  # the head (0005-0011: extensions, indexes, keys)
