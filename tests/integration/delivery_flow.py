@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from conftest import Tenant, make_settings, make_tenant
 from delivery_support import Receiver, drain, receiver
@@ -137,18 +138,13 @@ class Flow:
         self, remote_id: str, event_type: EventType, status: str, **options: Any
     ) -> None:
         async with self.db.transaction() as conn:
-            row = (
-                await conn.execute(
-                    select(
-                        remotes.c.callback_id, remotes.c.type, remotes.c.last_seq, vehicles.c.vin
-                    )
-                    .join(vehicles, vehicles.c.id == remotes.c.vehicle_id)
-                    .where(remotes.c.id == remote_id)
-                )
-            ).one()
-            ref = RemoteRef(remote_id, row.callback_id, row.vin, row.type, row.last_seq)
             await record_event(
-                conn, remote=ref, event_type=event_type, status=status, now=self.clock(), **options
+                conn,
+                remote=await remote_ref(conn, remote_id),
+                event_type=event_type,
+                status=status,
+                now=self.clock(),
+                **options,
             )
 
     # -- the worker -------------------------------------------------------------------------
@@ -181,6 +177,18 @@ class Flow:
                 .order_by(delivery_attempts.c.started_at, delivery_attempts.c.id)
             )
             return list(found.scalars())
+
+
+async def remote_ref(conn: AsyncConnection, remote_id: str) -> RemoteRef:
+    """The remote as ``record_event`` takes it, read in the caller's transaction."""
+    row = (
+        await conn.execute(
+            select(remotes.c.callback_id, remotes.c.type, remotes.c.last_seq, vehicles.c.vin)
+            .join(vehicles, vehicles.c.id == remotes.c.vehicle_id)
+            .where(remotes.c.id == remote_id)
+        )
+    ).one()
+    return RemoteRef(remote_id, row.callback_id, row.vin, row.type, row.last_seq)
 
 
 def event_keys(request: dict[str, Any]) -> list[tuple[str, int]]:

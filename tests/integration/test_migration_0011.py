@@ -10,13 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from delivery_flow import remote_ref
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from test_migration_user_face import fresh, seed_fleet_remote  # noqa: F401 - fixture
 
 from keyfob.kit.clock import utcnow
 from keyfob.notifications.models import delivery_attempts, notifications
-from keyfob.remotes.events import RemoteRef, record_event
+from keyfob.remotes.events import record_event
 from keyfob.remotes.models import remote_events
 from keyfob.store import migrate
 from keyfob.store.engine import Database
@@ -39,9 +40,9 @@ async def test_the_outbox_survives_the_upgrade_and_its_keys_come_back_down(
     await migrate.upgrade(fresh, "0010")
     now = utcnow()
     async with fresh.transaction() as conn:
-        _fleet, vehicle, callback = await seed_fleet_remote(conn, now, last_seq=0)
-        for seq, status in enumerate(("Accepted", "SentToVehicle"), start=1):
-            ref = RemoteRef("r1", callback.id, vehicle.vin, "Horn", seq - 1)
+        _fleet, _vehicle, callback = await seed_fleet_remote(conn, now, last_seq=0)
+        for status in ("Accepted", "SentToVehicle"):
+            ref = await remote_ref(conn, "r1")
             await record_event(
                 conn, remote=ref, event_type=EventType.PENDING, status=status, now=now
             )

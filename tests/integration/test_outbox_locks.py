@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from delivery_flow import delivery_flow
+from delivery_flow import delivery_flow, remote_ref
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
@@ -23,11 +23,10 @@ from keyfob.notifications.ledger import Result
 from keyfob.notifications.models import delivery_attempts, notifications
 from keyfob.notifications.outcome import Outcome
 from keyfob.notifications.policy import Delivered
-from keyfob.remotes.events import RemoteRef, record_event
+from keyfob.remotes.events import record_event
 from keyfob.remotes.models import remote_events, remotes
 from keyfob.store.engine import Database
 from keyfob.store.units import run_steps, steps
-from keyfob.vehicles.models import vehicles
 from keyfob.vocabulary import EventType
 
 _GRAB = text("SELECT id FROM callbacks WHERE id = :id FOR UPDATE NOWAIT")
@@ -49,14 +48,7 @@ async def test_progress_and_attempts_do_not_lock_the_callback(
 
         # The dispatcher's write: an event of the remote and its notification, left open.
         async with pg.transaction() as conn:
-            row = (
-                await conn.execute(
-                    select(remotes.c.type, remotes.c.last_seq, vehicles.c.vin)
-                    .join(vehicles, vehicles.c.id == remotes.c.vehicle_id)
-                    .where(remotes.c.id == remote_id)
-                )
-            ).one()
-            ref = RemoteRef(remote_id, cbid, row.vin, row.type, row.last_seq)
+            ref = await remote_ref(conn, remote_id)
             await record_event(
                 conn, remote=ref, event_type=EventType.PENDING, status="SentToVehicle", now=clock()
             )
