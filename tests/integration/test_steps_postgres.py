@@ -144,3 +144,19 @@ async def test_a_duplicate_inside_one_multi_row_insert_leaves_nothing(tables: Da
     with pytest.raises(IntegrityError):
         await run_unit(tables, twice_in_one)
     assert await stored(tables) == []
+
+
+async def test_a_value_too_long_for_its_column_fails_the_insert_and_is_not_cut(
+    tables: Database,
+) -> None:
+    """The arrays are cast without a length (as SQLAlchemy casts a single value): an explicit
+    cast to ``VARCHAR(16)`` would cut the value to fit instead of refusing it."""
+    too_long = "i" + "9" * 20
+
+    def insert() -> Plan[None]:
+        yield Insert([(items, [item(1), {**item(2), "id": too_long}])])
+
+    with pytest.raises(DBAPIError) as raised:
+        await run_unit(tables, insert)
+    assert isinstance(raised.value.orig.__cause__, asyncpg.StringDataRightTruncationError)
+    assert await stored(tables) == []

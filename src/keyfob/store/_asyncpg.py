@@ -32,10 +32,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table
+from sqlalchemy import Table, bindparam
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.types import TypeEngine
 
 from keyfob.store._sqlite import PreparedSelect, Rows, insert_columns
 from keyfob.store.outage import unreachable
@@ -43,6 +44,18 @@ from keyfob.store.outage import unreachable
 T = TypeVar("T")
 
 _unnests: dict[tuple[str, tuple[str, ...]], str] = {}
+
+
+def array_cast(type_: TypeEngine[Any], dialect: Dialect) -> str | None:
+    """``::TYPE[]``: the cast SQLAlchemy gives one value of ``type_``, for an array of them;
+    ``None`` for a type it does not cast.
+
+    That cast has no length (``VARCHAR``, not ``VARCHAR(16)``): an explicit cast to a length
+    cuts a longer value to fit, where the column itself refuses it.
+    """
+    rendered = str(bindparam("v", type_=type_).compile(dialect=dialect))
+    _, cast, name = rendered.partition("::")
+    return f"::{name}[]" if cast else None
 
 
 def array_insert(table: Table, rows: Rows, dialect: Dialect) -> tuple[str, list[Any]] | None:
@@ -56,10 +69,10 @@ def array_insert(table: Table, rows: Rows, dialect: Dialect) -> tuple[str, list[
     sql = _unnests.get(key)
     if sql is None:
         quote = dialect.identifier_preparer
-        arrays = ", ".join(
-            f"${n}::{table.c[name].type.compile(dialect=dialect)}[]"
-            for n, name in enumerate(names, start=1)
-        )
+        casts = [array_cast(table.c[name].type, dialect) for name in names]
+        if None in casts:
+            return None
+        arrays = ", ".join(f"${n}{cast}" for n, cast in enumerate(casts, start=1))
         listed = ", ".join(quote.format_column(table.c[name]) for name in names)
         # Names and types come from the table's declaration, never from the rows' values.
         sql = _unnests[key] = (
