@@ -24,7 +24,9 @@ arrived in order, how many events each remote produced; the keyfob processes' pe
 of all of them together) and CPU. The scaled shape also prints what its services cost per
 remote: the PostgreSQL backends serving its database (when the server runs on this machine)
 and its Mosquitto; ``keyfob serve`` migrates that database with the code under test, so a
-variant may run older code. ``--sync NORMAL,FULL`` runs the embedded shape once per
+variant may run older code. Both shapes print what the bench itself costs per remote (its load
+generators and its receiver), so that the whole machine is accounted for: on two cores, what
+they take, keyfob cannot have. ``--sync NORMAL,FULL`` runs the embedded shape once per
 SQLite ``synchronous`` mode, alternating, to print what durability costs; ``--variant
 NAME:ENV=VALUE,...`` adds any other setup to alternate with.
 
@@ -40,6 +42,7 @@ import base64
 import contextlib
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -152,6 +155,12 @@ def rss_mib(pids: list[int]) -> float:
                 if line.startswith("VmRSS:"):
                     total += int(line.split()[1])
     return total / 1024
+
+
+def _children_cpu_s() -> float:
+    """User and system CPU of this process's children that have ended and been waited for."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
 
 
 def cpu_s(pids: list[int]) -> float:
@@ -436,7 +445,7 @@ def one_run(args: argparse.Namespace, shape: str, variant: Variant) -> dict[str,
         work = Path(scratch)
         procs = Procs(work)
         receiver_port, api_port = free_port(), free_port()
-        procs.start(
+        receiver = procs.start(
             "receiver",
             [sys.executable, str(BENCH_DIR / "e2e_parts.py"), "receive", str(receiver_port)],
             {},
@@ -466,6 +475,7 @@ def one_run(args: argparse.Namespace, shape: str, variant: Variant) -> dict[str,
                 cpu0 = cpu_s(procs.tree())
                 each0 = {pid: cpu_s([pid]) for pid in procs.tree()}
                 services0 = {pid: cpu_s([pid]) for pid in procs.services()}
+                bench0 = cpu_s([receiver.pid]), _children_cpu_s()
                 peak = [0.0]
                 result: dict[str, Any] = {
                     "shape": shape,
@@ -502,6 +512,12 @@ def one_run(args: argparse.Namespace, shape: str, variant: Variant) -> dict[str,
                     broker_s = services.pop(procs.broker, 0.0) if procs.broker else 0.0
                     result["db_cpu_ms_per_remote"] = 1000 * sum(services.values()) / counted
                     result["broker_cpu_ms_per_remote"] = 1000 * broker_s / counted
+                # The bench's own share of the machine: the receiver, and the load generators
+                # of the phases (children that have ended, so counted by the kernel for us).
+                result["receiver_cpu_ms_per_remote"] = (
+                    1000 * (cpu_s([receiver.pid]) - bench0[0]) / counted
+                )
+                result["load_cpu_ms_per_remote"] = 1000 * (_children_cpu_s() - bench0[1]) / counted
                 result["peak_rss_mib"] = peak[0]
                 result["processes"] = len(procs.tree())
                 result["check"] = check(receiver_port, accepted)
@@ -568,6 +584,9 @@ def report(results: list[dict[str, Any]]) -> None:
             database = median([r["db_cpu_ms_per_remote"] for r in runs])
             broker = median([r["broker_cpu_ms_per_remote"] for r in runs])
             line += f" (and PostgreSQL {database:.2f}, Mosquitto {broker:.2f})"
+        load = median([r["load_cpu_ms_per_remote"] for r in runs])
+        received = median([r["receiver_cpu_ms_per_remote"] for r in runs])
+        line += f"; the bench's load generator {load:.2f} and receiver {received:.2f}"
         print(line)
     for r in results:
         print(json.dumps(r), file=sys.stderr)
