@@ -54,8 +54,8 @@ def array_cast(type_: TypeEngine[Any], dialect: Dialect) -> str | None:
     cuts a longer value to fit, where the column itself refuses it.
     """
     rendered = str(bindparam("v", type_=type_).compile(dialect=dialect))
-    _, cast, name = rendered.partition("::")
-    return f"::{name}[]" if cast else None
+    _, cast_to, name = rendered.partition("::")
+    return f"::{name}[]" if cast_to else None
 
 
 def array_insert(table: Table, rows: Rows, dialect: Dialect) -> tuple[str, list[Any]] | None:
