@@ -475,7 +475,7 @@ def one_run(args: argparse.Namespace, shape: str, variant: Variant) -> dict[str,
                 cpu0 = cpu_s(procs.tree())
                 each0 = {pid: cpu_s([pid]) for pid in procs.tree()}
                 services0 = {pid: cpu_s([pid]) for pid in procs.services()}
-                bench0 = cpu_s([receiver.pid]), _children_cpu_s()
+                receiver0, load0 = cpu_s([receiver.pid]), _children_cpu_s()
                 peak = [0.0]
                 result: dict[str, Any] = {
                     "shape": shape,
@@ -514,10 +514,9 @@ def one_run(args: argparse.Namespace, shape: str, variant: Variant) -> dict[str,
                     result["broker_cpu_ms_per_remote"] = 1000 * broker_s / counted
                 # The bench's own share of the machine: the receiver, and the load generators
                 # of the phases (children that have ended, so counted by the kernel for us).
-                result["receiver_cpu_ms_per_remote"] = (
-                    1000 * (cpu_s([receiver.pid]) - bench0[0]) / counted
-                )
-                result["load_cpu_ms_per_remote"] = 1000 * (_children_cpu_s() - bench0[1]) / counted
+                receiver_s = cpu_s([receiver.pid]) - receiver0
+                result["receiver_cpu_ms_per_remote"] = 1000 * receiver_s / counted
+                result["load_cpu_ms_per_remote"] = 1000 * (_children_cpu_s() - load0) / counted
                 result["peak_rss_mib"] = peak[0]
                 result["processes"] = len(procs.tree())
                 result["check"] = check(receiver_port, accepted)
