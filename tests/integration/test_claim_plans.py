@@ -48,6 +48,21 @@ WHERE remote_id LIKE '%copy______' AND right(remote_id, 6)::int > {REMOTES - PEN
 """
 
 
+async def many_delivered(pg: Database, clock: FakeClock) -> str:
+    """A callback with one remote whose first notification is copied as ``_COPY`` says, the
+    statistics taken afterwards; the callback's id."""
+    async with delivery_flow(pg, clock) as flow:
+        cbid: str = (await flow.callback())["callbackId"]
+        await flow.remote(cbid, "Electric")
+    async with pg.transaction() as conn:
+        await conn.execute(text("SET LOCAL session_replication_role = replica"))
+        await conn.execute(text(_COPY))
+    async with pg.engine.connect() as conn:
+        quiet = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await quiet.execute(text("VACUUM ANALYZE notifications"))
+    return cbid
+
+
 def _valued(statement: ClauseElement) -> ClauseElement:
     """``statement`` with a value on every parameter, so that it compiles with the list of
     callbacks in backlog rendered (empty); ``EXECUTE`` gives the values that count."""
@@ -104,15 +119,7 @@ async def _plan(
 async def test_the_probe_for_earlier_events_reads_the_remotes_rows_only(
     pg: Database, clock: FakeClock, mode: str, claim: str
 ) -> None:
-    async with delivery_flow(pg, clock) as flow:
-        cbid = (await flow.callback())["callbackId"]
-        await flow.remote(cbid, "Electric")
-    async with pg.transaction() as conn:
-        await conn.execute(text("SET LOCAL session_replication_role = replica"))
-        await conn.execute(text(_COPY))
-    async with pg.engine.connect() as conn:
-        quiet = await conn.execution_options(isolation_level="AUTOCOMMIT")
-        await quiet.execute(text("VACUUM ANALYZE notifications"))
+    cbid = await many_delivered(pg, clock)
     async with pg.transaction() as conn:
         pended = await conn.execute(text(_PEND))
     assert pended.rowcount == PENDING * 4

@@ -100,7 +100,8 @@ async def test_results_find_their_remotes_by_command_on_postgresql(
     pg: Database, clock: FakeClock, mode: str
 ) -> None:
     await _sent_remotes_of_many_done(pg, clock)
-    values = {f"ids_{i}": f"'{command}'" for i, command in enumerate(WANTED, start=1)}
+    listed = ", ".join(f"'{command}'" for command in WANTED)
+    values = {"ids": f"ARRAY[{listed}]"}  # one array parameter (``queries.one_of``)
     statement = progress._SENT.params(ids=WANTED)
     async with pg.transaction() as conn:
         plan = await _plan(conn, statement, values, mode)

@@ -25,13 +25,14 @@ from keyfob.notifications.models import notifications
 from keyfob.notifications.queue import Delivery, chunks, pending
 from keyfob.store.engine import Database
 from keyfob.store.one_trip import run_in_one_trip
+from keyfob.store.queries import one_of
 
 log = logging.getLogger("keyfob.delivery")
 
 _RENEW = (
     update(notifications)
     .where(
-        notifications.c.id.in_(bindparam("ids", expanding=True)),
+        one_of(notifications.c.id, "ids"),
         notifications.c.lease_owner == bindparam("owner"),
         pending(),
     )

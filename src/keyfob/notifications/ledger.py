@@ -21,6 +21,7 @@ from keyfob.notifications.models import delivery_attempts, notifications
 from keyfob.notifications.outcome import Outcome
 from keyfob.notifications.policy import HORIZON, Abandon, Decision, Delivered, Expire, Retry
 from keyfob.notifications.queue import Claimed, Delivery, chunks, pending
+from keyfob.store.queries import one_of
 from keyfob.store.schema import UtcDateTime
 from keyfob.store.units import Execute, Insert
 from keyfob.vocabulary import CallbackStatus
@@ -42,7 +43,7 @@ class Result:
 _DELIVERED = (
     update(notifications)
     .where(
-        notifications.c.id.in_(bindparam("ids", expanding=True)),
+        one_of(notifications.c.id, "ids"),
         notifications.c.lease_owner == bindparam("owner"),
     )
     .values(
@@ -134,7 +135,7 @@ def record_steps(*, owner: str, results: list[Result], now: datetime) -> list[In
 _RELEASE = (
     update(notifications)
     .where(
-        notifications.c.id.in_(bindparam("ids", expanding=True)),
+        one_of(notifications.c.id, "ids"),
         notifications.c.lease_owner == bindparam("owner"),
         pending(),
     )

@@ -53,7 +53,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from keyfob.callbacks.models import Face, callbacks
 from keyfob.notifications.models import notifications
 from keyfob.notifications.policy import HORIZON
-from keyfob.store.queries import unindexed
+from keyfob.store.queries import one_of, unindexed
 from keyfob.store.schema import UtcDateTime
 from keyfob.vocabulary import CallbackStatus
 
@@ -243,7 +243,7 @@ _BATCH_ROWS = (
 
 _LEASE = (
     update(notifications)
-    .where(notifications.c.id.in_(bindparam("ids", expanding=True)))
+    .where(one_of(notifications.c.id, "ids"))
     .values(lease_owner=bindparam("owner"), lease_until=bindparam("until"))
 )
 
@@ -257,9 +257,7 @@ _LOCK = (
 )
 
 
-_TARGETS = select(*_ACTIVE.selected_columns[:6]).where(
-    callbacks.c.id.in_(bindparam("ids", expanding=True))
-)
+_TARGETS = select(*_ACTIVE.selected_columns[:6]).where(one_of(callbacks.c.id, "ids"))
 
 
 def chunks(ids: Sequence[str]) -> Iterator[list[str]]:
@@ -292,7 +290,7 @@ def _in_backlog(callback: _Active, now: datetime) -> bool:
 
 
 _CONTEXTS = select(notifications.c.id, cast(notifications.c.context, Text)).where(
-    notifications.c.id.in_(bindparam("ids", expanding=True))
+    one_of(notifications.c.id, "ids")
 )
 
 

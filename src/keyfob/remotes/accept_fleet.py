@@ -14,8 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, select, tuple_
-from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy import select, tuple_
 
 from keyfob.callbacks.models import callbacks
 from keyfob.callbacks.service import (
@@ -38,6 +37,7 @@ from keyfob.remotes.staging import (
     request_hash,
     stage,
 )
+from keyfob.store.queries import one_of
 from keyfob.store.units import Fetch, Plan
 from keyfob.vehicles.models import fleets, vehicles
 from keyfob.vehicles.service import (
@@ -85,11 +85,12 @@ class Lookups:
     keys: dict[tuple[str, str], Any]
 
 
-_IDS: BindParameter[Any] = bindparam("ids", expanding=True)
-FLEET_OWNERS = select(fleets.c.id, fleets.c.partner_id).where(fleets.c.id.in_(_IDS))
-VEHICLES = select(vehicles).where(vehicles.c.id.in_(_IDS))
+FLEET_OWNERS = select(fleets.c.id, fleets.c.partner_id).where(one_of(fleets.c.id, "ids"))
+VEHICLES = select(vehicles).where(one_of(vehicles.c.id, "ids"))
 CALLBACKS = select(callbacks).where(
-    callbacks.c.id.in_(_IDS), callbacks.c.deleted_at.is_(None), callbacks.c.fleet_id.is_not(None)
+    one_of(callbacks.c.id, "ids"),
+    callbacks.c.deleted_at.is_(None),
+    callbacks.c.fleet_id.is_not(None),
 )
 
 

@@ -17,8 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, select, tuple_
-from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy import select, tuple_
 
 from keyfob.auth.scopes import scope_for
 from keyfob.auth.user_models import user_vehicles
@@ -45,6 +44,7 @@ from keyfob.remotes.staging import (
     stage,
 )
 from keyfob.remotes.user_schemas import UserRemoteBody, parse_user_remote_body
+from keyfob.store.queries import one_of
 from keyfob.store.units import Fetch, Plan
 from keyfob.vehicles.models import vehicles
 from keyfob.vehicles.service import Vehicle, vehicle_from_row
@@ -83,14 +83,13 @@ class UserLookups:
 NONE = UserLookups({}, set(), {}, {})
 """What a batch without user-face requests looks up."""
 
-_IDS: BindParameter[Any] = bindparam("ids", expanding=True)
-_VEHICLES = select(vehicles).where(vehicles.c.id.in_(_IDS))
+_VEHICLES = select(vehicles).where(one_of(vehicles.c.id, "ids"))
 _LINKS = select(user_vehicles.c.user_id, user_vehicles.c.vehicle_id).where(
-    user_vehicles.c.user_id.in_(bindparam("users", expanding=True)),
-    user_vehicles.c.vehicle_id.in_(_IDS),
+    one_of(user_vehicles.c.user_id, "users"),
+    one_of(user_vehicles.c.vehicle_id, "ids"),
 )
 _CALLBACKS = select(callbacks).where(
-    callbacks.c.id.in_(_IDS),
+    one_of(callbacks.c.id, "ids"),
     callbacks.c.face == Face.USER.value,
     callbacks.c.deleted_at.is_(None),
 )

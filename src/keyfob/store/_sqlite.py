@@ -24,7 +24,7 @@ from decimal import Decimal
 from typing import Any, TypeVar, cast
 from uuid import UUID
 
-from sqlalchemy import Select, Table
+from sqlalchemy import ARRAY, Select, Table
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ClauseElement
@@ -171,11 +171,17 @@ def _bind(
             process = own[name] if name in own else expanded.get(name)
             if value is not None and process is not None:
                 value = process(value)
-            if not isinstance(value, plain):
+            if not isinstance(value, plain) and not _array(compiled, name, value):
                 return None
             row.append(value)
         found.append(tuple(row))
     return sql, found
+
+
+def _array(compiled: SQLCompiler, name: str, value: Any) -> bool:
+    """A list for an array parameter (``queries.one_of`` on PostgreSQL): asyncpg encodes it."""
+    bind = compiled.binds.get(name)
+    return isinstance(value, list) and bind is not None and isinstance(bind.type, ARRAY)
 
 
 def _bound(
@@ -274,9 +280,9 @@ class _PerRow:
 
     statement: ClauseElement  # held, so that the id it is filed under stays its own
     sql: str
-    # Per positional parameter: its name, its processor, and the statement's own value for
-    # a parameter the rows do not carry (already converted).
-    slots: list[tuple[str, Processor, bool, Any]]
+    # Per positional parameter: its name, its processor, the statement's own value for a
+    # parameter the rows do not carry (already converted), and whether it takes an array.
+    slots: list[tuple[str, Processor, bool, Any, bool]]
 
 
 _per_row: dict[tuple[str, int], _PerRow | None] = {}
@@ -286,7 +292,7 @@ def _per_row_shape(statement: ClauseElement, dialect: Dialect) -> _PerRow | None
     compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
     if compiled.post_compile_params or not compiled.positiontup:
         return None  # IN lists expand per execution: the general path handles them
-    slots: list[tuple[str, Processor, bool, Any]] = []
+    slots: list[tuple[str, Processor, bool, Any, bool]] = []
     for name in compiled.positiontup:
         bind = compiled.binds[name]
         process = _binder(bind.type, dialect)
@@ -294,7 +300,7 @@ def _per_row_shape(statement: ClauseElement, dialect: Dialect) -> _PerRow | None
         value = bind.effective_value if own else None
         if own and process is not None:
             value = process(value)
-        slots.append((name, process, own, value))
+        slots.append((name, process, own, value, isinstance(bind.type, ARRAY)))
     return _PerRow(statement, compiled.string, slots)
 
 
@@ -305,7 +311,7 @@ def _rows_for(
     found = []
     for row in rows:
         values = []
-        for name, process, own, fixed in shape.slots:
+        for name, process, own, fixed, array in shape.slots:
             if name in row:
                 value = row[name]
                 if value is not None and process is not None:
@@ -314,7 +320,7 @@ def _rows_for(
                 value = fixed
             else:
                 return None  # missing a value: the general path raises SQLAlchemy's error
-            if not isinstance(value, plain):
+            if not isinstance(value, plain) and not (array and isinstance(value, list)):
                 return None
             values.append(value)
         found.append(tuple(values))

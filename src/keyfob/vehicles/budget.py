@@ -23,10 +23,10 @@ from typing import Any
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql.elements import BindParameter
 
 from keyfob.config import VehicleSettings
 from keyfob.kit.clock import isoformat
+from keyfob.store.queries import one_of
 from keyfob.store.schema import UtcDateTime
 from keyfob.store.units import Fetch, Plan
 from keyfob.vehicles.models import wake_ups
@@ -102,10 +102,11 @@ def next_month(now: datetime) -> datetime:
     return (start + timedelta(days=32)).replace(day=1)
 
 
-_IDS: BindParameter[Any] = bindparam("ids", expanding=True)
 _SPENT = (
     select(wake_ups.c.vehicle_id, wake_ups.c.at)
-    .where(wake_ups.c.vehicle_id.in_(_IDS), wake_ups.c.at >= bindparam("since", type_=UtcDateTime))
+    .where(
+        one_of(wake_ups.c.vehicle_id, "ids"), wake_ups.c.at >= bindparam("since", type_=UtcDateTime)
+    )
     .order_by(wake_ups.c.vehicle_id, wake_ups.c.at)
 )
 """The wake-ups since the earlier of the month's start and the window's: a few per vehicle."""
