@@ -493,7 +493,12 @@ def one_run(args: argparse.Namespace, shape: str, variant: Variant) -> dict[str,
                 }
                 result["ratio"] = sat["completed_per_s"] / raw["rps"]
                 for rate in args.rates:
+                    before = cpu_s(procs.tree())
                     paced = phase_paced(receiver_port, tenant, rate, args.seconds, 60)
+                    # Below saturation each step carries fewer remotes: what it costs then.
+                    paced["cpu_ms_per_remote"] = (
+                        1000 * (cpu_s(procs.tree()) - before) / max(1, paced["accepted"])
+                    )
                     peak[0] = max(peak[0], rss_mib(procs.tree()))
                     accepted += paced.pop("accepted_list")
                     result[f"at_{rate}"] = paced
@@ -567,7 +572,10 @@ def report(results: list[dict[str, Any]]) -> None:
                     continue
                 stages = _stages(p[f"stage_{pct}_ms"], p.get(f"delivery_lag_{pct}_ms", {}))
                 answer = p[f"answer_{pct}_ms"]
-                print(f"  {r['shape']} {r['sync']} {label}{suffix}: {stages}; answer {answer:.0f}")
+                line = f"  {r['shape']} {r['sync']} {label}{suffix}: {stages}; answer {answer:.0f}"
+                if pct == "p50" and "cpu_ms_per_remote" in p:
+                    line += f"; keyfob's CPU {p['cpu_ms_per_remote']:.2f} ms/remote"
+                print(line)
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in results:
         groups.setdefault((r["shape"], r["sync"]), []).append(r)
@@ -579,6 +587,10 @@ def report(results: list[dict[str, Any]]) -> None:
         for rate in ARGS.rates:
             line += f", p99@{rate} {median([r[f'at_{rate}']['p99_ms'] for r in runs]):.1f} ms"
         line += f", CPU {median([r['cpu_ms_per_remote'] for r in runs]):.2f} ms/remote"
+        for rate in ARGS.rates:
+            line += (
+                f" ({median([r[f'at_{rate}']['cpu_ms_per_remote'] for r in runs]):.2f} at {rate}/s)"
+            )
         if "db_cpu_ms_per_remote" in runs[0]:
             database = median([r["db_cpu_ms_per_remote"] for r in runs])
             broker = median([r["broker_cpu_ms_per_remote"] for r in runs])

@@ -1,8 +1,10 @@
 """Decision 32: on SQLite a 202 means the remote is on disk, power loss included.
 
 SQLite in WAL mode with ``synchronous=NORMAL`` loses nothing when the process dies but may lose
-the last commits when the machine does; ``FULL`` syncs every commit. The embedded default is
-``FULL``; an operator may choose ``NORMAL`` knowingly (``db_sqlite_synchronous``).
+the last commits when the machine does; ``FULL`` syncs every commit before it is answered (the
+hot units of work flush the log just after the write lock is free: ``test_wal_flush``). The
+embedded default is ``FULL``; an operator may choose ``NORMAL`` knowingly
+(``db_sqlite_synchronous``).
 """
 
 from __future__ import annotations

@@ -100,6 +100,8 @@ async def _outbox(
             conn, callback_id=callback_id, after=after, now=ctx.clock(), limit=limit
         )
         found = await streams.targets(conn, [callback_id]) if rows else {}
+    if rows:
+        await ctx.database.flush_read()
     return [hub.render(found[row.callback_id], row) for row in rows]
 
 

@@ -190,6 +190,8 @@ class Broadcaster:
             new = sorted(i for i, _ in ids if i not in self._seen)[:_READ_LIMIT]
             rows = await streams.rows_by_id(conn, new) if new else []
             found = await streams.targets(conn, {r.callback_id for r in rows}) if rows else {}
+        if rows:
+            await self.database.flush_read()
         self._skip_settle = len(ids) >= _READ_LIMIT
         rows.sort(key=lambda r: r.id)
         for row in rows:

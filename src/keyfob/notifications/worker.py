@@ -292,6 +292,7 @@ class DeliveryWorker:
                 max_deliveries=max_deliveries,
             ),
             synced=False,  # a lease lost in a power cut: the rows are claimed again
+            flush_read=True,  # but nothing is POSTed before the rows it carries are on disk
         )
 
     async def expire(self) -> int:

@@ -39,6 +39,7 @@ from keyfob.store._sqlite import sqlite_driver
 from keyfob.store.checkpoints import Checkpointer
 from keyfob.store.nudge_local import LocalNudges
 from keyfob.store.outage import Outage
+from keyfob.store.wal_sync import WalFlush
 from keyfob.store.writer_lock import WriterLock, lock_path
 
 
@@ -209,6 +210,11 @@ class Database:
         """SQLite on a file: taken around every write transaction (``store.writer_lock``)."""
         self.file = file
         """SQLite's file, None for SQLite in memory or another database."""
+        self.wal_flush = (
+            WalFlush(file) if file is not None and sqlite_synchronous == "FULL" else None
+        )
+        """SQLite on a file with ``FULL``: units of work flush the log once the write lock is
+        free (``store.wal_sync``)."""
         self.local_nudges = LocalNudges(file) if file is not None else None
         """SQLite on a file: nudges to this file's other processes (``store.nudge_local``)."""
 
@@ -247,6 +253,12 @@ class Database:
             yield
         finally:
             lock.release()
+
+    async def flush_read(self) -> None:
+        """What was read is on disk before it leaves keyfob (``store.wal_sync``): rows another
+        process committed a moment ago may still be on their way."""
+        if self.wal_flush is not None:
+            await asyncio.to_thread(self.wal_flush.flush)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:

@@ -116,7 +116,9 @@ def _drive(conn: Connection, raw: Any, work: Work[T]) -> T:
     raise _Suspended(work)
 
 
-def _run_here(raw: Any, engine: Engine, database: Database, work: Work[T], synced: bool) -> T:
+def _run_here(
+    raw: Any, engine: Engine, database: Database, work: Work[T], synced: bool, flush_read: bool
+) -> T:
     """On the driver's thread: the whole function as one transaction."""
     relaxed = not synced and database.sqlite_synchronous != "NORMAL"
     if relaxed:
@@ -125,16 +127,21 @@ def _run_here(raw: Any, engine: Engine, database: Database, work: Work[T], synce
         begin_immediate(raw, database.writer_lock, database.timeouts.busy)
         try:
             with engine.connect() as conn:
-                return _drive(conn, raw, work)
+                result = _drive(conn, raw, work)
         finally:
             if database.writer_lock is not None:
                 database.writer_lock.release()
     finally:
         if relaxed:
             raw.execute(f"PRAGMA synchronous={database.sqlite_synchronous}")
+    if flush_read and database.wal_flush is not None:
+        database.wal_flush.flush()  # once the lock is free (``store.wal_sync``)
+    return result
 
 
-async def run_in_one_trip(database: Database, work: Work[T], *, synced: bool = True) -> T:
+async def run_in_one_trip(
+    database: Database, work: Work[T], *, synced: bool = True, flush_read: bool = False
+) -> T:
     """``await work(conn)`` as one committed transaction (see the module's docstring).
 
     ``synced=False``: this commit does not wait for the disk: ``synchronous=NORMAL`` for it
@@ -142,6 +149,11 @@ async def run_in_one_trip(database: Database, work: Work[T], *, synced: bool = T
     whose loss in a power cut (or a crash of the database server) costs nothing but a little
     time, such as a delivery lease: the rows stay pending and are claimed again. A later
     synced commit syncs it too (the log is written in order, on both engines).
+
+    ``flush_read``: what the work read is on disk before it returns, for work whose caller
+    acts on it outside keyfob (a claim before its POSTs). Another process may have committed
+    those rows a moment ago and still be flushing them (``store.wal_sync``). On PostgreSQL a
+    committed row is on disk before anyone else can read it.
     """
     if database.sqlite:
         async with database.engine.connect() as conn:
@@ -151,7 +163,7 @@ async def run_in_one_trip(database: Database, work: Work[T], *, synced: bool = T
                 engine = _engines.setdefault(database, _SyncEngines()).for_connection(raw)
                 try:
                     result: T = await driver._execute(
-                        _run_here, raw, engine, database, work, synced
+                        _run_here, raw, engine, database, work, synced, flush_read
                     )
                     return result
                 except _Suspended:

@@ -6,7 +6,9 @@ result; between steps it is plain Python. ``run_unit`` runs a plan as one transa
 * on SQLite, the whole plan (its Python included) in one hand-off to aiosqlite's thread,
   between ``BEGIN IMMEDIATE`` and ``COMMIT`` on the driver's own connection: one trip per unit
   of work instead of several per statement (see ``_sqlite``). ``IMMEDIATE`` takes the write lock
-  at the start, so another process's writer makes it wait (busy timeout), never fail midway;
+  at the start, so another process's writer makes it wait (busy timeout), never fail midway.
+  With ``synchronous=FULL`` the wait for the disk comes after the lock is free, still before
+  the unit returns (``wal_sync``);
 * elsewhere (PostgreSQL), each step awaited in turn inside ``Database.transaction()``, handed
   to asyncpg directly when its parameters are plain (``_asyncpg``).
 
@@ -42,6 +44,7 @@ from keyfob.store._sqlite import (
     sqlite_driver,
 )
 from keyfob.store.engine import Database, begin_immediate
+from keyfob.store.wal_sync import WalFlush
 from keyfob.store.writer_lock import WriterLock
 
 T = TypeVar("T")
@@ -220,14 +223,37 @@ def _inserts(
 
 
 def _run_here(
-    sqlite: Any, dialect: Dialect, lock: WriterLock | None, busy_s: float, plan: Plan[T]
+    sqlite: Any,
+    dialect: Dialect,
+    lock: WriterLock | None,
+    busy_s: float,
+    plan: Plan[T],
+    flush: tuple[WalFlush, str] | None = None,
 ) -> T:
     """The plan on the driver's thread, on its ``sqlite3`` connection, as one transaction.
 
     The transaction begins with the plan's first step: a plan that ends without one (it found
     nothing to do) costs no ``BEGIN`` and no ``COMMIT``. With a writer lock it begins by
     taking it (``store.writer_lock``) and lets it go once the transaction has ended.
+    ``flush`` (the log's flusher, and the connection's own ``synchronous`` level): the commit
+    does not wait for the disk; the log is flushed once the lock is free (``store.wal_sync``).
     """
+    if flush is None:
+        return _transact(sqlite, dialect, lock, busy_s, plan)[0]
+    sqlite.execute("PRAGMA synchronous=NORMAL")
+    try:
+        result, committed = _transact(sqlite, dialect, lock, busy_s, plan)
+    finally:
+        sqlite.execute(f"PRAGMA synchronous={flush[1]}")
+    if committed:
+        flush[0].flush()
+    return result
+
+
+def _transact(
+    sqlite: Any, dialect: Dialect, lock: WriterLock | None, busy_s: float, plan: Plan[T]
+) -> tuple[T, bool]:
+    """``_run_here``'s transaction: the plan's result, and whether it committed anything."""
     begun = False
     try:
         answer: Any = None
@@ -263,7 +289,7 @@ def _run_here(
                 if lock is not None:
                     lock.release()
         result: T = done.value
-        return result
+        return result, begun
     except BaseException:
         if begun:
             try:
@@ -288,12 +314,20 @@ async def run_unit(database: Database, make_plan: Callable[[], Plan[T]]) -> T:
                         database.writer_lock,
                         database.timeouts.busy,
                         make_plan(),
+                        _flush(database),
                     )
                     return result
                 except NotOneTrip:
                     pass
     async with database.transaction() as conn:
         return await run_steps(conn, make_plan())
+
+
+def _flush(database: Database) -> tuple[WalFlush, str] | None:
+    """When units flush the log themselves: the flusher, and the level to go back to."""
+    if database.wal_flush is None:
+        return None
+    return database.wal_flush, database.sqlite_synchronous
 
 
 Submit = Callable[[Plan[T]], "asyncio.Future[T]"]
@@ -320,10 +354,11 @@ async def sqlite_turn(database: Database) -> AsyncIterator[Submit[Any] | None]:
             return
         submitted: list[asyncio.Future[Any]] = []
         lock, busy_s = database.writer_lock, database.timeouts.busy
+        flush = _flush(database)
 
         def submit(plan: Plan[Any]) -> asyncio.Future[Any]:
             call: Awaitable[Any] = driver._execute(
-                _run_here, driver._conn, conn.dialect, lock, busy_s, plan
+                _run_here, driver._conn, conn.dialect, lock, busy_s, plan, flush
             )
             future = asyncio.ensure_future(call)
             submitted.append(future)
