@@ -228,15 +228,15 @@ def _run_here(
     lock: WriterLock | None,
     busy_s: float,
     plan: Plan[T],
-    flush: tuple[WalFlush, str] | None = None,
+    flush: WalFlush | None = None,
 ) -> T:
     """The plan on the driver's thread, on its ``sqlite3`` connection, as one transaction.
 
     The transaction begins with the plan's first step: a plan that ends without one (it found
     nothing to do) costs no ``BEGIN`` and no ``COMMIT``. With a writer lock it begins by
     taking it (``store.writer_lock``) and lets it go once the transaction has ended.
-    ``flush`` (the log's flusher, and the connection's own ``synchronous`` level): the commit
-    does not wait for the disk; the log is flushed once the lock is free (``store.wal_sync``).
+    ``flush``: the commit does not wait for the disk; the log is flushed once the lock is free
+    (``store.wal_sync``).
     """
     if flush is None:
         return _transact(sqlite, dialect, lock, busy_s, plan)[0]
@@ -244,9 +244,9 @@ def _run_here(
     try:
         result, committed = _transact(sqlite, dialect, lock, busy_s, plan)
     finally:
-        sqlite.execute(f"PRAGMA synchronous={flush[1]}")
+        sqlite.execute(f"PRAGMA synchronous={flush.LEVEL}")
     if committed:
-        flush[0].flush()
+        flush.flush()
     return result
 
 
@@ -314,20 +314,13 @@ async def run_unit(database: Database, make_plan: Callable[[], Plan[T]]) -> T:
                         database.writer_lock,
                         database.timeouts.busy,
                         make_plan(),
-                        _flush(database),
+                        database.wal_flush,
                     )
                     return result
                 except NotOneTrip:
                     pass
     async with database.transaction() as conn:
         return await run_steps(conn, make_plan())
-
-
-def _flush(database: Database) -> tuple[WalFlush, str] | None:
-    """When units flush the log themselves: the flusher, and the level to go back to."""
-    if database.wal_flush is None:
-        return None
-    return database.wal_flush, database.sqlite_synchronous
 
 
 Submit = Callable[[Plan[T]], "asyncio.Future[T]"]
@@ -354,7 +347,7 @@ async def sqlite_turn(database: Database) -> AsyncIterator[Submit[Any] | None]:
             return
         submitted: list[asyncio.Future[Any]] = []
         lock, busy_s = database.writer_lock, database.timeouts.busy
-        flush = _flush(database)
+        flush = database.wal_flush
 
         def submit(plan: Plan[Any]) -> asyncio.Future[Any]:
             call: Awaitable[Any] = driver._execute(

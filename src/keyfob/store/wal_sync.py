@@ -28,21 +28,19 @@ were stored, although the commit stays in the log.
 from __future__ import annotations
 
 import os
-import threading
-
-
-def wal_path(database_file: str) -> str:
-    return f"{database_file}-wal"
 
 
 class WalFlush:
-    """Flushes of one SQLite file's log, from any thread of one process."""
+    """Flushes of one SQLite file's log, from any thread of one process.
+
+    Only made for ``synchronous=FULL`` (``Database.wal_flush``): the level a unit's connection
+    goes back to once its commit is made without waiting for the disk.
+    """
+
+    LEVEL = "FULL"
 
     def __init__(self, database_file: str) -> None:
-        self.path = wal_path(database_file)
-        self.flushes = 0
-        """Flushes done (tests count them)."""
-        self._guard = threading.Lock()
+        self.path = f"{database_file}-wal"
 
     def flush(self) -> None:
         """Return once everything written to the log so far is on disk."""
@@ -54,5 +52,3 @@ class WalFlush:
             os.fdatasync(fd)
         finally:
             os.close(fd)
-        with self._guard:
-            self.flushes += 1
