@@ -209,7 +209,7 @@ async def test_conn_is_the_sqlite3_connection_under_sqlalchemy(database: Databas
 async def test_a_unit_begins_and_ends_its_own_transaction(
     database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``units._run_here`` sends ``BEGIN IMMEDIATE`` on a checked-out connection and ends with
+    """``unit_group.run_plans`` sends ``BEGIN IMMEDIATE`` on a checked-out connection and ends with
     sqlite3's ``commit()``: no transaction may be open at checkout (sqlite3's legacy
     transaction control, not its ``autocommit=False`` mode), and none after the unit."""
     async with held(database) as (_conn, driver):

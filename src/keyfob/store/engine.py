@@ -217,6 +217,9 @@ class Database:
         free (``store.wal_sync``)."""
         self.local_nudges = LocalNudges(file) if file is not None else None
         """SQLite on a file: nudges to this file's other processes (``store.nudge_local``)."""
+        self.under_way: set[asyncio.Task[None]] = set()
+        """Work on the connections that outlives its callers (a runner of ``store.unit_group``
+        whose callers stopped waiting): the engine is disposed of once it has ended."""
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
@@ -268,6 +271,8 @@ class Database:
         self.outage.reached()
 
     async def dispose(self) -> None:
+        if self.under_way:
+            await asyncio.wait(self.under_way)
         await self.engine.dispose()
         if self.checkpointer is not None:
             self.checkpointer.stop()
