@@ -139,6 +139,20 @@ async def test_a_unit_that_fails_in_a_group_undoes_only_its_own_writes(
     assert await _stored(database) == ["a", "c"]
 
 
+async def test_when_the_unit_that_began_the_transaction_fails_the_next_ones_still_commit(
+    database: Database,
+) -> None:
+    answers = await _queued_behind_the_lock(
+        database,
+        [lambda: _add_then_refuse("a"), lambda: _add("b"), lambda: _add_then_refuse("c")],
+    )
+    assert isinstance(answers[0], Refused)
+    assert answers[1] == "b"
+    assert isinstance(answers[2], Refused)
+    assert await _stored(database) == ["b"]
+    assert await run_unit(database, lambda: _add("d")) == "d"  # the lock was let go
+
+
 async def test_units_of_a_group_run_in_the_order_queued_and_see_each_others_writes(
     database: Database,
 ) -> None:

@@ -9,16 +9,17 @@ quarter of the time.
 
 So on SQLite ``run_unit`` does not take the connection for itself: it queues its plan, and one
 runner per process takes every plan queued by the time it gets to them (at most
-``GROUP_LIMIT``). On the driver's thread they run in one transaction, each behind a savepoint
-of its own, in the order they were queued; the transaction commits once, the log is flushed
-once (``store.wal_sync``), and only then is each caller answered. A plan keeps going while the
-runner waits for the lock, so what arrives meanwhile joins it; under a light load a plan finds
-nobody else and runs alone, with no wait added.
+``GROUP_LIMIT``). On the driver's thread they run in one transaction, in the order they were
+queued, each after the first behind a savepoint; the transaction commits once, the log is
+flushed once (``store.wal_sync``), and only then is each caller answered. A plan keeps going
+while the runner waits for the lock, so what arrives meanwhile joins it; under a light load a
+plan finds nobody else and runs alone, with no wait added.
 
 Each plan still succeeds or fails on its own: one that raises (its own error, or a step that
-fails) is rolled back to its savepoint and its caller gets the exception, while the others
-commit. What fails the transaction itself (the lock not had in time, the commit, the flush, a
-savepoint SQLite has already undone) reaches every caller in it, as it would have reached one.
+fails) is undone (rolled back to its savepoint, or the whole transaction if it began it, before
+the next plan begins another) and its caller gets the exception, while the others commit. What
+fails the transaction itself (the lock not had in time, the commit, the flush, a savepoint
+SQLite has already undone) reaches every caller in it, as it would have reached one.
 """
 
 from __future__ import annotations
@@ -57,68 +58,104 @@ def run_plans(
     The transaction begins with the first step of any plan: plans that end without one (they
     found nothing to do) cost no ``BEGIN``, ``COMMIT`` or flush. With a writer lock it begins
     by taking it (``store.writer_lock``) and lets it go once the transaction has ended.
+    The plan that begins the transaction needs no savepoint (nothing before it is at stake: if
+    it fails, the transaction is rolled back and the next plan begins another); each plan after
+    it runs behind one, whose cost (SQLite copies each page the plan changes into a journal
+    of the savepoint) only a group pays.
     ``flush``: the commit does not wait for the disk; the log is flushed once the lock is free,
     before anything is answered (``store.wal_sync``), even after reads alone: what they read
     may have been committed a moment ago by a process still flushing it. Raises what fails
     the transaction.
     """
-    begun = False
-
-    def begin() -> None:
-        nonlocal begun
-        if not begun:
-            begin_immediate(sqlite, lock, busy_s)
-            begun = True
-
+    transaction = _Transaction(sqlite, lock, busy_s)
     if flush is not None:
         sqlite.execute("PRAGMA synchronous=NORMAL")
     try:
         try:
-            outcomes = [_one(sqlite, dialect, plan, begin) for plan in plans]
-            if begun:
-                sqlite.commit()
+            outcomes = [_one(sqlite, dialect, plan, transaction) for plan in plans]
+            committed = transaction.commit()
         except BaseException:
-            if begun:
-                sqlite.rollback()
+            transaction.roll_back()
             raise
-        finally:
-            if begun and lock is not None:
-                lock.release()
     finally:
         if flush is not None:
             sqlite.execute(f"PRAGMA synchronous={flush.LEVEL}")
-    if begun and flush is not None:
+    if committed and flush is not None:
         flush.flush()
     return outcomes
 
 
-def _one(sqlite: Any, dialect: Dialect, plan: Plan[Any], begin: Any) -> Outcome:
-    """One plan behind its own savepoint, set at its first step."""
+class _Transaction:
+    """``run_plans``'s transaction: begun by the first step, with the writer lock around it."""
+
+    def __init__(self, sqlite: Any, lock: WriterLock | None, busy_s: float) -> None:
+        self.sqlite, self.lock, self.busy_s = sqlite, lock, busy_s
+        self.begun = False
+
+    def begin(self) -> None:
+        begin_immediate(self.sqlite, self.lock, self.busy_s)
+        self.begun = True
+
+    def commit(self) -> bool:
+        """Commit what is begun; whether anything was."""
+        if not self.begun:
+            return False
+        try:
+            self.sqlite.commit()
+        except BaseException:
+            self.roll_back()
+            raise
+        self._end()
+        return True
+
+    def roll_back(self) -> None:
+        if self.begun:
+            try:
+                self.sqlite.rollback()
+            finally:
+                self._end()
+
+    def _end(self) -> None:
+        self.begun = False
+        if self.lock is not None:
+            self.lock.release()
+
+
+_ALONE, _BEHIND_SAVEPOINT = "alone", "behind a savepoint"
+
+
+def _one(sqlite: Any, dialect: Dialect, plan: Plan[Any], transaction: _Transaction) -> Outcome:
+    """One plan: it begins the transaction at its first step, or joins it behind a savepoint."""
     answer: Any = None
-    marked = False
+    how: str | None = None
     while True:
         try:
             step = plan.send(answer)
         except StopIteration as done:
-            if marked:
+            if how is _BEHIND_SAVEPOINT:
                 sqlite.execute("RELEASE unit")
             return True, done.value
         except Exception as error:
-            return _undone(sqlite, marked, error)
-        if not marked:
-            begin()
-            sqlite.execute("SAVEPOINT unit")
-            marked = True
+            return _undone(sqlite, how, transaction, error)
+        if how is None:
+            if transaction.begun:
+                sqlite.execute("SAVEPOINT unit")
+                how = _BEHIND_SAVEPOINT
+            else:
+                transaction.begin()
+                how = _ALONE
         try:
             answer = run_step(sqlite, dialect, step)
         except Exception as error:
             plan.close()
-            return _undone(sqlite, marked, error)
+            return _undone(sqlite, how, transaction, error)
 
 
-def _undone(sqlite: Any, marked: bool, error: Exception) -> Outcome:
-    """A plan's own failure: what it wrote is undone, the transaction goes on for the rest."""
-    if marked:
+def _undone(sqlite: Any, how: str | None, transaction: _Transaction, error: Exception) -> Outcome:
+    """A plan's own failure: what it wrote is undone, and the next plan goes on."""
+    if how is _ALONE:
+        transaction.roll_back()
+    elif how is _BEHIND_SAVEPOINT:
         if not sqlite.in_transaction:  # SQLite ended the whole transaction (an I/O error)
             raise error
         sqlite.execute("ROLLBACK TO unit")

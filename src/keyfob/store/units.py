@@ -8,9 +8,9 @@ as one transaction:
   IMMEDIATE`` and ``COMMIT`` on the driver's own connection: one trip per unit of work instead
   of several per statement (see ``_sqlite``). ``IMMEDIATE`` takes the write lock at the start,
   so another process's writer makes it wait (busy timeout), never fail midway. Plans that wait
-  for the connection at the same moment share one transaction, each behind its own savepoint
-  (``store.unit_group``). With ``synchronous=FULL`` the wait for the disk comes after the lock
-  is free, still before the unit returns (``wal_sync``);
+  for the connection at the same moment share one transaction, each after the first behind a
+  savepoint (``store.unit_group``). With ``synchronous=FULL`` the wait for the disk comes after
+  the lock is free, still before the unit returns (``wal_sync``);
 * elsewhere (PostgreSQL), each step awaited in turn inside ``Database.transaction()``, handed
   to asyncpg directly when its parameters are plain (``_asyncpg``).
 
