@@ -97,14 +97,11 @@ class _Transaction:
         self.begun = True
 
     def commit(self) -> bool:
-        """Commit what is begun; whether anything was."""
+        """Commit what is begun; whether anything was. A failing commit leaves the transaction
+        to ``roll_back``."""
         if not self.begun:
             return False
-        try:
-            self.sqlite.commit()
-        except BaseException:
-            self.roll_back()
-            raise
+        self.sqlite.commit()
         self._end()
         return True
 
