@@ -21,13 +21,14 @@ A remote counts when its Done notification has reached the receiver. The phases 
 
 At the end: every accepted remote's Done has arrived (nothing lost), each remote's events
 arrived in order, how many events each remote produced; the keyfob processes' peak memory (RSS
-of all of them together) and CPU. The scaled shape also prints what its services cost per
-remote: the PostgreSQL backends serving its database (when the server runs on this machine)
-and its Mosquitto; ``keyfob serve`` migrates that database with the code under test, so a
-variant may run older code. Both shapes print what the bench itself costs per remote (its load
-generators and its receiver), so that the whole machine is accounted for: on two cores, what
-they take, keyfob cannot have. ``--sync NORMAL,FULL`` runs the embedded shape once per
-SQLite ``synchronous`` mode, alternating, to print what durability costs; ``--variant
+of all of them together) and CPU, and each phase's CPU per remote by process (below saturation
+each unit of work carries fewer remotes: which process pays for that). The scaled shape also
+prints what its services cost per remote: the PostgreSQL backends serving its database (when the
+server runs on this machine) and its Mosquitto; ``keyfob serve`` migrates that database with the
+code under test, so a variant may run older code. Both shapes print what the bench itself costs
+per remote (its load generators and its receiver), so that the whole machine is accounted for:
+on two cores, what they take, keyfob cannot have. ``--sync NORMAL,FULL`` runs the embedded shape
+once per SQLite ``synchronous`` mode, alternating, to print what durability costs; ``--variant
 NAME:ENV=VALUE,...`` adds any other setup to alternate with.
 
     .venv/bin/python bench/e2e.py                          # embedded, 3 alternating runs
@@ -143,8 +144,39 @@ def _name(pid: int) -> str:
         args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return str(pid)
-    words = [a.decode() for a in args[1:3] if a]
-    return f"{pid} " + " ".join(Path(w).name if "/" in w else w for w in words)
+    words = [a.decode() for a in args[1:] if a]
+    if "--role" in words[:-1]:  # a child of ``serve``: its role says more than its module
+        return f"{pid} {words[words.index('--role') + 1]} child"
+    return f"{pid} " + " ".join(Path(w).name if "/" in w else w for w in words[:2])
+
+
+def _short(name: str) -> str:
+    """``_name`` without its pid, for a line that lists the processes."""
+    return name.partition(" ")[2] or name
+
+
+class PhaseCpu:
+    """CPU per remote of each of keyfob's processes (and, scaled, the database) over a phase.
+
+    Below saturation each unit of work carries fewer remotes, and which process pays for it
+    tells where the fixed costs are; over the whole run, saturation hides them."""
+
+    def __init__(self, procs: Procs) -> None:
+        self._procs = procs
+        self._each = {pid: cpu_s([pid]) for pid in procs.tree()}
+        self._services = cpu_s(procs.services()) if procs.services() else 0.0
+
+    def per_remote(self, remotes: int) -> dict[str, float]:
+        n = max(1, remotes)
+        found = {
+            _short(_name(pid)): round(1000 * (cpu_s([pid]) - self._each.get(pid, 0.0)) / n, 2)
+            for pid in self._procs.tree()
+        }
+        if self._procs.services():
+            found["database and broker"] = round(
+                1000 * (cpu_s(self._procs.services()) - self._services) / n, 2
+            )
+        return found
 
 
 def rss_mib(pids: list[int]) -> float:
@@ -483,22 +515,31 @@ def one_run(args: argparse.Namespace, shape: str, variant: Variant) -> dict[str,
                     "raw_rps": raw["rps"],
                 }
                 accepted = list(warm["accepted_list"])
+                phase_cpu = PhaseCpu(procs)
                 sat = phase_saturation(receiver_port, tenant, args)
                 peak[0] = max(peak[0], rss_mib(procs.tree()))
                 wait_done(receiver_port, sat["accepted_list"], set(), 60)
+                sat["cpu_by_process"] = phase_cpu.per_remote(len(sat["accepted_list"]))
                 accepted += sat["accepted_list"]
                 result["completed_per_s"] = sat["completed_per_s"]
                 result["at_saturation"] = {
-                    k: sat[k] for k in ("stage_p50_ms", "delivery_lag_p50_ms", "answer_p50_ms")
+                    k: sat[k]
+                    for k in (
+                        "stage_p50_ms",
+                        "delivery_lag_p50_ms",
+                        "answer_p50_ms",
+                        "cpu_by_process",
+                    )
                 }
                 result["ratio"] = sat["completed_per_s"] / raw["rps"]
                 for rate in args.rates:
-                    before = cpu_s(procs.tree())
+                    before, phase_cpu = cpu_s(procs.tree()), PhaseCpu(procs)
                     paced = phase_paced(receiver_port, tenant, rate, args.seconds, 60)
                     # Below saturation each step carries fewer remotes: what it costs then.
                     paced["cpu_ms_per_remote"] = (
                         1000 * (cpu_s(procs.tree()) - before) / max(1, paced["accepted"])
                     )
+                    paced["cpu_by_process"] = phase_cpu.per_remote(paced["accepted"])
                     peak[0] = max(peak[0], rss_mib(procs.tree()))
                     accepted += paced.pop("accepted_list")
                     result[f"at_{rate}"] = paced
@@ -576,6 +617,14 @@ def report(results: list[dict[str, Any]]) -> None:
                 if pct == "p50" and "cpu_ms_per_remote" in p:
                     line += f"; keyfob's CPU {p['cpu_ms_per_remote']:.2f} ms/remote"
                 print(line)
+    print("\nCPU per remote by process (ms), in each phase")
+    for r in results:
+        for label, key in [("saturation", "at_saturation")] + [
+            (f"{rate}/s", f"at_{rate}") for rate in ARGS.rates
+        ]:
+            by_process = r[key].get("cpu_by_process", {})
+            listed = ", ".join(f"{name} {ms:.2f}" for name, ms in by_process.items())
+            print(f"  {r['shape']} {r['sync']} {label}: {listed}")
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in results:
         groups.setdefault((r["shape"], r["sync"]), []).append(r)
