@@ -159,24 +159,32 @@ class PhaseCpu:
     """CPU per remote of each of keyfob's processes (and, scaled, the database) over a phase.
 
     Below saturation each unit of work carries fewer remotes, and which process pays for it
-    tells where the fixed costs are; over the whole run, saturation hides them."""
+    tells where the fixed costs are; over the whole run, saturation hides them. Processes of
+    one role (several dispatchers, say) are added up under its name."""
+
+    SERVICES = "database and broker"
 
     def __init__(self, procs: Procs) -> None:
         self._procs = procs
         self._each = {pid: cpu_s([pid]) for pid in procs.tree()}
-        self._services = cpu_s(procs.services()) if procs.services() else 0.0
+        self._services = procs.services()
+        self._services_s = cpu_s(self._services)
 
     def per_remote(self, remotes: int) -> dict[str, float]:
         n = max(1, remotes)
-        found = {
-            _short(_name(pid)): round(1000 * (cpu_s([pid]) - self._each.get(pid, 0.0)) / n, 2)
-            for pid in self._procs.tree()
-        }
-        if self._procs.services():
-            found["database and broker"] = round(
-                1000 * (cpu_s(self._procs.services()) - self._services) / n, 2
-            )
+        found: dict[str, float] = {}
+        for pid in self._procs.tree():
+            name = _short(_name(pid))
+            ms = 1000 * (cpu_s([pid]) - self._each.get(pid, 0.0)) / n
+            found[name] = found.get(name, 0.0) + ms
+        if self._services:
+            found[self.SERVICES] = 1000 * (cpu_s(self._procs.services()) - self._services_s) / n
         return found
+
+    @classmethod
+    def keyfob_total(cls, per_remote: dict[str, float]) -> float:
+        """keyfob's processes together, the services left out."""
+        return sum(ms for name, ms in per_remote.items() if name != cls.SERVICES)
 
 
 def rss_mib(pids: list[int]) -> float:
@@ -533,13 +541,11 @@ def one_run(args: argparse.Namespace, shape: str, variant: Variant) -> dict[str,
                 }
                 result["ratio"] = sat["completed_per_s"] / raw["rps"]
                 for rate in args.rates:
-                    before, phase_cpu = cpu_s(procs.tree()), PhaseCpu(procs)
+                    phase_cpu = PhaseCpu(procs)
                     paced = phase_paced(receiver_port, tenant, rate, args.seconds, 60)
                     # Below saturation each step carries fewer remotes: what it costs then.
-                    paced["cpu_ms_per_remote"] = (
-                        1000 * (cpu_s(procs.tree()) - before) / max(1, paced["accepted"])
-                    )
                     paced["cpu_by_process"] = phase_cpu.per_remote(paced["accepted"])
+                    paced["cpu_ms_per_remote"] = PhaseCpu.keyfob_total(paced["cpu_by_process"])
                     peak[0] = max(peak[0], rss_mib(procs.tree()))
                     accepted += paced.pop("accepted_list")
                     result[f"at_{rate}"] = paced
