@@ -63,8 +63,14 @@ def create_app(
     ctx = build_context(settings, database=database, clock=clock)
     ctx.acceptor.wake_limits = wake_limits(settings.vehicle)  # budget headers (extensions)
     # The event streams' one reader of new notifications (api.routes_streams); woken with
-    # delivery whenever remote events are stored.
-    broadcaster = Broadcaster(ctx.database, clock=clock, options=streams)
+    # delivery whenever remote events are stored here, and while anyone subscribes, by events
+    # stored and remotes accepted in other processes.
+    broadcaster = Broadcaster(
+        ctx.database,
+        clock=clock,
+        options=streams,
+        listen=lambda wake: listening(ctx.database, wake, EVENTS_STORED, REMOTES_DUE),
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -72,13 +78,7 @@ def create_app(
         ctx.acceptor.start()
         ctx.delivery_wakers.append(broadcaster.wake)
         try:
-            # Events stored and remotes accepted by other processes (PostgreSQL): a stream's
-            # subscribers hear of them now rather than at the broadcaster's next poll.
-            async with (
-                listening(ctx.database, broadcaster.wake, EVENTS_STORED),
-                listening(ctx.database, broadcaster.wake, REMOTES_DUE),
-                hosting(ctx, roles),
-            ):
+            async with hosting(ctx, roles):
                 yield
         finally:
             ctx.delivery_wakers.remove(broadcaster.wake)

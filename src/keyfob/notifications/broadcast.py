@@ -5,11 +5,15 @@ API process has one ``Broadcaster``: while anyone subscribes, it reads the ids o
 than the last it saw for every subscribed callback at once (index only), fetches and renders
 each new row once, and hands the same bytes to each subscriber of its callback.
 
-It runs when woken (``wake``, called in this process after work is stored) and at least every
-``poll_s``, the safety net for rows written by other processes (several API processes and
-dispatchers on PostgreSQL). Ids start with their creation time, but a transaction may commit
-after a later one, so each read looks ``settle_s`` back and skips the ids already seen: a row
-committed late still reaches the subscribers, once.
+It runs when woken (``wake``, called in this process after work is stored, and by nudges from
+other processes while anyone subscribes: ``listen``) and at least every ``poll_s``, the safety
+net for rows written by other processes (several API processes and dispatchers on PostgreSQL).
+With no subscriber it does not listen: every nudge a process listens for wakes it and, on
+PostgreSQL, costs the server a transaction, whoever it was meant for.
+
+Ids start with their creation time, but a transaction may commit after a later one, so each
+read looks ``settle_s`` back and skips the ids already seen: a row committed late still reaches
+the subscribers, once.
 
 A subscriber holds at most ``limit`` items not yet taken. One that falls further behind (a
 consumer that does not read) is cut off: its items are let go and its stream ends with the last
@@ -26,6 +30,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 from keyfob.errors import KeyfobError
@@ -102,6 +107,9 @@ class Subscription:
         self._ready.set()
 
 
+Listen = Callable[[Callable[[], None]], AbstractAsyncContextManager[object]]
+
+
 class Broadcaster:
     def __init__(
         self,
@@ -110,9 +118,13 @@ class Broadcaster:
         clock: Clock,
         options: StreamOptions | None = None,
         wall: Callable[[], float] = time.time,
+        listen: Listen | None = None,
     ) -> None:
-        """``wall`` is the time ids are made with (``kit.ids``), not the injected clock."""
+        """``wall`` is the time ids are made with (``kit.ids``), not the injected clock;
+        ``listen(wake)`` calls ``wake`` on other processes' nudges for as long as its block
+        runs (``store.nudge.listening``), entered while anyone subscribes."""
         self.database = database
+        self._listen = listen
         self.clock = clock
         self.options = options or StreamOptions()
         self.renderer = Renderer()
@@ -171,14 +183,24 @@ class Broadcaster:
 
     async def _run(self) -> None:
         while not self._stopping:
+            if not self._subs:
+                self._wake.clear()
+                await self._wake.wait()  # ``subscribe`` wakes it
+                continue
+            listening = self._listen(self.wake) if self._listen else contextlib.nullcontext()
+            async with listening:
+                await self._feed()
+
+    async def _feed(self) -> None:
+        """Read and hand out, when woken and every ``poll_s``, while anyone subscribes."""
+        while self._subs and not self._stopping:
             self._wake.clear()
-            if self._subs:
-                try:
-                    await self.read_once()
-                except Exception:  # a failed read is retried at the next poll
-                    log.warning("reading new notifications for streams failed", exc_info=True)
+            try:
+                await self.read_once()
+            except Exception:  # a failed read is retried at the next poll
+                log.warning("reading new notifications for streams failed", exc_info=True)
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.options.poll_s if self._subs else None):
+                async with asyncio.timeout(self.options.poll_s):
                     await self._wake.wait()
 
     async def read_once(self) -> int:

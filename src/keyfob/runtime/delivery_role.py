@@ -68,10 +68,7 @@ async def delivery_role(ctx: AppContext) -> AsyncIterator[DeliveryWorker]:
     ctx.checks["delivery"] = running_check(task, "the delivery worker")
     try:
         # Events stored by dispatchers and remotes accepted in other processes (PostgreSQL).
-        async with (
-            listening(ctx.database, worker.wake, EVENTS_STORED),
-            listening(ctx.database, worker.wake, REMOTES_DUE),
-        ):
+        async with listening(ctx.database, worker.wake, EVENTS_STORED, REMOTES_DUE):
             yield worker
     finally:
         ctx.checks.pop("delivery", None)

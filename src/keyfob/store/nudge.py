@@ -11,6 +11,12 @@ Remote events go the same way to delivery workers (``EVENTS_STORED``, sent by a 
 after each batch it stores, through a coalescing ``Nudger``); a worker also listens for
 accepted remotes, whose Accepted event it delivers.
 
+A process listens on all its channels over one connection. PostgreSQL wakes every listening
+session of the database at each NOTIFY, whatever channel it listens on, and each woken session
+runs a transaction to read the queue: at 300 remotes a second, five sessions (two channels each
+for the API and the worker, one for the dispatcher) made two-thirds of the server's
+transactions. So a session per process, and only in a process that has someone to wake.
+
 SQLite has no such channel: its processes (``serve`` and the children it starts) share one
 host, so the same nudges go as datagrams between them (``store.nudge_local``).
 """
@@ -98,24 +104,27 @@ class Nudger:
 async def listening(
     database: Database,
     on_nudge: Callable[[], None],
-    channel: str = REMOTES_DUE,
-    *,
+    *channels: str,
     retry_s: float = 2.0,
 ) -> AsyncIterator[None]:
-    """Call ``on_nudge`` on every nudge on ``channel`` for as long as the block runs.
+    """Call ``on_nudge`` on every nudge on any of ``channels`` (``REMOTES_DUE`` when none is
+    named) for as long as the block runs.
 
-    The listening connection is held apart from the pool's other work and opened again if it
-    is lost. On SQLite on a file it is a datagram socket (``store.nudge_local``); on SQLite in
-    memory there is no other process to hear from.
+    The listening connection, one for all the channels, is held apart from the pool's other
+    work and opened again if it is lost. On SQLite on a file it is a datagram socket per channel
+    (``store.nudge_local``); on SQLite in memory there is no other process to hear from.
     """
+    names = tuple(dict.fromkeys(channels)) or (REMOTES_DUE,)
     if database.sqlite:
-        if database.file is None:
+        async with contextlib.AsyncExitStack() as stack:
+            if database.file is not None:
+                for channel in names:
+                    await stack.enter_async_context(
+                        listening_locally(database.file, on_nudge, channel)
+                    )
             yield
-        else:
-            async with listening_locally(database.file, on_nudge, channel):
-                yield
         return
-    task = asyncio.create_task(_listen(database, on_nudge, channel, retry_s), name="nudges")
+    task = asyncio.create_task(_listen(database, on_nudge, names, retry_s), name="nudges")
     try:
         yield
     finally:
@@ -125,7 +134,7 @@ async def listening(
 
 
 async def _listen(
-    database: Database, on_nudge: Callable[[], None], channel: str, retry_s: float
+    database: Database, on_nudge: Callable[[], None], channels: tuple[str, ...], retry_s: float
 ) -> None:
     def heard(*_: Any) -> None:
         on_nudge()
@@ -134,7 +143,7 @@ async def _listen(
         try:
             async with database.engine.connect() as conn:
                 try:
-                    await _hold(await conn.get_raw_connection(), channel, heard, on_nudge)
+                    await _hold(await conn.get_raw_connection(), channels, heard, on_nudge)
                 except Exception:
                     # Not back into the pool: the next checkout would get the dead one.
                     with contextlib.suppress(Exception):
@@ -143,12 +152,12 @@ async def _listen(
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.warning("listening for %s failed; trying again", channel, exc_info=True)
+            log.warning("listening for %s failed; trying again", channels, exc_info=True)
         await asyncio.sleep(retry_s)
 
 
 async def _hold(
-    raw: Any, channel: str, heard: Callable[..., None], on_nudge: Callable[[], None]
+    raw: Any, channels: tuple[str, ...], heard: Callable[..., None], on_nudge: Callable[[], None]
 ) -> None:
     """Listen on asyncpg's connection until it is lost.
 
@@ -158,7 +167,8 @@ async def _hold(
     driver = raw.driver_connection
     lost = asyncio.Event()
     driver.add_termination_listener(lambda *_: lost.set())
-    await driver.add_listener(channel, heard)
+    for channel in channels:
+        await driver.add_listener(channel, heard)
     try:
         on_nudge()  # whatever became due while nobody listened
         while not lost.is_set():
@@ -167,5 +177,6 @@ async def _hold(
             if not lost.is_set():
                 await driver.fetchval("SELECT 1")  # raises once the connection is gone
     finally:
-        with contextlib.suppress(Exception):
-            await driver.remove_listener(channel, heard)
+        for channel in channels:
+            with contextlib.suppress(Exception):
+                await driver.remove_listener(channel, heard)
