@@ -12,7 +12,7 @@ from conftest import create_callback, make_settings, make_tenant
 from keyfob.api.app import create_app
 from keyfob.kit.clock import FakeClock
 from keyfob.store.engine import Database
-from keyfob.store.nudge import listening, nudge
+from keyfob.store.nudge import REMOTES_DUE, Nudger, listening, nudge
 
 
 async def heard_within(event: asyncio.Event, seconds: float) -> bool:
@@ -105,3 +105,46 @@ async def test_a_nudge_leaves_the_connection_synced_for_the_next_commit(pg_url: 
     finally:
         await one.dispose()
         await elsewhere.dispose()
+
+
+@pytest.mark.postgres
+async def test_a_nudger_keeps_one_connection_and_replaces_a_broken_one(
+    pg: Database, pg_url: str
+) -> None:
+    """The acceptor's and the dispatcher's nudges go over one connection they keep, not a
+    checkout each; one the server dropped is replaced at the next nudge, and ``close`` gives
+    it back."""
+    mine = Database(pg_url, pool_size=2)
+    nudged = asyncio.Event()
+    nudger = Nudger(mine, REMOTES_DUE)
+    try:
+        async with listening(pg, nudged.set):
+            assert await heard_within(nudged, 5)
+            for _ in range(3):
+                nudged.clear()
+                nudger.request()
+                assert await heard_within(nudged, 5), "each nudge is heard"
+                assert mine.engine.pool.checkedout() == 1  # type: ignore[attr-defined]
+            async with pg.transaction() as conn:  # the server drops the nudger's connection
+                await conn.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE query LIKE 'SET LOCAL synchronous_commit TO OFF; NOTIFY%'"
+                    )
+                )
+            await asyncio.sleep(0.2)
+            nudged.clear()
+            nudger.request()  # fails on the dead connection, which is thrown away
+            for _ in range(100):
+                if mine.engine.pool.checkedout() == 0:  # type: ignore[attr-defined]
+                    break
+                await asyncio.sleep(0.05)
+            assert mine.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+            assert not nudged.is_set()
+            nudger.request()
+            assert await heard_within(nudged, 5), "the next nudge goes on a new connection"
+        await nudger.close()
+        assert mine.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    finally:
+        await nudger.close()
+        await mine.dispose()

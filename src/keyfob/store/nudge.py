@@ -29,6 +29,8 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from keyfob.store.engine import Database
 from keyfob.store.nudge_local import listening_locally
 
@@ -67,6 +69,13 @@ class Nudger:
     For a caller on its busiest path (the dispatcher, after each batch it stores): a request
     costs a flag, and however many come while a NOTIFY is under way, one more follows it. On
     SQLite a nudge is a datagram sent at once, without waiting.
+
+    On PostgreSQL the Nudger keeps the pool's connection it first nudged on until ``close``
+    (one connection of the process's pool, for as long as it sends nudges). A nudge through a
+    fresh checkout cost about 200 µs of the process's CPU (the pool's checkout and return, the
+    async adapter's wrapping), against 50 µs on a connection at hand; the acceptor and the
+    dispatcher send one for every few remotes. A connection that fails a nudge is thrown away
+    and the next nudge checks out another.
     """
 
     def __init__(self, database: Database, channel: str) -> None:
@@ -74,6 +83,8 @@ class Nudger:
         self._channel = channel
         self._wanted = False
         self._task: asyncio.Task[None] | None = None
+        self._held: AsyncConnection | None = None
+        self._driver: Any = None
 
     def request(self) -> None:
         if self._database.sqlite:
@@ -88,16 +99,35 @@ class Nudger:
         while self._wanted:
             self._wanted = False
             try:
-                await nudge(self._database, self._channel)
+                await self._send()
             except Exception:  # the listeners' poll is the safety net
                 log.warning("could not nudge %s", self._channel, exc_info=True)
+                await self._let_go(broken=True)
                 return
 
+    async def _send(self) -> None:
+        if self._driver is None:
+            self._held = await self._database.engine.connect()
+            self._driver = (await self._held.get_raw_connection()).driver_connection
+        await self._driver.execute(_NOTIFY[self._channel])
+
+    async def _let_go(self, *, broken: bool) -> None:
+        held, self._held, self._driver = self._held, None, None
+        if held is None:
+            return
+        with contextlib.suppress(Exception):
+            if broken:  # not back into the pool: the next checkout would get it
+                await held.invalidate()
+            await held.close()
+
     async def close(self) -> None:
+        """Wait for the nudge under way, and give the connection back (``request`` may be
+        called again afterwards: it checks out another)."""
         self._wanted = False
         if self._task is not None:
             with contextlib.suppress(Exception):
                 await self._task
+        await self._let_go(broken=False)
 
 
 @contextlib.asynccontextmanager
