@@ -11,13 +11,15 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
 
 import pytest
 
 from conftest import make_settings
 from keyfob.api.app import create_app
 from keyfob.kit.clock import FakeClock
-from keyfob.notifications.broadcast import Broadcaster
+from keyfob.notifications.broadcast import Broadcaster, StreamOptions
 from keyfob.store.engine import Database
 from keyfob.store.nudge import EVENTS_STORED, REMOTES_DUE, listening, nudge
 from keyfob.store.nudge_local import nudge_folder
@@ -89,3 +91,35 @@ async def test_an_api_listens_only_while_someone_streams(db: Database, clock: Fa
         third = streams.subscribe("cb-1")
         assert await becomes(lambda: held(db) == expected), "and listens again for a new one"
         streams.unsubscribe(third)
+
+
+async def test_streams_are_still_served_when_listening_fails(tmp_path: Path) -> None:
+    """Listening is a shortcut: when it cannot start, the broadcaster polls, and tries to
+    listen again for the next subscriber."""
+    database = Database(f"sqlite:///{tmp_path / 'k.db'}")
+    attempts: list[object] = []
+
+    def listen(wake: Callable[[], None]) -> AbstractAsyncContextManager[object]:
+        attempts.append(wake)
+        raise OSError("no room for a socket")
+
+    class Counting(Broadcaster):
+        reads = 0
+
+        async def read_once(self) -> int:
+            self.reads += 1
+            return 0
+
+    hub = Counting(database, clock=FakeClock(), listen=listen, options=StreamOptions(poll_s=0.01))
+    try:
+        first = hub.subscribe("cb-1")
+        assert await becomes(lambda: hub.reads >= 3), "it reads at each poll"
+        hub.unsubscribe(first)
+        await asyncio.sleep(0.05)
+        hub.subscribe("cb-1")
+        assert await becomes(lambda: len(attempts) == 2), "and tries to listen again"
+        before = hub.reads
+        assert await becomes(lambda: hub.reads >= before + 3), "still reading"
+    finally:
+        await hub.stop()
+        await database.dispose()

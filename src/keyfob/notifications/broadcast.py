@@ -187,8 +187,12 @@ class Broadcaster:
                 self._wake.clear()
                 await self._wake.wait()  # ``subscribe`` wakes it
                 continue
-            listening = self._listen(self.wake) if self._listen else contextlib.nullcontext()
-            async with listening:
+            async with contextlib.AsyncExitStack() as listening:
+                if self._listen is not None:
+                    try:
+                        await listening.enter_async_context(self._listen(self.wake))
+                    except Exception:  # the poll still serves the streams, later
+                        log.warning("streams will not hear other processes", exc_info=True)
                 await self._feed()
 
     async def _feed(self) -> None:
