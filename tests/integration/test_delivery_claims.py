@@ -178,3 +178,20 @@ async def _run_until_delivered(flow: Flow, callback_id: str, events: int) -> Non
     finally:
         flow.work.stop()
         await running
+
+
+async def test_one_claim_serves_a_batching_callback_and_one_posting_event_by_event(
+    db: Database, clock: FakeClock
+) -> None:
+    """A claim finds what a callback of each kind has due, whichever way it takes them."""
+    async with delivery_flow(db, clock) as flow:
+        single = (await flow.callback())["callbackId"]
+        remote = await flow.remote(single, "Electric")
+        assert await flow.work.run_once() == 1, "alone, the event-by-event callback's row"
+        batching = (await flow.callback(batchNotify={"size": 2, "timeWindow": 60}))["callbackId"]
+        await flow.remote(batching, "Hybrid")
+        await flow.remote(batching, "Thermic")
+        await flow.pending(remote, "SentToVehicle")
+        assert await flow.work.run_once() == 2, "one batch and one single event, in one cycle"
+    posted = sorted(len(body.get("events", [])) for body in flow.hook.bodies)
+    assert posted == [1, 1, 2]

@@ -1,7 +1,9 @@
 """The outbox as a queue: lease due notifications, grouped into the POSTs that will carry them.
 
 Claiming happens in one short transaction (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several
-workers never take the same row; SQLite has a single writer). The POST happens outside any
+workers never take the same row; SQLite has a single writer). On PostgreSQL, while no callback
+with pending rows batches or lags, ``claim_singles`` needs no transaction around its two
+statements and the worker runs them in autocommit. The POST happens outside any
 transaction. Recording (``ledger``) happens in a second short transaction, for many results.
 
 A row is claimable when it is pending, due, inside the 72 h horizon, not leased (or its lease
@@ -418,7 +420,44 @@ async def claim(
     leased = [row.id for batch in batches for row in batch]
     for ids in chunks(leased):
         await conn.execute(_LEASE, {**params, "ids": ids})
-    batches = backlog + batches
+    return await _deliveries(conn, active, singles, backlog + batches)
+
+
+async def claim_singles(
+    conn: AsyncConnection,
+    *,
+    owner: str,
+    now: datetime,
+    lease: timedelta,
+    limit: int,
+    max_deliveries: int | None = None,
+) -> list[Delivery] | None:
+    """``claim`` for when every active callback posts one event at a time and none is in
+    backlog, statement by statement: ``None`` otherwise, and ``claim`` must run instead.
+
+    Its statements need no transaction around them: the look-up of active callbacks only
+    reads, and the lease is one statement, which locks, checks and leases its rows at once.
+    On a connection in autocommit (PostgreSQL) that saves the ``BEGIN`` and ``COMMIT`` round
+    trips of a claim, on the path of every event to its receiver.
+    """
+    active = await _active_callbacks(conn)
+    if any(c.size is not None or _in_backlog(c, now) for c in active):
+        return None
+    if not active:
+        return []
+    params = {"now": now, "oldest": now - HORIZON, "owner": owner, "until": now + lease}
+    posts = limit if max_deliveries is None else min(limit, max_deliveries)
+    singles = await _claim_singles(conn, {**params, "backlog": []}, posts)
+    return await _deliveries(conn, active, singles, [])
+
+
+async def _deliveries(
+    conn: AsyncConnection,
+    active: list[_Active],
+    singles: list[Claimed],
+    batches: list[list[Claimed]],
+) -> list[Delivery]:
+    """The POSTs that the leased rows make, with what each needs of its callback."""
     if not singles and not batches:
         return []
     targets = {c.target.id: c.target for c in active}

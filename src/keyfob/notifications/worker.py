@@ -280,6 +280,21 @@ class DeliveryWorker:
     async def claim(self, limit: int, *, max_deliveries: int | None = None) -> list[queue.Delivery]:
         """Lease up to ``limit`` rows, in the POSTs they make (``max_deliveries`` at most)."""
         now, options = self.clock(), self.options
+        if not self.database.sqlite:
+            # Two statements, no BEGIN or COMMIT (``queue.claim_singles``); the lease's own
+            # commit then waits for the disk: about 0.1 ms here (pg_test_fsync), less than the
+            # three round trips it saves (BEGIN, SET LOCAL, COMMIT).
+            async with self.database.autocommit() as conn:
+                found = await queue.claim_singles(
+                    conn,
+                    owner=options.owner,
+                    now=now,
+                    lease=timedelta(seconds=options.lease_s),
+                    limit=limit,
+                    max_deliveries=max_deliveries,
+                )
+            if found is not None:
+                return found
         return await run_in_one_trip(
             self.database,
             partial(

@@ -264,6 +264,18 @@ class Database:
             await asyncio.to_thread(self.wal_flush.flush)
 
     @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[AsyncConnection]:
+        """A connection on which each statement is a transaction of its own, with no ``BEGIN``
+        or ``COMMIT`` round trip: for work whose statements need nothing in common (reads, and
+        writes that are each one statement). PostgreSQL only: SQLite's units have their own
+        way to make one trip (``store.one_trip``)."""
+        assert not self.sqlite
+        async with self.engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            yield conn
+        self.outage.reached()
+
+    @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A connection for reads only; whatever it started is rolled back."""
         async with self.engine.connect() as conn:
