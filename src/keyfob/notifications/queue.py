@@ -278,7 +278,7 @@ class _Active:
     oldest: datetime
 
 
-async def _active_callbacks(conn: AsyncConnection) -> list[_Active]:
+async def active_callbacks(conn: AsyncConnection) -> list[_Active]:
     """Running callbacks that have anything pending, oldest waiting first."""
     found = [
         _Active(Target(*r[:6]), r[6], timedelta(seconds=r[7] or 0), r[8])
@@ -379,16 +379,19 @@ async def claim(
     limit: int,
     batch_limit: int | None = None,
     max_deliveries: int | None = None,
+    active: list[_Active] | None = None,
 ) -> list[Delivery]:
     """Lease up to ``limit`` due notifications, grouped into the POSTs that will carry them.
 
     ``batch_limit`` caps one batch (default ``limit``): a ``size`` larger than any claim can
-    take is sent in batches of that many rows. ``max_deliveries`` caps the POSTs.
+    take is sent in batches of that many rows. ``max_deliveries`` caps the POSTs. ``active``:
+    the callbacks' look-up when the caller has just made it (``active_callbacks``).
     """
-    params = {"now": now, "oldest": now - HORIZON, "owner": owner, "until": now + lease}
+    params = _params(owner, now, lease)
     room = limit
     posts = limit if max_deliveries is None else min(limit, max_deliveries)
-    active = await _active_callbacks(conn)
+    if active is None:
+        active = await active_callbacks(conn)
     # User callbacks in backlog first, leased at once so the singles below pass them by.
     backlog: list[list[Claimed]] = []
     for callback in active:
@@ -423,29 +426,37 @@ async def claim(
     return await _deliveries(conn, active, singles, backlog + batches)
 
 
+def _params(owner: str, now: datetime, lease: timedelta) -> dict[str, Any]:
+    return {"now": now, "oldest": now - HORIZON, "owner": owner, "until": now + lease}
+
+
+def posts_singly(active: list[_Active], now: datetime) -> bool:
+    """Whether ``claim_singles`` can take what ``active`` has due: no callback batches and
+    none is in backlog."""
+    return not any(c.size is not None or _in_backlog(c, now) for c in active)
+
+
 async def claim_singles(
     conn: AsyncConnection,
+    active: list[_Active],
     *,
     owner: str,
     now: datetime,
     lease: timedelta,
     limit: int,
     max_deliveries: int | None = None,
-) -> list[Delivery] | None:
-    """``claim`` for when every active callback posts one event at a time and none is in
-    backlog, statement by statement: ``None`` otherwise, and ``claim`` must run instead.
+) -> list[Delivery]:
+    """``claim`` for callbacks that all post one event at a time (``posts_singly``), given
+    their look-up (``active_callbacks``): the lease is one statement.
 
     Its statements need no transaction around them: the look-up of active callbacks only
     reads, and the lease is one statement, which locks, checks and leases its rows at once.
     On a connection in autocommit (PostgreSQL) that saves the ``BEGIN`` and ``COMMIT`` round
     trips of a claim, on the path of every event to its receiver.
     """
-    active = await _active_callbacks(conn)
-    if any(c.size is not None or _in_backlog(c, now) for c in active):
-        return None
     if not active:
         return []
-    params = {"now": now, "oldest": now - HORIZON, "owner": owner, "until": now + lease}
+    params = _params(owner, now, lease)
     posts = limit if max_deliveries is None else min(limit, max_deliveries)
     singles = await _claim_singles(conn, {**params, "backlog": []}, posts)
     return await _deliveries(conn, active, singles, [])
