@@ -85,24 +85,27 @@ def array_insert(table: Table, rows: Rows, dialect: Dialect) -> tuple[str, list[
 class DirectPg:
     """asyncpg's connection under one SQLAlchemy connection, in its transaction."""
 
-    def __init__(self, conn: AsyncConnection, adapted: Any) -> None:
+    def __init__(self, conn: AsyncConnection, adapted: Any, *, autocommit: bool = False) -> None:
         self._conn = conn
         self._adapted = adapted
         self._driver = adapted._connection
+        self._autocommit = autocommit
 
     @classmethod
-    async def of(cls, conn: AsyncConnection) -> DirectPg | None:
+    async def of(cls, conn: AsyncConnection, *, autocommit: bool = False) -> DirectPg | None:
+        """``None`` off asyncpg. ``autocommit``: ``conn`` is in autocommit and statements
+        run as they are (``lazy_begin`` opens its own transaction when it needs one)."""
         if conn.dialect.name != "postgresql" or conn.dialect.driver != "asyncpg":
             return None
         adapted = (await conn.get_raw_connection()).dbapi_connection
         needed = ("_connection", "_transaction", "_start_transaction")
         if adapted is None or not all(hasattr(adapted, name) for name in needed):
             return None
-        return cls(conn, adapted)
+        return cls(conn, adapted, autocommit=autocommit)
 
     async def _run(self, sql: str, call: Callable[[], Awaitable[T]]) -> T:
         try:
-            if self._adapted._transaction is None:
+            if not self._autocommit and self._adapted._transaction is None:
                 await self._adapted._start_transaction()
             return await call()
         except Exception as error:
@@ -131,6 +134,20 @@ class DirectPg:
         if not ours:
             return translated
         return DBAPIError.instance(sql, None, translated, dbapi.Error, connection_invalidated=gone)
+
+    async def begin(self) -> Any:
+        """asyncpg's own transaction, started (for a connection in autocommit); a failure
+        reads and invalidates as a statement's would."""
+
+        async def start() -> Any:
+            transaction = self._driver.transaction()
+            await transaction.start()
+            return transaction
+
+        return await self._run("BEGIN", start)
+
+    async def commit(self, transaction: Any) -> None:
+        await self._run("COMMIT", transaction.commit)
 
     async def fetch(self, prepared: PreparedSelect) -> list[Any]:
         found = await self._run(

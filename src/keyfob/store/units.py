@@ -11,8 +11,10 @@ as one transaction:
   for the connection at the same moment share one transaction, each after the first behind a
   savepoint (``store.unit_group``). With ``synchronous=FULL`` the wait for the disk comes after
   the lock is free, still before the unit returns (``wal_sync``);
-* elsewhere (PostgreSQL), each step awaited in turn inside ``Database.transaction()``, handed
-  to asyncpg directly when its parameters are plain (``_asyncpg``).
+* on PostgreSQL, on a connection in autocommit that opens a transaction only when the plan
+  needs one: plain reads run as they come, and writes at the end of the plan go as one
+  statement (``lazy_begin``); each step is handed to asyncpg directly when its parameters are
+  plain (``_asyncpg``).
 
 Either way the plan sees the same rows and writes the same values; an exception rolls the
 whole unit back and reaches the caller.
@@ -30,12 +32,13 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from keyfob.store._asyncpg import DirectPg, array_insert
-from keyfob.store._sqlite import fetch_all, insert_rows, prepare_select, sqlite_driver
+from keyfob.store._asyncpg import DirectPg
+from keyfob.store._sqlite import sqlite_driver
 from keyfob.store.engine import Database
+from keyfob.store.lazy_begin import run_lazily
+from keyfob.store.pg_steps import run_one_step
 from keyfob.store.plans import (
     Execute,
     Fetch,
@@ -45,10 +48,8 @@ from keyfob.store.plans import (
     Ready,
     Statements,
     Step,
-    inserts,
     only,
     ready,
-    statements,
     steps,
 )
 from keyfob.store.unit_group import UnitGroups, run_plans, unwrap
@@ -84,52 +85,10 @@ async def run_steps(conn: AsyncConnection, plan: Plan[T]) -> T:
             step = plan.send(answer)
             if isinstance(step, Ready):
                 step = step.step
-            if direct is not None:
-                done, answer = await _direct_step(direct, conn.dialect, step)
-                if done:
-                    continue
-            if isinstance(step, Fetch):
-                answer = await fetch_all(conn, step.statement, step.parameters)
-            elif isinstance(step, Insert):
-                await insert_rows(conn, step.work)
-                answer = None
-            elif step.rows is not None:
-                if step.rows:
-                    await conn.execute(step.statement, list(step.rows))
-                answer = None
-            else:
-                answer = int((await conn.execute(step.statement)).rowcount or 0)
+            answer = await run_one_step(conn, direct, step)
     except StopIteration as done:
         result: T = done.value
         return result
-
-
-async def _direct_step(
-    direct: DirectPg, dialect: Dialect, step: Fetch | Insert | Execute
-) -> tuple[bool, Any]:
-    """``(True, answer)`` once ``step`` has run through asyncpg; ``(False, None)`` when it
-    needs SQLAlchemy's path."""
-    if isinstance(step, Fetch):
-        prepared = prepare_select(step.statement, dialect, step.parameters)
-        if prepared is None:
-            return False, None
-        return True, await direct.fetch(prepared)
-    if isinstance(step, Insert):
-        arrays = inserts(step, dialect, array_insert)
-        if arrays is None:
-            return False, None
-        for sql, columns in arrays:
-            await direct.execute(sql, columns)
-        return True, None
-    writes = statements(step, dialect)
-    if writes is None:
-        return False, None
-    if isinstance(step, Execute) and step.rows is None:
-        (sql, (parameters,)) = writes[0]
-        return True, await direct.execute(sql, parameters)
-    for sql, rows in writes:
-        await direct.many(sql, rows)
-    return True, None
 
 
 _groups: weakref.WeakKeyDictionary[Database, UnitGroups] = weakref.WeakKeyDictionary()
@@ -146,6 +105,11 @@ async def run_unit(database: Database, make_plan: Callable[[], Plan[T]]) -> T:
             return result
         except NotOneTrip:
             pass
+    if database.engine.dialect.driver == "asyncpg":
+        async with database.autocommit() as conn:
+            direct = await DirectPg.of(conn, autocommit=True)
+            if direct is not None:
+                return await run_lazily(conn, direct, make_plan())
     async with database.transaction() as conn:
         return await run_steps(conn, make_plan())
 

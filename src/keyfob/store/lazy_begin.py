@@ -1,0 +1,211 @@
+"""A unit of work on PostgreSQL that opens a transaction only when it needs one.
+
+Most units read, judge in Python, then write: the acceptor looks up callbacks and keys, then
+inserts the remotes, their first events and notifications; the delivery worker's record
+inserts its attempts and marks the rows delivered. Run in a transaction, such a unit costs a
+``BEGIN`` and a ``COMMIT`` round trip, and one more for each table it writes, each a wait for
+the server and, on a busy machine, for a core.
+
+Under READ COMMITTED, PostgreSQL's level and keyfob's, every statement of a transaction reads
+its own fresh snapshot, so a plain read inside the transaction sees nothing that the same read
+outside it would not. Only locking reads (``FOR UPDATE``/``SHARE``) and writes need it. So the
+unit runs on a connection in autocommit:
+
+* a plain read runs at once, as a statement of its own;
+* writes are held back (their answer is ``None`` whether they run now or later) while the
+  plan goes on;
+* if the plan ends there, the held writes go as **one** statement: the first ones as
+  data-modifying ``WITH`` clauses of the last. One statement is atomic on its own: all of it
+  is stored, or none;
+* anything else (a locking read, a read after a write, a write whose row count the plan needs,
+  a write per row over several rows, two writes to one table, a write the direct path cannot
+  word) opens the transaction there: ``BEGIN``, the held writes in order, then the rest of the
+  plan step by step as ``units.run_steps`` runs it, and ``COMMIT``.
+
+The sub-statements of one statement do not see each other's rows and run in no set order, which
+is why held writes are merged only when each touches a table of its own: then no write depends
+on another's effect. Foreign keys are checked at the end of the statement, so a row that refers
+to one inserted beside it is accepted. Durability is the same as a transaction's: the commit of
+the one statement waits for the disk as ``COMMIT`` would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+from sqlalchemy import Select
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from keyfob.store._asyncpg import DirectPg, array_insert
+from keyfob.store._sqlite import prepare_select
+from keyfob.store.pg_steps import run_one_step
+from keyfob.store.plans import Execute, Fetch, Insert, Plan, Ready, inserts, statements
+
+T = TypeVar("T")
+
+_PLACEHOLDER = re.compile(r"\$(\d+)")
+_MERGED_KEPT = 512
+_merged: dict[tuple[str, ...], str] = {}
+
+
+class _Write:
+    """A held write: its table, SQL (``$1``… placeholders) and parameters."""
+
+    __slots__ = ("parameters", "sql", "table")
+
+    def __init__(self, table: str, sql: str, parameters: Sequence[Any]) -> None:
+        self.table = table
+        self.sql = sql
+        self.parameters = parameters
+
+
+def _plain_read(step: Fetch) -> bool:
+    statement = step.statement
+    return isinstance(statement, Select) and statement._for_update_arg is None
+
+
+def _held(step: Insert | Execute, dialect: Dialect) -> list[_Write] | None:
+    """``step`` as writes that can wait for the end of the plan; ``None`` if it cannot."""
+    if isinstance(step, Insert):
+        arrays = inserts(step, dialect, array_insert)
+        if arrays is None:
+            return None
+        tables = [table.name for table, rows in step.work if rows]
+        return [
+            _Write(table, sql, columns)
+            for table, (sql, columns) in zip(tables, arrays, strict=True)
+        ]
+    if step.rows is None:
+        return None  # the plan wants its row count now
+    if not step.rows:
+        return []
+    if len(step.rows) != 1:
+        return None  # several executions: one statement cannot stand for them
+    worded = statements(step, dialect)
+    if worded is None:
+        return None
+    table = getattr(step.statement.table, "name", None)
+    if table is None:
+        return None  # an UPDATE over a join: not merged
+    ((sql, (parameters,)),) = worded
+    return [_Write(table, sql, parameters)]
+
+
+def _mergeable(writes: list[_Write]) -> bool:
+    """One table each, and placeholders numbered as their parameters."""
+    if len({write.table for write in writes}) != len(writes):
+        return False
+    for write in writes:
+        numbers = {int(n) for n in _PLACEHOLDER.findall(write.sql)}
+        if numbers != set(range(1, len(write.parameters) + 1)):
+            return False
+    return True
+
+
+def merged_sql(sqls: Sequence[str], counts: Sequence[int]) -> str:
+    """``sqls`` as one statement: every one but the last a ``WITH`` clause, placeholders
+    renumbered in order (``counts``: how many each has)."""
+    key = tuple(sqls)
+    found = _merged.get(key)
+    if found is not None:
+        return found
+    parts: list[str] = []
+    offset = 0
+    for sql, count in zip(sqls, counts, strict=True):
+        parts.append(_renumbered(sql, offset))
+        offset += count
+    clauses = ", ".join(f"w{index} AS ({part})" for index, part in enumerate(parts[:-1]))
+    found = f"WITH {clauses} {parts[-1]}"
+    if len(_merged) >= _MERGED_KEPT:
+        _merged.clear()
+    _merged[key] = found
+    return found
+
+
+def _renumbered(sql: str, by: int) -> str:
+    def shifted(found: re.Match[str]) -> str:
+        return f"${int(found.group(1)) + by}"
+
+    return _PLACEHOLDER.sub(shifted, sql)
+
+
+class _Unit:
+    """One plan on one autocommit connection; ``tx`` once a transaction is open."""
+
+    def __init__(self, conn: AsyncConnection, direct: DirectPg) -> None:
+        self.conn = conn
+        self.direct = direct
+        self.held: list[_Write] = []
+        self.tx: Any = None
+
+    async def begin(self) -> None:
+        """Open the transaction and run what was held back, in order."""
+        self.tx = await self.direct.begin()
+        held, self.held = self.held, []
+        for write in held:
+            await self.direct.execute(write.sql, write.parameters)
+
+    async def end(self) -> None:
+        """What is held, as one statement; or the transaction's ``COMMIT``."""
+        if self.tx is not None:
+            await self.direct.commit(self.tx)
+            return
+        held = self.held
+        if not held:
+            return
+        if len(held) == 1:
+            await self.direct.execute(held[0].sql, held[0].parameters)
+            return
+        if not _mergeable(held):
+            await self.begin()
+            await self.end()
+            return
+        sql = merged_sql([w.sql for w in held], [len(w.parameters) for w in held])
+        await self.direct.execute(sql, [value for w in held for value in w.parameters])
+
+    async def step(self, step: Fetch | Insert | Execute) -> Any:
+        dialect = self.conn.dialect
+        if self.tx is None:
+            if isinstance(step, Fetch):
+                prepared = prepare_select(step.statement, dialect, step.parameters)
+                if prepared is not None and not self.held and _plain_read(step):
+                    return await self.direct.fetch(prepared)
+            else:
+                writes = _held(step, dialect)
+                if writes is not None:
+                    self.held.extend(writes)
+                    return None
+            await self.begin()
+        return await run_one_step(self.conn, self.direct, step)
+
+
+async def run_lazily(conn: AsyncConnection, direct: DirectPg, plan: Plan[T]) -> T:
+    """``plan`` on ``conn`` (in autocommit), opening a transaction only if it must."""
+    unit = _Unit(conn, direct)
+    answer: Any = None
+    try:
+        while True:
+            try:
+                step = plan.send(answer)
+            except StopIteration as done:
+                await unit.end()
+                result: T = done.value
+                return result
+            answer = await unit.step(step.step if isinstance(step, Ready) else step)
+    except BaseException:
+        if unit.tx is not None:
+            await _roll_back(conn, unit.tx)
+        raise
+
+
+async def _roll_back(conn: AsyncConnection, tx: Any) -> None:
+    """Undo the open transaction; a connection that cannot is not given back to the pool."""
+    try:
+        await tx.rollback()
+    except Exception:
+        with contextlib.suppress(Exception):
+            await conn.invalidate()
