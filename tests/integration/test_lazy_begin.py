@@ -198,6 +198,34 @@ async def test_a_locking_read_holds_its_lock_until_the_unit_commits(tables: Data
     assert (await contents(tables))["lines"] == ["line-1", "line-2", "o1-a", "o1-b"]
 
 
+async def test_after_a_locking_read_the_writes_still_go_as_one_statement(
+    tables: Database, sent: list[str]
+) -> None:
+    """The dispatcher's shape: lock, then insert and update in other tables, all committed."""
+    await run_unit(tables, lambda: place("o1"))
+    await fresh_pool(tables)
+
+    def advance(fail: bool) -> Plan[None]:
+        row = yield Fetch(select(orders.c.n).where(orders.c.id == "o1").with_for_update())
+        n = int(next(iter(row)).n)
+        yield Insert([(lines, [{"id": f"line-{n}", "order_id": "o1"}]), (keys, [{"key": f"k{n}"}])])
+        yield Execute(update(orders).where(orders.c.id == "o1").values(n=n + 1), [{}])
+        if fail:
+            raise RuntimeError("after the writes")
+
+    with pytest.raises(RuntimeError, match="after the writes"):
+        await run_unit(tables, lambda: advance(True))
+    await run_unit(tables, lambda: advance(False))
+    ours = ("LAZY_", "BEGIN", "COMMIT", "ROLLBACK")
+    unit = [s.split()[0].rstrip(";") for s in sent if any(word in s for word in ours)]
+    assert unit == ["BEGIN", "SELECT", "ROLLBACK", "BEGIN", "SELECT", "WITH", "COMMIT"], sent
+    assert await contents(tables) == {
+        "orders": [("o1", 2)],
+        "lines": ["line-1", "o1-a", "o1-b"],
+        "keys": ["k1"],
+    }
+
+
 async def test_connections_the_server_closed_are_dropped_when_a_unit_opens_its_transaction(
     tables: Database,
 ) -> None:

@@ -18,9 +18,13 @@ unit runs on a connection in autocommit:
   data-modifying ``WITH`` clauses of the last. One statement is atomic on its own: all of it
   is stored, or none;
 * anything else (a locking read, a read after a write, a write whose row count the plan needs,
-  a write per row over several rows, two writes to one table, a write the direct path cannot
-  word) opens the transaction there: ``BEGIN``, the held writes in order, then the rest of the
-  plan step by step as ``units.run_steps`` runs it, and ``COMMIT``.
+  a write per row over several rows, a write the direct path cannot word) opens the
+  transaction there: ``BEGIN``, the held writes, that step, and so on to ``COMMIT``. Inside
+  the transaction writes are held back the same way, until the next step that is not one
+  of them or the end: the dispatcher's unit, which must lock the remotes it advances, still
+  sends its events, notifications and the remote's new state as one statement.
+
+Held writes that touch one table twice go one after another, in order, in a transaction.
 
 The sub-statements of one statement do not see each other's rows and run in no set order, which
 is why held writes are merged only when each touches a table of its own: then no write depends
@@ -143,43 +147,48 @@ class _Unit:
         self.tx: Any = None
 
     async def begin(self) -> None:
-        """Open the transaction and run what was held back, in order."""
+        """Open the transaction and run what was held back."""
         self.tx = await self.direct.begin()
+        await self.flush()
+
+    async def flush(self) -> None:
+        """The held writes: one statement when they can be, else one after another."""
         held, self.held = self.held, []
+        if len(held) > 1 and _mergeable(held):
+            sql = merged_sql([w.sql for w in held], [len(w.parameters) for w in held])
+            await self.direct.execute(sql, [value for w in held for value in w.parameters])
+            return
         for write in held:
             await self.direct.execute(write.sql, write.parameters)
 
     async def end(self) -> None:
-        """What is held, as one statement; or the transaction's ``COMMIT``."""
-        if self.tx is not None:
-            await self.direct.commit(self.tx)
+        """What is held, as one statement in autocommit; or flushed, then ``COMMIT``."""
+        if self.tx is None and (len(self.held) <= 1 or _mergeable(self.held)):
+            await self.flush()
             return
-        held = self.held
-        if not held:
-            return
-        if len(held) == 1:
-            await self.direct.execute(held[0].sql, held[0].parameters)
-            return
-        if not _mergeable(held):
+        if self.tx is None:
             await self.begin()
-            await self.end()
-            return
-        sql = merged_sql([w.sql for w in held], [len(w.parameters) for w in held])
-        await self.direct.execute(sql, [value for w in held for value in w.parameters])
+        else:
+            await self.flush()
+        await self.direct.commit(self.tx)
 
     async def step(self, step: Fetch | Insert | Execute) -> Any:
+        """Run ``step`` now, or hold it back (a write: its answer is ``None`` either way)."""
         dialect = self.conn.dialect
-        if self.tx is None:
-            if isinstance(step, Fetch):
+        if isinstance(step, Fetch):
+            if self.tx is None and not self.held and _plain_read(step):
                 prepared = prepare_select(step.statement, dialect, step.parameters)
-                if prepared is not None and not self.held and _plain_read(step):
+                if prepared is not None:
                     return await self.direct.fetch(prepared)
-            else:
-                writes = _held(step, dialect)
-                if writes is not None:
-                    self.held.extend(writes)
-                    return None
+        else:
+            writes = _held(step, dialect)
+            if writes is not None:
+                self.held.extend(writes)
+                return None
+        if self.tx is None:
             await self.begin()
+        else:
+            await self.flush()
         return await run_one_step(self.conn, self.direct, step)
 
 
