@@ -22,7 +22,8 @@ unit runs on a connection in autocommit:
   transaction there: ``BEGIN``, the held writes, that step, and so on to ``COMMIT``. Inside
   the transaction writes are held back the same way, until the next step that is not one
   of them or the end: the dispatcher's unit, which must lock the remotes it advances, still
-  sends its events, notifications and the remote's new state as one statement.
+  sends its events and notifications as one statement, with the remote's new state when it
+  advanced one remote (an update per row over several goes on its own).
 
 Held writes that touch one table twice go one after another, in order, in a transaction.
 
