@@ -83,7 +83,8 @@ def array_insert(table: Table, rows: Rows, dialect: Dialect) -> tuple[str, list[
 
 
 class DirectPg:
-    """asyncpg's connection under one SQLAlchemy connection, in its transaction."""
+    """asyncpg's connection under one SQLAlchemy connection: in SQLAlchemy's transaction, or,
+    on a connection in autocommit, in the one ``lazy_begin`` opens with ``begin``."""
 
     def __init__(self, conn: AsyncConnection, adapted: Any, *, autocommit: bool = False) -> None:
         self._conn = conn
