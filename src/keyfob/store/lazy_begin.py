@@ -54,7 +54,7 @@ T = TypeVar("T")
 
 _PLACEHOLDER = re.compile(r"\$(\d+)")
 _MERGED_KEPT = 512
-_merged: dict[tuple[str, ...], str] = {}
+_merged: dict[tuple[str, ...], str | None] = {}
 
 
 class _Write:
@@ -100,35 +100,39 @@ def _held(step: Insert | Execute, dialect: Dialect) -> list[_Write] | None:
     return [_Write(table, sql, parameters)]
 
 
-def _mergeable(writes: list[_Write]) -> bool:
-    """One table each, and placeholders numbered as their parameters."""
-    if len({write.table for write in writes}) != len(writes):
-        return False
-    for write in writes:
-        numbers = {int(n) for n in _PLACEHOLDER.findall(write.sql)}
-        if numbers != set(range(1, len(write.parameters) + 1)):
-            return False
-    return True
+def _as_one(held: list[_Write]) -> tuple[str, list[Any]] | None:
+    """Two or more held writes as one statement and its parameters; ``None`` when two touch
+    one table, or a statement's placeholders are not numbered as its parameters."""
+    if len({write.table for write in held}) != len(held):
+        return None
+    sql = merged_sql([w.sql for w in held], [len(w.parameters) for w in held])
+    if sql is None:
+        return None
+    return sql, [value for write in held for value in write.parameters]
 
 
-def merged_sql(sqls: Sequence[str], counts: Sequence[int]) -> str:
+def merged_sql(sqls: Sequence[str], counts: Sequence[int]) -> str | None:
     """``sqls`` as one statement: every one but the last a ``WITH`` clause, placeholders
-    renumbered in order (``counts``: how many each has)."""
-    key = tuple(sqls)
-    found = _merged.get(key)
-    if found is not None:
-        return found
+    renumbered in order (``counts``: how many each has); ``None`` if a statement's placeholders
+    are not ``$1`` to its count. Worked out once per shape."""
+    key = (*sqls, *map(str, counts))
+    if key not in _merged:
+        if len(_merged) >= _MERGED_KEPT:
+            _merged.clear()
+        _merged[key] = _merge(sqls, counts)
+    return _merged[key]
+
+
+def _merge(sqls: Sequence[str], counts: Sequence[int]) -> str | None:
     parts: list[str] = []
     offset = 0
     for sql, count in zip(sqls, counts, strict=True):
+        if {int(n) for n in _PLACEHOLDER.findall(sql)} != set(range(1, count + 1)):
+            return None
         parts.append(_renumbered(sql, offset))
         offset += count
     clauses = ", ".join(f"w{index} AS ({part})" for index, part in enumerate(parts[:-1]))
-    found = f"WITH {clauses} {parts[-1]}"
-    if len(_merged) >= _MERGED_KEPT:
-        _merged.clear()
-    _merged[key] = found
-    return found
+    return f"WITH {clauses} {parts[-1]}"
 
 
 def _renumbered(sql: str, by: int) -> str:
@@ -155,19 +159,24 @@ class _Unit:
     async def flush(self) -> None:
         """The held writes: one statement when they can be, else one after another."""
         held, self.held = self.held, []
-        if len(held) > 1 and _mergeable(held):
-            sql = merged_sql([w.sql for w in held], [len(w.parameters) for w in held])
-            await self.direct.execute(sql, [value for w in held for value in w.parameters])
+        one = _as_one(held) if len(held) > 1 else None
+        if one is not None:
+            await self.direct.execute(*one)
             return
         for write in held:
             await self.direct.execute(write.sql, write.parameters)
 
     async def end(self) -> None:
         """What is held, as one statement in autocommit; or flushed, then ``COMMIT``."""
-        if self.tx is None and (len(self.held) <= 1 or _mergeable(self.held)):
-            await self.flush()
-            return
         if self.tx is None:
+            held = self.held
+            if not held:
+                return
+            one = (held[0].sql, held[0].parameters) if len(held) == 1 else _as_one(held)
+            if one is not None:
+                self.held = []
+                await self.direct.execute(*one)
+                return
             await self.begin()
         else:
             await self.flush()
