@@ -109,6 +109,12 @@ class Settings(BaseSettings):
     db_sqlite_checkpoint_every_s: float = Field(0.1, ge=0)
     """SQLite: WAL checkpoints on a thread of their own this often; 0 leaves them to SQLite,
     inside the commit that fills the log (``store.checkpoints``)."""
+    db_upkeep: Literal["auto", "on", "off"] = "auto"
+    """PostgreSQL: keyfob vacuums and analyses its own tables by autovacuum's rule ("auto":
+    while the server's autovacuum is off; "on": always; "off": never; ``store.upkeep``)."""
+    db_upkeep_every_s: float = Field(5.0, gt=0)
+    """PostgreSQL: how often that upkeep looks for tables with rows and no statistics yet (it
+    looks at every table once in the server's ``autovacuum_naptime``)."""
     public_url: str | None = None
     vehicles: int = Field(10, ge=0)
     credentials_file: Path = Path("keyfob-demo.json")

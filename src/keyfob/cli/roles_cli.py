@@ -49,13 +49,14 @@ def worker(
     from keyfob.runtime.delivery_role import delivery_role
     from keyfob.runtime.settle import settled_heap
     from keyfob.runtime.standalone import run_roles
+    from keyfob.runtime.upkeep_role import table_upkeep
 
     settings = build_settings(db=db_url)
     if allow_private_webhooks:
         settings.delivery.allow_private_webhooks = True
     check_database(settings)
     metrics = (metrics_host, metrics_port) if metrics_port else None
-    loops.run(run_roles(settings, [delivery_role, settled_heap], metrics=metrics))
+    loops.run(run_roles(settings, [table_upkeep, delivery_role, settled_heap], metrics=metrics))
 
 
 def dispatcher(
@@ -70,6 +71,7 @@ def dispatcher(
     setup(log_level, log_format)
     from keyfob.runtime.settle import settled_heap
     from keyfob.runtime.standalone import run_roles
+    from keyfob.runtime.upkeep_role import table_upkeep
     from keyfob.runtime.vehicle_role import vehicle_role
 
     settings = build_settings(db=db_url, mqtt=mqtt, run_simulator=False)
@@ -80,7 +82,7 @@ def dispatcher(
         raise typer.Exit(2)
     check_all(settings)
     metrics = (metrics_host, metrics_port) if metrics_port else None
-    loops.run(run_roles(settings, [vehicle_role, settled_heap], metrics=metrics))
+    loops.run(run_roles(settings, [table_upkeep, vehicle_role, settled_heap], metrics=metrics))
 
 
 def sim(

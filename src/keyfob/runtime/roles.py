@@ -15,6 +15,7 @@ from keyfob.runtime.campaign_role import campaign_role
 from keyfob.runtime.context import AppContext
 from keyfob.runtime.delivery_role import delivery_role
 from keyfob.runtime.settle import settled_heap
+from keyfob.runtime.upkeep_role import table_upkeep
 from keyfob.runtime.vehicle_role import vehicle_role
 from keyfob.runtime.worker_child import (
     delivery_child_role,
@@ -36,7 +37,7 @@ async def hosting(ctx: AppContext, roles: Sequence[Role]) -> AsyncIterator[None]
 
 
 def embedded_roles(settings: Settings) -> Sequence[Role]:
-    roles: list[Role] = [campaign_role]  # posts through this process's acceptor
+    roles: list[Role] = [table_upkeep, campaign_role]  # campaigns post through its acceptor
     if settings.run_dispatcher:
         child = settings.run_vehicles_in_child and shares_database(settings)
         roles.append(vehicle_child_role if child else vehicle_role)
