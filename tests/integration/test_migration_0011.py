@@ -62,7 +62,7 @@ async def test_the_outbox_survives_the_upgrade_and_its_keys_come_back_down(
     assert [len(rows) for rows in before] == [2, 2, 1]
 
     await migrate.upgrade(fresh)
-    assert await migrate.current(fresh) == "0011"
+    assert await migrate.current(fresh) == "0012"
     assert await _history(fresh) == before
 
     await migrate.downgrade(fresh, "0010")

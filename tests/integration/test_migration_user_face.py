@@ -104,7 +104,7 @@ async def test_fleet_rows_survive_the_upgrade_and_the_owner_is_checked(fresh: Da
         fleet, _vehicle, callback = await seed_fleet_remote(conn, now, last_seq=1)
 
     await migrate.upgrade(fresh)
-    assert await migrate.current(fresh) == "0011"  # the head (0005-0011: extensions, indexes, keys)
+    assert await migrate.current(fresh) == "0012"  # the head (0005-0012: extensions, indexes, keys)
     async with fresh.read() as conn:
         row = (await conn.execute(select(callbacks).where(callbacks.c.id == callback.id))).one()
         remote = (await conn.execute(select(remotes).where(remotes.c.id == "r1"))).one()
@@ -130,7 +130,7 @@ async def test_fleet_rows_survive_the_upgrade_and_the_owner_is_checked(fresh: Da
         kept = (await conn.execute(text("SELECT id, fleet_id FROM callbacks"))).all()
     assert [tuple(r) for r in kept] == [(callback.id, fleet.id)]
     await migrate.upgrade(fresh)
-    assert await migrate.current(fresh) == "0011"  # the head (0005-0011: extensions, indexes, keys)
+    assert await migrate.current(fresh) == "0012"  # the head (0005-0012: extensions, indexes, keys)
 
 
 OURS = {"callbacks", "remotes", "notifications", "user_idempotency_keys"}
