@@ -40,7 +40,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -49,6 +49,7 @@ from keyfob.store.engine import Database
 Mode = Literal["auto", "on", "off"]
 
 LOCK_KEY = 0x6B6579666F627570  # "keyfobup": one upkeep round at a time per database
+DONE_KEPT = 100
 log = logging.getLogger("keyfob.store.upkeep")
 
 _SETTINGS = (
@@ -100,6 +101,11 @@ class Policy:
         def value(name: str, fallback: float) -> float:
             return float(settings.get(f"autovacuum_{name}", fallback))
 
+        def pace(name: str, fallback: float, plain: float) -> float:
+            """Autovacuum's own, or the plain VACUUM's where autovacuum's says -1."""
+            own = value(name, fallback)
+            return own if own >= 0 else float(settings.get(name, plain))
+
         return cls(
             vacuum_threshold=value("vacuum_threshold", default.vacuum_threshold),
             vacuum_scale=value("vacuum_scale_factor", default.vacuum_scale),
@@ -107,16 +113,9 @@ class Policy:
             insert_scale=value("vacuum_insert_scale_factor", default.insert_scale),
             analyze_threshold=value("analyze_threshold", default.analyze_threshold),
             analyze_scale=value("analyze_scale_factor", default.analyze_scale),
-            # -1: autovacuum takes the plain VACUUM's setting.
-            cost_delay_ms=delay
-            if (delay := value("vacuum_cost_delay", default.cost_delay_ms)) >= 0
-            else float(settings.get("vacuum_cost_delay", 0)),
+            cost_delay_ms=pace("vacuum_cost_delay", default.cost_delay_ms, 0),
+            cost_limit=int(pace("vacuum_cost_limit", -1, default.cost_limit)),
             naptime_s=value("naptime", default.naptime_s),
-            cost_limit=int(
-                limit
-                if (limit := value("vacuum_cost_limit", -1)) > 0
-                else float(settings.get("vacuum_cost_limit", default.cost_limit))
-            ),
         )
 
 
@@ -169,12 +168,12 @@ class TableUpkeep:
     ) -> None:
         assert not database.sqlite
         self.database = database
-        self.tables = sorted(tables)
+        self.tables = list(tables)
         self.mode = mode
         self.every_s = every_s
         self.rounds = 0
         self.done: list[str] = []
-        """Every command run so far, in order."""
+        """The last ``DONE_KEPT`` commands run, in order."""
         self._stop = asyncio.Event()
         self._monotonic = monotonic
 
@@ -204,30 +203,27 @@ class TableUpkeep:
         """One round, if no other process is in one: the commands it ran. Without
         ``every_table``, only over tables that have no statistics yet."""
         ran: list[str] = []
-        async with self.database.autocommit() as conn:
-            driver: Any = (await conn.get_raw_connection()).driver_connection
+        due: list[str] = []
+        async with _session(self.database) as driver:
             if not await driver.fetchval("SELECT pg_try_advisory_lock($1)", LOCK_KEY):
                 return ran
             try:
-                await driver.execute(
-                    f"SET vacuum_cost_delay = '{policy.cost_delay_ms}ms'; "
-                    f"SET vacuum_cost_limit = {policy.cost_limit}"
-                )
-                for row in await driver.fetch(_READ_COUNTS, self.tables):
-                    counts = Counts(*row)
-                    if not every_table and counts.rows >= 0:
-                        continue
-                    command = command_for(counts, policy)
-                    if command is not None:
-                        await driver.execute(command)
-                        ran.append(command)
+                tables = [Counts(*row) for row in await driver.fetch(_READ_COUNTS, self.tables)]
+                looked_at = [t for t in tables if every_table or t.rows < 0]
+                due = [c for t in looked_at if (c := command_for(t, policy)) is not None]
+                if due:
+                    await driver.execute(
+                        f"SET vacuum_cost_delay = '{policy.cost_delay_ms}ms'; "
+                        f"SET vacuum_cost_limit = {policy.cost_limit}"
+                    )
+                for command in due:
+                    await driver.execute(command)
+                    ran.append(command)
             finally:
-                await driver.execute(
-                    "RESET vacuum_cost_delay; RESET vacuum_cost_limit; "
-                    f"SELECT pg_advisory_unlock({LOCK_KEY})"
-                )
+                reset = "RESET vacuum_cost_delay; RESET vacuum_cost_limit; " if due else ""
+                await driver.execute(f"{reset}SELECT pg_advisory_unlock({LOCK_KEY})")
         self.rounds += 1
-        self.done.extend(ran)
+        self.done = [*self.done, *ran][-DONE_KEPT:]
         if ran:
             log.debug("table upkeep: %s", "; ".join(ran))
         return ran
@@ -236,8 +232,7 @@ class TableUpkeep:
         """The server's thresholds when keyfob should keep its tables, False when it should
         not, None when the server could not be asked."""
         try:
-            async with self.database.autocommit() as conn:
-                driver: Any = (await conn.get_raw_connection()).driver_connection
+            async with _session(self.database) as driver:
                 rows = await driver.fetch(_READ_SETTINGS, list(_SETTINGS))
         except Exception as error:  # asked again after every_s
             log.debug("table upkeep could not read the server's settings: %s", error)
@@ -262,6 +257,13 @@ class TableUpkeep:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop.wait(), seconds)
         return self._stop.is_set()
+
+
+@contextlib.asynccontextmanager
+async def _session(database: Database) -> AsyncIterator[Any]:
+    """asyncpg's connection, pooled, in autocommit: ``VACUUM`` runs in no transaction."""
+    async with database.autocommit() as conn:
+        yield (await conn.get_raw_connection()).driver_connection
 
 
 def _quoted(name: str) -> str:
