@@ -41,6 +41,12 @@ items = Table(
     Column("data", JSON, nullable=True),
     Column("at", UtcDateTime, nullable=True),
 )
+others = Table(
+    "steps_others",
+    scratch,
+    Column("id", String(16), primary_key=True),
+    Column("n", Integer, nullable=False),
+)
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 

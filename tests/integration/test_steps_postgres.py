@@ -16,11 +16,11 @@ import asyncpg
 import pytest
 from sqlalchemy import event, literal_column, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from test_steps import T0, item, items, restock, scratch, stored
+from test_steps import T0, item, items, others, plain_insert, restock, scratch, stored
 
 from hand_offs import tables_of
 from keyfob.store.engine import Database
-from keyfob.store.units import Fetch, Insert, Plan, run_unit
+from keyfob.store.units import ByKey, Fetch, Insert, Plan, only, run_unit
 
 pytestmark = pytest.mark.postgres
 
@@ -40,6 +40,25 @@ def sqlalchemy_statements(database: Database) -> list[str]:
 
     event.listen(database.engine.sync_engine, "before_cursor_execute", executed)
     return seen
+
+
+def counted_statements(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """Every statement sent to asyncpg, with how many parameter sets went with it."""
+    sent: list[tuple[str, int]] = []
+    many = asyncpg.Connection.executemany
+    execute = asyncpg.Connection.execute
+
+    async def counted_many(self: Any, sql: str, args: Any, **kw: Any) -> Any:
+        sent.append((sql, len(args)))
+        return await many(self, sql, args, **kw)
+
+    async def counted(self: Any, sql: str, *args: Any, **kw: Any) -> Any:
+        sent.append((sql, 1))
+        return await execute(self, sql, *args, **kw)
+
+    monkeypatch.setattr(asyncpg.Connection, "executemany", counted_many)
+    monkeypatch.setattr(asyncpg.Connection, "execute", counted)
+    return sent
 
 
 async def test_plain_steps_bypass_sqlalchemy_and_commit_as_one_unit(tables: Database) -> None:
@@ -110,20 +129,7 @@ async def test_a_multi_row_insert_is_one_statement_and_stores_every_value_as_wri
         {"id": "i3", "n": -3, "data": {"quote": 'it\'s "x"', "list": [1, None]}, "at": later},
         {"id": "i4", "n": 4, "data": [], "at": T0},
     ]
-    sent: list[tuple[str, int]] = []
-    many = asyncpg.Connection.executemany
-    execute = asyncpg.Connection.execute
-
-    async def counted_many(self: Any, sql: str, args: Any, **kw: Any) -> Any:
-        sent.append((sql, len(args)))
-        return await many(self, sql, args, **kw)
-
-    async def counted(self: Any, sql: str, *args: Any, **kw: Any) -> Any:
-        sent.append((sql, 1))
-        return await execute(self, sql, *args, **kw)
-
-    monkeypatch.setattr(asyncpg.Connection, "executemany", counted_many)
-    monkeypatch.setattr(asyncpg.Connection, "execute", counted)
+    sent = counted_statements(monkeypatch)
 
     def insert() -> Plan[None]:
         yield Insert([(items, rows)])
@@ -160,3 +166,67 @@ async def test_a_value_too_long_for_its_column_fails_the_insert_and_is_not_cut(
         await run_unit(tables, insert)
     assert isinstance(raised.value.orig.__cause__, asyncpg.StringDataRightTruncationError)
     assert await stored(tables) == []
+
+
+BY_ID = ByKey(items, "id", ("n", "data", "at"), prefix="k_")
+
+
+async def test_rows_updated_by_key_go_as_one_statement_with_the_new_rows_merged_in(
+    tables: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dispatcher's shape: new rows of one table and the new states of several rows of
+    another, by key, in one statement; every value stored as given, ``None`` included."""
+    await run_unit(tables, lambda: plain_insert([item(1), item(2), item(3)]))
+    later = T0.replace(hour=14, microsecond=654321)
+    changes = [
+        {"k_id": "i3", "k_n": 30, "k_data": {"say": 'it\'s "x"'}, "k_at": later},
+        {"k_id": "i1", "k_n": -1, "k_data": None, "k_at": None},
+    ]
+    sent = counted_statements(monkeypatch)
+
+    def unit() -> Plan[None]:
+        yield Insert([(others, [{"id": "o1", "n": 7}])])
+        yield BY_ID.rows(changes)
+
+    await run_unit(tables, unit)
+    assert len(sent) == 1, sent
+    assert "unnest" in sent[0][0]
+    assert sent[0][0].startswith("WITH"), "the insert is a clause of the update"
+    async with tables.read() as conn:
+        found = (await conn.execute(select(items).order_by(items.c.id))).all()
+        other = (await conn.execute(select(others.c.id, others.c.n))).all()
+    assert [tuple(r) for r in found] == [
+        ("i1", -1, None, None),
+        ("i2", 2, {"n": [2]}, T0),
+        ("i3", 30, {"say": 'it\'s "x"'}, later),
+    ]
+    assert [tuple(r) for r in other] == [("o1", 7)]
+
+
+async def test_one_key_twice_is_updated_row_by_row_in_order(
+    tables: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One statement would apply one of the two rows, whichever its plan met last: the rows
+    go one by one instead, and the later one wins, as it always has."""
+    await run_unit(tables, lambda: plain_insert([item(1), item(2)]))
+    sent = counted_statements(monkeypatch)
+    twice = [
+        {"k_id": "i1", "k_n": 10, "k_data": None, "k_at": T0},
+        {"k_id": "i2", "k_n": 20, "k_data": None, "k_at": T0},
+        {"k_id": "i1", "k_n": 11, "k_data": None, "k_at": T0},
+    ]
+    await run_unit(tables, lambda: only(BY_ID.rows(twice)))
+    assert [n for sql, n in sent if sql.startswith("UPDATE")] == [3], "per row"
+    assert await stored(tables) == [("i1", 11, T0), ("i2", 20, T0)]
+
+
+async def test_a_value_too_long_fails_the_update_by_key_and_leaves_every_row_as_it_was(
+    tables: Database,
+) -> None:
+    await run_unit(tables, lambda: plain_insert([item(1), item(2)]))
+    by_n = ByKey(items, "n", ("id",), prefix="k_")
+    renamed = [{"k_n": 1, "k_id": "i1-renamed"}, {"k_n": 2, "k_id": "i" + "9" * 20}]
+    with pytest.raises(DBAPIError) as raised:
+        await run_unit(tables, lambda: only(by_n.rows(renamed)))
+    assert isinstance(raised.value.orig.__cause__, asyncpg.StringDataRightTruncationError)
+    assert await stored(tables) == [("i1", 1, T0), ("i2", 2, T0)]

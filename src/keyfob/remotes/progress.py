@@ -37,7 +37,7 @@ from keyfob.remotes.models import active, remote_events, remotes
 from keyfob.remotes.rows import REMOTE_COLUMNS, REMOTES_AND_VEHICLES, Remote, read_remotes
 from keyfob.store.queries import one_of, unindexed
 from keyfob.store.schema import UtcDateTime
-from keyfob.store.units import Execute, Fetch, Insert, Plan
+from keyfob.store.units import ByKey, Execute, Fetch, Insert, Plan
 from keyfob.vehicles.models import vehicle_states, wake_ups
 from keyfob.vehicles.state import month_start
 from keyfob.vocabulary import RemoteType
@@ -222,21 +222,24 @@ def _event_rows(
     return event_rows, notification_rows, change
 
 
-_APPLY = (
-    update(remotes)
-    .where(remotes.c.id == bindparam("b_id"))
-    .values(
-        status=bindparam("b_status"),
-        failure_cause=bindparam("b_failure_cause"),
-        feedback_detail=bindparam("b_feedback_detail"),
-        last_seq=bindparam("b_last_seq"),
-        phase=bindparam("b_phase"),
-        due_at=bindparam("b_due_at"),
-        deadline_at=bindparam("b_deadline_at"),
-        command_id=bindparam("b_command_id"),
-        updated_at=bindparam("b_updated_at"),
-    )
+_APPLY = ByKey(
+    remotes,
+    "id",
+    (
+        "status",
+        "failure_cause",
+        "feedback_detail",
+        "last_seq",
+        "phase",
+        "due_at",
+        "deadline_at",
+        "command_id",
+        "updated_at",
+    ),
+    prefix="b_",
 )
+"""The remotes' new states: their rows are locked by the claim that found them (``_CLAIM``,
+``_SENT``), so on PostgreSQL one statement updates them all."""
 
 
 def _deleted_user_callbacks(planned: list[Planned]) -> Plan[set[str]]:
@@ -262,7 +265,7 @@ def apply(planned: list[Planned], *, now: datetime) -> Plan[None]:
         notification_rows.extend(notes)
         changes.append(change)
     yield Insert([(remote_events, event_rows), (notifications, notification_rows)])
-    yield Execute(_APPLY, changes)
+    yield _APPLY.rows(changes)
     wakes = [{"vehicle_id": p.due.vehicle_id, "at": now} for p in planned if p.step.send_wake_up]
     yield Insert([(wake_ups, wakes)])
 

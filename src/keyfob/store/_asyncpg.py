@@ -29,7 +29,7 @@ statement then goes through SQLAlchemy.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import Table, bindparam
@@ -38,12 +38,13 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import TypeEngine
 
-from keyfob.store._sqlite import PreparedSelect, Rows, insert_columns
+from keyfob.store._sqlite import PreparedSelect, Rows, binder, insert_columns
 from keyfob.store.outage import unreachable
 
 T = TypeVar("T")
 
 _unnests: dict[tuple[str, tuple[str, ...]], str] = {}
+_updates: dict[tuple[str, str, tuple[str, ...]], str | None] = {}
 
 
 def array_cast(type_: TypeEngine[Any], dialect: Dialect) -> str | None:
@@ -80,6 +81,55 @@ def array_insert(table: Table, rows: Rows, dialect: Dialect) -> tuple[str, list[
             f"SELECT * FROM unnest({arrays})"
         )
     return sql, columns
+
+
+def array_update(
+    table: Table,
+    key: str,
+    columns: Sequence[str],
+    prefix: str,
+    rows: Sequence[Mapping[str, Any]],
+    dialect: Dialect,
+) -> tuple[str, list[Any]] | None:
+    """Rows of a per-row UPDATE by ``key`` (``plans.ByKey``) as one statement joined to one
+    array per column, bind-processed; ``None`` for fewer than two rows, for two rows with one
+    key (one statement would apply only one of them) or for a type without a cast."""
+    if len(rows) < 2:
+        return None
+    names = (key, *columns)
+    values = [[row[prefix + name] for row in rows] for name in names]
+    if len(set(values[0])) != len(rows):
+        return None
+    shape = (table.name, key, tuple(columns))
+    if shape not in _updates:
+        _updates[shape] = _update_sql(table, names, dialect)
+    sql = _updates[shape]
+    if sql is None:
+        return None
+    for name, column in zip(names, values, strict=True):
+        process = binder(table.c[name].type, dialect)
+        if process is not None:
+            column[:] = [None if value is None else process(value) for value in column]
+    return sql, values
+
+
+def _update_sql(table: Table, names: Sequence[str], dialect: Dialect) -> str | None:
+    quote = dialect.identifier_preparer
+    casts = [array_cast(table.c[name].type, dialect) for name in names]
+    if None in casts:
+        return None
+    arrays = ", ".join(f"${n}{cast}" for n, cast in enumerate(casts, start=1))
+    aliases = ", ".join(f"v{n}" for n in range(len(names)))
+    sets = ", ".join(
+        f"{quote.format_column(table.c[name])} = v.v{n}"
+        for n, name in enumerate(names[1:], start=1)
+    )
+    target = quote.format_table(table)
+    # Names and types come from the table's declaration, never from the rows' values.
+    return (
+        f"UPDATE {target} SET {sets} FROM unnest({arrays}) AS v({aliases}) "  # noqa: S608
+        f"WHERE {target}.{quote.format_column(table.c[names[0]])} = v.v0"
+    )
 
 
 class DirectPg:

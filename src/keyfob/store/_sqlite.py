@@ -48,7 +48,7 @@ _inserts = {}
 _row_types: dict[tuple[str, ...], Any] = {}
 
 
-def _binder(type_: TypeEngine[Any], dialect: Dialect) -> Processor:
+def binder(type_: TypeEngine[Any], dialect: Dialect) -> Processor:
     """The column's bind processor as the dialect applies it (its own variant of the type)."""
     return type_.dialect_impl(dialect).bind_processor(dialect)
 
@@ -90,7 +90,7 @@ def insert_columns(
         _inserts[cache_key] = (
             None
             if set(order) != set(keys)
-            else (str(compiled), [(name, _binder(table.c[name].type, dialect)) for name in order])
+            else (str(compiled), [(name, binder(table.c[name].type, dialect)) for name in order])
         )
     plan = _inserts[cache_key]
     if plan is None:
@@ -122,7 +122,7 @@ def _compiled_with_processors(statement: ClauseElement, dialect: Dialect, key: A
     compiled = cast(SQLCompiler, statement.compile(dialect=dialect, cache_key=key))
     # Each bind parameter's processor by name; those of expanded IN lists come with the
     # expanded state at execution.
-    processors = {name: _binder(bind.type, dialect) for name, bind in compiled.binds.items()}
+    processors = {name: binder(bind.type, dialect) for name, bind in compiled.binds.items()}
     return compiled, processors
 
 
@@ -295,7 +295,7 @@ def _per_row_shape(statement: ClauseElement, dialect: Dialect) -> _PerRow | None
     slots: list[tuple[str, Processor, bool, Any, bool]] = []
     for name in compiled.positiontup:
         bind = compiled.binds[name]
-        process = _binder(bind.type, dialect)
+        process = binder(bind.type, dialect)
         own = not bind.required and bind.value is not None
         value = bind.effective_value if own else None
         if own and process is not None:

@@ -18,12 +18,12 @@ unit runs on a connection in autocommit:
   data-modifying ``WITH`` clauses of the last. One statement is atomic on its own: all of it
   is stored, or none;
 * anything else (a locking read, a read after a write, a write whose row count the plan needs,
-  a write per row over several rows, a write the direct path cannot word) opens the
-  transaction there: ``BEGIN``, the held writes, that step, and so on to ``COMMIT``. Inside
-  the transaction writes are held back the same way, until the next step that is not one
-  of them or the end: the dispatcher's unit, which must lock the remotes it advances, still
-  sends its events and notifications as one statement, with the remote's new state when it
-  advanced one remote (an update per row over several goes on its own).
+  a write per row over several rows other than a ``ByKey`` update, a write the direct path
+  cannot word) opens the transaction there: ``BEGIN``, the held writes, that step, and so on
+  to ``COMMIT``. Inside the transaction writes are held back the same way, until the next
+  step that is not one of them or the end: the dispatcher's unit, which must lock the
+  remotes it advances, still sends its events and notifications as one statement, with the
+  remotes' new states (one ``ByKey`` update over arrays however many remotes it advanced).
 
 Held writes that touch one table twice go one after another, in order, in a transaction.
 
@@ -47,7 +47,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keyfob.store._asyncpg import DirectPg, array_insert
 from keyfob.store._sqlite import prepare_select
-from keyfob.store.pg_steps import run_one_step
+from keyfob.store.pg_steps import by_key_update, run_one_step
 from keyfob.store.plans import Execute, Fetch, Insert, Plan, Ready, inserts, statements
 
 T = TypeVar("T")
@@ -89,7 +89,11 @@ def _held(step: Insert | Execute, dialect: Dialect) -> list[_Write] | None:
     if not step.rows:
         return []
     if len(step.rows) != 1:
-        return None  # several executions: one statement cannot stand for them
+        # Several executions: one statement stands for them only as a ``ByKey`` update.
+        if step.by_key is None:
+            return None
+        one = by_key_update(step.by_key, step.rows, dialect)
+        return None if one is None else [_Write(step.by_key.table.name, *one)]
     worded = statements(step, dialect)
     if worded is None:
         return None

@@ -2,19 +2,21 @@
 
 ``units.run_steps`` awaits a plan's steps one by one with this, and ``lazy_begin`` once its
 transaction is open. On PostgreSQL a step whose parameters are plain goes straight to asyncpg
-(``_asyncpg``); anything else through SQLAlchemy.
+(``_asyncpg``); anything else through SQLAlchemy. Several rows of a ``ByKey`` update go as one
+statement over arrays.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from keyfob.store._asyncpg import DirectPg, array_insert
+from keyfob.store._asyncpg import DirectPg, array_insert, array_update
 from keyfob.store._sqlite import fetch_all, insert_rows, prepare_select
-from keyfob.store.plans import Execute, Fetch, Insert, inserts, statements
+from keyfob.store.plans import ByKey, Execute, Fetch, Insert, inserts, statements
 
 
 async def run_one_step(
@@ -54,6 +56,11 @@ async def _direct_step(
         for sql, columns in arrays:
             await direct.execute(sql, columns)
         return True, None
+    if step.by_key is not None and step.rows:
+        one = by_key_update(step.by_key, step.rows, dialect)
+        if one is not None:
+            await direct.execute(*one)
+            return True, None
     writes = statements(step, dialect)
     if writes is None:
         return False, None
@@ -63,3 +70,10 @@ async def _direct_step(
     for sql, rows in writes:
         await direct.many(sql, rows)
     return True, None
+
+
+def by_key_update(
+    by_key: ByKey, rows: Sequence[Mapping[str, Any]], dialect: Dialect
+) -> tuple[str, list[Any]] | None:
+    """Several rows of a ``ByKey`` update as one statement over arrays (``None``: per row)."""
+    return array_update(by_key.table, by_key.key, by_key.columns, by_key.prefix, rows, dialect)

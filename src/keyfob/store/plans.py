@@ -13,7 +13,7 @@ from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, Table
+from sqlalchemy import Select, Table, bindparam, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.dml import Delete, Update
 
@@ -48,15 +48,55 @@ class Insert:
 
 
 @dataclass(frozen=True)
+class ByKey:
+    """An UPDATE per row that finds its row by one key column and sets ``columns`` from the
+    row's values, each ``bindparam`` named ``prefix`` + column (``prefix`` + ``key`` for the
+    key). Declared once, at import; ``statement`` is its per-row form.
+
+    On PostgreSQL a step of several such rows goes as one UPDATE joined to arrays of the
+    values (``_asyncpg.array_update``) instead of a statement per row. The rows must be ones
+    the unit has already locked (``FOR UPDATE``), as the dispatcher's are: one statement takes
+    its row locks in whatever order its plan reads the rows, a statement per row in the rows'
+    order.
+    """
+
+    table: Table
+    key: str
+    columns: tuple[str, ...]
+    prefix: str
+
+    @property
+    def statement(self) -> Update:
+        found = _by_key.get(self)
+        if found is None:
+            column = self.table.c[self.key]
+            found = _by_key[self] = (
+                update(self.table)
+                .where(column == bindparam(self.prefix + self.key))
+                .values({name: bindparam(self.prefix + name) for name in self.columns})
+            )
+        return found
+
+    def rows(self, rows: Sequence[Mapping[str, Any]]) -> Execute:
+        """The step that updates ``rows`` (each with the key and every column, prefixed)."""
+        return Execute(self.statement, rows, by_key=self)
+
+
+_by_key: dict[ByKey, Update] = {}
+
+
+@dataclass(frozen=True)
 class Execute:
     """An UPDATE or DELETE, once or once per row of ``rows``.
 
     Run once, it sends back how many rows it touched; per row, ``None`` (asyncpg does not
-    count an ``executemany``).
+    count an ``executemany``). ``by_key``: the statement is that declaration's, and several
+    rows may go as one statement.
     """
 
     statement: Update | Delete
     rows: Sequence[Mapping[str, Any]] | None = None
+    by_key: ByKey | None = None
 
 
 Statements = list[tuple[str, list[tuple[Any, ...]]]]

@@ -40,6 +40,7 @@ from keyfob.store.engine import Database
 from keyfob.store.lazy_begin import run_lazily
 from keyfob.store.pg_steps import run_one_step
 from keyfob.store.plans import (
+    ByKey,
     Execute,
     Fetch,
     Insert,
@@ -55,6 +56,7 @@ from keyfob.store.plans import (
 from keyfob.store.unit_group import UnitGroups, run_plans, unwrap
 
 __all__ = [
+    "ByKey",
     "Execute",
     "Fetch",
     "Insert",
