@@ -49,6 +49,7 @@ from keyfob.link.transport import (
     publish_each,
 )
 from keyfob.sim.config import SimConfig
+from keyfob.sim.corked import cork
 from keyfob.sim.fleet import Fleet, LinkFactory, VehicleSpec
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,8 @@ _BACKGROUND: set[asyncio.Task[None]] = set()  # handler and hook runs, kept unti
 
 class _Client(gmqtt.Client):  # type: ignore[misc]
     """gmqtt's client minus a race (a reconnect still in progress when the link is closed
-    would open a fresh connection afterwards and leak it), plus a wait for each PUBACK."""
+    would open a fresh connection afterwards and leak it), plus a wait for each PUBACK, and
+    the PUBLISH and PUBACK packets of one turn of the loop sent in one write (``corked``)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -103,6 +105,7 @@ class _Client(gmqtt.Client):  # type: ignore[misc]
         if not self._is_active:  # closed while the socket was opening
             await connection.close()
             raise OSError("the link was closed during a reconnect")
+        cork(connection._protocol, asyncio.get_running_loop())
         return connection
 
 
