@@ -17,7 +17,7 @@ from keyfob.runtime.vehicle_role import vehicle_role
 from keyfob.sim.config import SimConfig
 from keyfob.sim.vehicle import SimVehicle
 from keyfob.store.engine import Database
-from keyfob.vehicles.state import STATUS_UPDATE
+from keyfob.vehicles.state import STATUS
 from keyfob.vehicles.user_status import POSITION, TELEMETRY
 from keyfob.vocabulary import Motorization
 from oracle_schemas import assert_conforms, errors
@@ -106,7 +106,8 @@ async def report(db: Database, vehicle_id: str, document: dict[str, Any], at: An
     """Record a status as the dispatcher records a vehicle's telemetry."""
     async with db.transaction() as conn:
         await conn.execute(
-            STATUS_UPDATE, [{"s_vehicle_id": vehicle_id, "s_status": document, "s_at": at}]
+            STATUS.statement,
+            [{"s_vehicle_id": vehicle_id, "s_status": document, "s_status_at": at}],
         )
 
 

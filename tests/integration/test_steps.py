@@ -30,7 +30,7 @@ from sqlalchemy import (
 from hand_offs import count_hand_offs, sqlite_with, tables_of
 from keyfob.store.engine import Database
 from keyfob.store.schema import UtcDateTime
-from keyfob.store.units import Execute, Fetch, Insert, Plan, only, ready, run_unit, steps
+from keyfob.store.units import ByKey, Execute, Fetch, Insert, Plan, only, ready, run_unit, steps
 
 scratch = MetaData()
 items = Table(
@@ -272,3 +272,18 @@ async def test_steps_made_ready_before_the_transaction_write_the_same_rows(
     assert data == {"late": True}
     await run_unit(tables, lambda: steps([ready(tables, Execute(delete(items)))]))
     assert await stored(tables) == []
+
+
+async def test_an_update_by_key_runs_per_row_and_leaves_rows_whose_stored_time_is_later(
+    tables: Database,
+) -> None:
+    """SQLite takes a ``ByKey`` update row by row, with the same rule for older reports."""
+    later, half_past = T0.replace(hour=13), T0.replace(hour=12, minute=30)
+    await run_unit(
+        tables,
+        lambda: plain_insert([item(1), {**item(2), "at": later}, {**item(3), "at": None}]),
+    )
+    guarded = ByKey(items, "id", ("n", "at"), prefix="k_", unless_newer="at")
+    reports = [{"k_id": f"i{n}", "k_n": 10 * n, "k_at": half_past} for n in (1, 2, 3)]
+    await run_unit(tables, lambda: only(guarded.rows(reports)))
+    assert await stored(tables) == [("i1", 10, half_past), ("i2", 2, later), ("i3", 30, half_past)]

@@ -9,12 +9,13 @@ over arrays) stored other than as written.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import pytest
-from sqlalchemy import event, literal_column, select
+from sqlalchemy import event, literal_column, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from test_steps import T0, item, items, others, plain_insert, restock, scratch, stored
 
@@ -230,3 +231,43 @@ async def test_a_value_too_long_fails_the_update_by_key_and_leaves_every_row_as_
         await run_unit(tables, lambda: only(by_n.rows(renamed)))
     assert isinstance(raised.value.orig.__cause__, asyncpg.StringDataRightTruncationError)
     assert await stored(tables) == [("i1", 1, T0), ("i2", 2, T0)]
+
+
+AT_GUARDED = ByKey(items, "id", ("n", "at"), prefix="k_", unless_newer="at")
+
+
+async def test_an_update_by_key_leaves_a_row_whose_stored_time_is_later(
+    tables: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A report older than the one known changes nothing, in the one statement as per row."""
+    later = T0.replace(hour=13)
+    await run_unit(
+        tables,
+        lambda: plain_insert([item(1), {**item(2), "at": later}, {**item(3), "at": None}]),
+    )
+    sent = counted_statements(monkeypatch)
+    reports = [
+        {"k_id": f"i{n}", "k_n": 10 * n, "k_at": T0.replace(hour=12, minute=30)} for n in (1, 2, 3)
+    ]
+    await run_unit(tables, lambda: only(AT_GUARDED.rows(reports)))
+    assert len(sent) == 1
+    half_past = T0.replace(hour=12, minute=30)
+    assert await stored(tables) == [("i1", 10, half_past), ("i2", 2, later), ("i3", 30, half_past)]
+
+
+async def test_an_update_by_key_locks_its_rows_in_key_order(tables: Database) -> None:
+    """Rows given in reverse key order are still locked in key order, as a statement per row
+    sent in key order would: a transaction holding ``i1`` that then changes ``i2`` is not
+    stuck behind the update (which waits for ``i1`` holding nothing), and no deadlock ends
+    either of them."""
+    await run_unit(tables, lambda: plain_insert([item(1), item(2)]))
+    reverse = [{"k_id": f"i{n}", "k_n": 10 * n, "k_at": T0} for n in (2, 1)]
+    async with tables.transaction() as holder:
+        await holder.execute(select(items.c.id).where(items.c.id == "i1").with_for_update())
+        update = asyncio.create_task(run_unit(tables, lambda: only(AT_GUARDED.rows(reverse))))
+        await asyncio.sleep(0.5)
+        assert not update.done(), "the update waits for i1"
+        await holder.execute(text("SET LOCAL lock_timeout = '3s'"))
+        await holder.execute(items.update().where(items.c.id == "i2").values(n=-2))
+    await update
+    assert await stored(tables) == [("i1", 10, T0), ("i2", 20, T0)], "the update came last"

@@ -350,12 +350,12 @@ class Dispatcher:
                 online.add(ids[vin])
         reports = sorted(
             (
-                {"s_vehicle_id": ids[vin], "s_status": dict(t.status), "s_at": t.at}
+                {"s_vehicle_id": ids[vin], "s_status": dict(t.status), "s_status_at": t.at}
                 for vin, t in status.items()
             ),
             key=lambda report: str(report["s_vehicle_id"]),
         )
-        yield Execute(vehicle_state.STATUS_UPDATE, reports)
+        yield vehicle_state.STATUS.rows(reports)
         if online:
             yield progress.hurry_waking(vehicle_ids=online, now=now)
         if results:

@@ -44,7 +44,7 @@ from keyfob.store.outage import unreachable
 T = TypeVar("T")
 
 _unnests: dict[tuple[str, tuple[str, ...]], str] = {}
-_updates: dict[tuple[str, str, tuple[str, ...]], str | None] = {}
+_updates: dict[tuple[str, str, tuple[str, ...], str | None], str | None] = {}
 
 
 def array_cast(type_: TypeEngine[Any], dialect: Dialect) -> str | None:
@@ -90,6 +90,7 @@ def array_update(
     prefix: str,
     rows: Sequence[Mapping[str, Any]],
     dialect: Dialect,
+    unless_newer: str | None = None,
 ) -> tuple[str, list[Any]] | None:
     """Rows of a per-row UPDATE by ``key`` (``plans.ByKey``) as one statement joined to one
     array per column, bind-processed; ``None`` for fewer than two rows, for two rows with one
@@ -100,9 +101,9 @@ def array_update(
     values = [[row[prefix + name] for row in rows] for name in names]
     if len(set(values[0])) != len(rows):
         return None
-    shape = (table.name, key, tuple(columns))
+    shape = (table.name, key, tuple(columns), unless_newer)
     if shape not in _updates:
-        _updates[shape] = _update_sql(table, names, dialect)
+        _updates[shape] = _update_sql(table, names, dialect, unless_newer)
     sql = _updates[shape]
     if sql is None:
         return None
@@ -113,22 +114,34 @@ def array_update(
     return sql, values
 
 
-def _update_sql(table: Table, names: Sequence[str], dialect: Dialect) -> str | None:
+def _update_sql(
+    table: Table, names: Sequence[str], dialect: Dialect, unless_newer: str | None
+) -> str | None:
+    """``UPDATE t SET c = v.vN ... FROM (the arrays, each row's own row locked, in key order)``.
+
+    The locks are taken by the inner ``SELECT ... ORDER BY ... FOR UPDATE``, whatever join the
+    planner picks for the outer statement: a statement per row, sent in key order, locked in
+    that order too.
+    """
     quote = dialect.identifier_preparer
     casts = [array_cast(table.c[name].type, dialect) for name in names]
     if None in casts:
         return None
     arrays = ", ".join(f"${n}{cast}" for n, cast in enumerate(casts, start=1))
     aliases = ", ".join(f"v{n}" for n in range(len(names)))
-    sets = ", ".join(
-        f"{quote.format_column(table.c[name])} = v.v{n}"
-        for n, name in enumerate(names[1:], start=1)
-    )
+    quoted = [quote.format_column(table.c[name]) for name in names]
+    sets = ", ".join(f"{column} = v.v{n}" for n, column in enumerate(quoted[1:], start=1))
     target = quote.format_table(table)
+    where = f"{target}.{quoted[0]} = v.v0"
+    if unless_newer is not None:
+        n = names.index(unless_newer)
+        stored = f"{target}.{quoted[n]}"
+        where += f" AND ({stored} IS NULL OR {stored} <= v.v{n})"
     # Names and types come from the table's declaration, never from the rows' values.
     return (
-        f"UPDATE {target} SET {sets} FROM unnest({arrays}) AS v({aliases}) "  # noqa: S608
-        f"WHERE {target}.{quote.format_column(table.c[names[0]])} = v.v0"
+        f"UPDATE {target} SET {sets} FROM (SELECT u.* FROM unnest({arrays}) AS u({aliases}) "  # noqa: S608
+        f"JOIN {target} AS locked ON locked.{quoted[0]} = u.v0 "
+        f"ORDER BY u.v0 FOR UPDATE OF locked) AS v WHERE {where}"
     )
 
 

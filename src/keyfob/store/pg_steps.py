@@ -76,4 +76,12 @@ def by_key_update(
     by_key: ByKey, rows: Sequence[Mapping[str, Any]], dialect: Dialect
 ) -> tuple[str, list[Any]] | None:
     """Several rows of a ``ByKey`` update as one statement over arrays (``None``: per row)."""
-    return array_update(by_key.table, by_key.key, by_key.columns, by_key.prefix, rows, dialect)
+    return array_update(
+        by_key.table,
+        by_key.key,
+        by_key.columns,
+        by_key.prefix,
+        rows,
+        dialect,
+        unless_newer=by_key.unless_newer,
+    )

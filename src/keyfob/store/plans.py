@@ -51,29 +51,35 @@ class Insert:
 class ByKey:
     """An UPDATE per row that finds its row by one key column and sets ``columns`` from the
     row's values, each ``bindparam`` named ``prefix`` + column (``prefix`` + ``key`` for the
-    key). Declared once, at import; ``statement`` is its per-row form.
+    key). Declared once, at import; ``statement`` is its per-row form. ``unless_newer``: a
+    column of ``columns`` whose stored value, when later than the row's, leaves the row alone
+    (a report older than the one known changes nothing).
 
     On PostgreSQL a step of several such rows goes as one UPDATE joined to arrays of the
-    values (``_asyncpg.array_update``) instead of a statement per row. The rows must be ones
-    the unit has already locked (``FOR UPDATE``), as the dispatcher's are: one statement takes
-    its row locks in whatever order its plan reads the rows, a statement per row in the rows'
-    order.
+    values (``_asyncpg.array_update``) instead of a statement per row. That statement locks
+    its rows in key order before it changes them, as rows sent one by one in key order would:
+    two units updating the same rows wait for each other, never deadlock.
     """
 
     table: Table
     key: str
     columns: tuple[str, ...]
     prefix: str
+    unless_newer: str | None = None
 
     @property
     def statement(self) -> Update:
         found = _by_key.get(self)
         if found is None:
-            column = self.table.c[self.key]
-            found = _by_key[self] = (
-                update(self.table)
-                .where(column == bindparam(self.prefix + self.key))
-                .values({name: bindparam(self.prefix + name) for name in self.columns})
+            found = update(self.table).where(
+                self.table.c[self.key] == bindparam(self.prefix + self.key)
+            )
+            if self.unless_newer is not None:
+                stored = self.table.c[self.unless_newer]
+                given = bindparam(self.prefix + self.unless_newer, type_=stored.type)
+                found = found.where(stored.is_(None) | (stored <= given))
+            found = _by_key[self] = found.values(
+                {name: bindparam(self.prefix + name) for name in self.columns}
             )
         return found
 

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Update, bindparam, select, update
+from sqlalchemy import Update, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from keyfob.store.schema import UtcDateTime
+from keyfob.store.units import ByKey
 from keyfob.vehicles.models import vehicle_states, vehicles
 
 
@@ -55,17 +55,15 @@ def presence_update(*, vehicle_id: str, presence: str, at: datetime) -> Update:
     )
 
 
-STATUS_UPDATE = (
-    update(vehicle_states)
-    .where(
-        vehicle_states.c.vehicle_id == bindparam("s_vehicle_id"),
-        (vehicle_states.c.status_at.is_(None))
-        | (vehicle_states.c.status_at <= bindparam("s_at", type_=UtcDateTime)),
-    )
-    .values(status=bindparam("s_status"), status_at=bindparam("s_at", type_=UtcDateTime))
+STATUS = ByKey(
+    vehicle_states,
+    "vehicle_id",
+    ("status", "status_at"),
+    prefix="s_",
+    unless_newer="status_at",
 )
-"""Telemetry for many vehicles, one row each: ``{s_vehicle_id, s_status, s_at}``; an older
-report than the one known changes nothing."""
+"""Telemetry for many vehicles, one row each: ``{s_vehicle_id, s_status, s_status_at}``; an
+older report than the one known changes nothing. On PostgreSQL several go as one statement."""
 
 
 def month_start(now: datetime) -> datetime:
