@@ -29,7 +29,7 @@ class Corked:
     __slots__ = ("_loop", "_parts", "_write")
 
     def __init__(self, protocol: Any, loop: asyncio.AbstractEventLoop) -> None:
-        self._write = type(protocol).write_data.__get__(protocol)  # gmqtt's own write
+        self._write = protocol.write_data  # gmqtt's own, before ``cork`` replaces it
         self._loop = loop
         self._parts: list[bytes] = []
 

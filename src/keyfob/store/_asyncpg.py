@@ -38,13 +38,16 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import TypeEngine
 
-from keyfob.store._sqlite import PreparedSelect, Rows, binder, insert_columns
+from keyfob.store._sqlite import PreparedSelect, Processor, Rows, binder, insert_columns
 from keyfob.store.outage import unreachable
+from keyfob.store.plans import ByKey
 
 T = TypeVar("T")
 
 _unnests: dict[tuple[str, tuple[str, ...]], str] = {}
-_updates: dict[tuple[str, str, tuple[str, ...], str | None], str | None] = {}
+_updates: dict[ByKey, tuple[str, list[Processor]] | None] = {}
+"""Each ``ByKey``'s SQL and its columns' processors, worked out on first use (one dialect
+per process)."""
 
 
 def array_cast(type_: TypeEngine[Any], dialect: Dialect) -> str | None:
@@ -84,31 +87,27 @@ def array_insert(table: Table, rows: Rows, dialect: Dialect) -> tuple[str, list[
 
 
 def array_update(
-    table: Table,
-    key: str,
-    columns: Sequence[str],
-    prefix: str,
-    rows: Sequence[Mapping[str, Any]],
-    dialect: Dialect,
-    unless_newer: str | None = None,
+    by_key: ByKey, rows: Sequence[Mapping[str, Any]], dialect: Dialect
 ) -> tuple[str, list[Any]] | None:
-    """Rows of a per-row UPDATE by ``key`` (``plans.ByKey``) as one statement joined to one
-    array per column, bind-processed; ``None`` for fewer than two rows, for two rows with one
-    key (one statement would apply only one of them) or for a type without a cast."""
+    """Several rows of a ``ByKey`` update as one statement joined to one array per column,
+    bind-processed; ``None`` for fewer than two rows, for two rows with one key (one statement
+    would apply only one of them) or for a type without a cast: those go row by row."""
     if len(rows) < 2:
         return None
-    names = (key, *columns)
-    values = [[row[prefix + name] for row in rows] for name in names]
+    names = (by_key.key, *by_key.columns)
+    values = [[row[by_key.prefix + name] for row in rows] for name in names]
     if len(set(values[0])) != len(rows):
         return None
-    shape = (table.name, key, tuple(columns), unless_newer)
-    if shape not in _updates:
-        _updates[shape] = _update_sql(table, names, dialect, unless_newer)
-    sql = _updates[shape]
-    if sql is None:
+    if by_key not in _updates:
+        table = by_key.table
+        sql = _update_sql(table, names, dialect, by_key.unless_newer)
+        processors = [binder(table.c[name].type, dialect) for name in names]
+        _updates[by_key] = None if sql is None else (sql, processors)
+    found = _updates[by_key]
+    if found is None:
         return None
-    for name, column in zip(names, values, strict=True):
-        process = binder(table.c[name].type, dialect)
+    sql, processors = found
+    for process, column in zip(processors, values, strict=True):
         if process is not None:
             column[:] = [None if value is None else process(value) for value in column]
     return sql, values

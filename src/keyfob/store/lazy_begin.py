@@ -45,9 +45,9 @@ from sqlalchemy import Select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from keyfob.store._asyncpg import DirectPg, array_insert
+from keyfob.store._asyncpg import DirectPg, array_insert, array_update
 from keyfob.store._sqlite import prepare_select
-from keyfob.store.pg_steps import by_key_update, run_one_step
+from keyfob.store.pg_steps import run_one_step
 from keyfob.store.plans import Execute, Fetch, Insert, Plan, Ready, inserts, statements
 
 T = TypeVar("T")
@@ -92,7 +92,7 @@ def _held(step: Insert | Execute, dialect: Dialect) -> list[_Write] | None:
         # Several executions: one statement stands for them only as a ``ByKey`` update.
         if step.by_key is None:
             return None
-        one = by_key_update(step.by_key, step.rows, dialect)
+        one = array_update(step.by_key, step.rows, dialect)
         return None if one is None else [_Write(step.by_key.table.name, *one)]
     worded = statements(step, dialect)
     if worded is None:

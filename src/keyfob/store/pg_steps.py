@@ -8,7 +8,6 @@ statement over arrays.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy.engine import Dialect
@@ -16,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keyfob.store._asyncpg import DirectPg, array_insert, array_update
 from keyfob.store._sqlite import fetch_all, insert_rows, prepare_select
-from keyfob.store.plans import ByKey, Execute, Fetch, Insert, inserts, statements
+from keyfob.store.plans import Execute, Fetch, Insert, inserts, statements
 
 
 async def run_one_step(
@@ -57,7 +56,7 @@ async def _direct_step(
             await direct.execute(sql, columns)
         return True, None
     if step.by_key is not None and step.rows:
-        one = by_key_update(step.by_key, step.rows, dialect)
+        one = array_update(step.by_key, step.rows, dialect)
         if one is not None:
             await direct.execute(*one)
             return True, None
@@ -70,18 +69,3 @@ async def _direct_step(
     for sql, rows in writes:
         await direct.many(sql, rows)
     return True, None
-
-
-def by_key_update(
-    by_key: ByKey, rows: Sequence[Mapping[str, Any]], dialect: Dialect
-) -> tuple[str, list[Any]] | None:
-    """Several rows of a ``ByKey`` update as one statement over arrays (``None``: per row)."""
-    return array_update(
-        by_key.table,
-        by_key.key,
-        by_key.columns,
-        by_key.prefix,
-        rows,
-        dialect,
-        unless_newer=by_key.unless_newer,
-    )

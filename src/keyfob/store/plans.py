@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, TypeVar
 
 from sqlalchemy import Select, Table, bindparam, update
@@ -67,28 +68,20 @@ class ByKey:
     prefix: str
     unless_newer: str | None = None
 
-    @property
+    @cached_property
     def statement(self) -> Update:
-        found = _by_key.get(self)
-        if found is None:
-            found = update(self.table).where(
-                self.table.c[self.key] == bindparam(self.prefix + self.key)
-            )
-            if self.unless_newer is not None:
-                stored = self.table.c[self.unless_newer]
-                given = bindparam(self.prefix + self.unless_newer, type_=stored.type)
-                found = found.where(stored.is_(None) | (stored <= given))
-            found = _by_key[self] = found.values(
-                {name: bindparam(self.prefix + name) for name in self.columns}
-            )
-        return found
+        statement = update(self.table).where(
+            self.table.c[self.key] == bindparam(self.prefix + self.key)
+        )
+        if self.unless_newer is not None:
+            stored = self.table.c[self.unless_newer]
+            given = bindparam(self.prefix + self.unless_newer, type_=stored.type)
+            statement = statement.where(stored.is_(None) | (stored <= given))
+        return statement.values({name: bindparam(self.prefix + name) for name in self.columns})
 
     def rows(self, rows: Sequence[Mapping[str, Any]]) -> Execute:
         """The step that updates ``rows`` (each with the key and every column, prefixed)."""
         return Execute(self.statement, rows, by_key=self)
-
-
-_by_key: dict[ByKey, Update] = {}
 
 
 @dataclass(frozen=True)
