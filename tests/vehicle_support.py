@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -17,22 +17,24 @@ from keyfob.store.engine import Database
 
 
 @asynccontextmanager
-async def embedded(db: Database, **settings: Any) -> AsyncIterator[tuple[Any, Tenant]]:
+async def embedded(
+    db: Database, roles: Sequence[Any] = (vehicle_role,), login: str = "alice", **settings: Any
+) -> AsyncIterator[tuple[Any, Tenant]]:
     """A tenant whose vehicles are simulated and reachable; the tenant is created first, so
-    its vehicles exist when the fleet starts."""
+    its vehicles exist when the fleet starts. ``roles``: the vehicle side alone by default."""
     values: dict[str, Any] = {"sim_speed": 0.0, "vehicles": 0}
     values.update(settings)
     app = create_app(
         make_settings(db.url, **values), database=db, clock=utcnow, announce=lambda _: None
     )
     async with app.router.lifespan_context(app):
-        tenant = await make_tenant(app, db, "alice", utcnow())
+        tenant = await make_tenant(app, db, login, utcnow())
     await tenant.http.aclose()
     app = create_app(
         make_settings(db.url, **values),
         database=db,
         clock=utcnow,
-        roles=[vehicle_role],
+        roles=list(roles),
         announce=lambda _: None,
     )
     async with app.router.lifespan_context(app):

@@ -57,6 +57,14 @@ class DeliverySettings(BaseModel):
     poll_s: float = Field(0.25, gt=0)
     """The worker looks for due notifications this often when nothing wakes it (retries
     falling due, rows stored by processes that cannot nudge it)."""
+    inline: bool | None = None
+    """A dispatcher runs a delivery worker in its own process and hands it the notifications
+    of the events it stores, leased in the same transaction, with no claim between
+    (``notifications.handover``); other workers take what it does not (retries, leases that
+    expired). Off: dispatchers only store, and workers claim everything. Unset: on with SQLite,
+    whose one write lock every claim waits for; off with PostgreSQL, where a worker process of
+    its own claims cheaply and uses a core the dispatcher's process does not have to share
+    (``docs/benchmarks.md``, 7 December, night)."""
 
 
 class PushSettings(BaseModel):

@@ -1,5 +1,9 @@
 """Scaled out, a delivery worker hears what other processes stored instead of polling for it.
 
+This is the layout without ``delivery.inline``, where dispatchers only store and workers claim
+everything; with it (the default) the dispatcher's own worker takes its events
+(``test_delivery_handover``), and a separate worker is woken only for what it did not take.
+
 ``keyfob serve`` (API only), ``keyfob dispatcher``, ``keyfob worker`` and ``keyfob sim`` are four
 processes on PostgreSQL and a broker. The API stores a remote and its Accepted event; the
 dispatcher stores the car's answer and the Done event. The worker is told both through
@@ -24,16 +28,24 @@ from mosquitto import Mosquitto
 pytestmark = pytest.mark.slow
 
 
+@pytest.mark.parametrize("inline", [False, True])
 async def test_the_worker_is_nudged_by_the_api_and_the_dispatcher(
-    pg: Database, pg_url: str, tmp_path: Path
+    pg: Database, pg_url: str, tmp_path: Path, inline: bool
 ) -> None:
     """``pg`` empties the session's database first: with a tenant left by an earlier test,
-    ``serve`` finds the demo partner and writes no credentials file."""
+    ``serve`` finds the demo partner and writes no credentials file.
+
+    ``inline``: the default layout, where ``keyfob dispatcher`` delivers what it stores, and
+    no ``keyfob worker`` runs at all."""
     broker = Mosquitto(tmp_path)
     broker.start()
     port = free_port()
     demo = tmp_path / "demo.json"
-    common = {"KEYFOB_SIM_SPEED": "1", "KEYFOB_DELIVERY__POLL_S": "60"}
+    common = {
+        "KEYFOB_SIM_SPEED": "1",
+        "KEYFOB_DELIVERY__POLL_S": "60",
+        "KEYFOB_DELIVERY__INLINE": str(inline).lower(),
+    }
     api_only = {
         "KEYFOB_RUN_DISPATCHER": "false",
         "KEYFOB_RUN_WORKER": "false",
@@ -50,7 +62,10 @@ async def test_the_worker_is_nudged_by_the_api_and_the_dispatcher(
         tmp_path,
     )
     dispatcher = Process(
-        "dispatcher", ["dispatcher", *where, "--mqtt", broker.url()], base_env(**common), tmp_path
+        "dispatcher",
+        ["dispatcher", *where, "--mqtt", broker.url(), "--allow-private-webhooks"],
+        base_env(**common),
+        tmp_path,
     )
     worker = Process(
         "worker", ["worker", *where, "--allow-private-webhooks"], base_env(**common), tmp_path
@@ -58,7 +73,7 @@ async def test_the_worker_is_nudged_by_the_api_and_the_dispatcher(
     sim = Process(
         "sim", ["sim", "--mqtt", broker.url(), *where, "--speed", "1"], base_env(), tmp_path
     )
-    processes = [serve, dispatcher, worker, sim]
+    processes = [serve, dispatcher, sim] if inline else [serve, dispatcher, worker, sim]
     try:
         serve.start()
         base = f"http://127.0.0.1:{port}"
@@ -90,6 +105,8 @@ async def test_the_worker_is_nudged_by_the_api_and_the_dispatcher(
             async with asyncio.timeout(30):  # far less than the worker's poll of 60 s
                 while "Success" not in hook.statuses_of(remote):
                     await asyncio.sleep(0.05)
+            history = (await api.get(f"{remotes}/{remote}")).json()["events"]
+            assert hook.statuses_of(remote) == [event["status"] for event in history]
     except BaseException:
         for process in processes:
             print(f"--- {process.name} log ---\n{process.tail()}")

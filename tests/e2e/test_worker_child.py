@@ -1,5 +1,7 @@
-"""``keyfob serve`` runs its delivery worker as a supervised child process.
+"""``keyfob serve`` runs its delivery worker in a supervised child process.
 
+On the default (``delivery.inline``) the worker runs in the vehicle side's child, beside the
+dispatcher that hands it what it stores; with ``delivery.inline = false`` in a child of its own.
 What a user of ``serve`` would notice: notifications still arrive, the webhook numbers of
 ``/metrics`` still count them, a worker that dies is started again (and says so in the log)
 without losing what was waiting, and no worker is left running once ``serve`` is gone, whether
@@ -138,30 +140,50 @@ def delivered_count(served: Served) -> float:
     raise AssertionError("no delivered counter in /metrics")
 
 
-def test_notifications_flow_through_the_child_and_survive_its_death(tmp_path: Path) -> None:
-    with hook() as (receiver, target), serving(tmp_path, "--vehicles", "1") as served:
+INLINE = {
+    "inline": ({}, "vehicles"),
+    "own child": ({"KEYFOB_DELIVERY__INLINE": "false"}, "delivery"),
+}
+"""Where the delivery worker runs: the settings, and the role of the child that runs it."""
+
+
+@pytest.mark.parametrize("where", sorted(INLINE))
+def test_notifications_flow_through_the_child_and_survive_its_death(
+    tmp_path: Path, where: str
+) -> None:
+    settings, role = INLINE[where]
+    with (
+        hook() as (receiver, target),
+        serving(tmp_path, "--vehicles", "1", **settings) as served,
+    ):
         client = Client(served, target)
         first = client.horn()
         wait_for(lambda: receiver.done(first), "the first remote's Done")
         # The child's counts reach the /metrics that serve answers (relayed twice a second).
         wait_for(lambda: delivered_count(served) >= 4, "four deliveries in /metrics")
 
-        worker = worker_of(served.process.pid)
+        worker = worker_of(served.process.pid, role)
         os.kill(worker, signal.SIGKILL)
         # Stored while no worker runs: delivered once the new one has started.
         second = client.horn()
         wait_for(lambda: "exited with code -9" in served.log(), "the log line about the death")
         wait_for(lambda: receiver.done(second), "the second remote's Done")
-        assert worker_of(served.process.pid) != worker
+        assert worker_of(served.process.pid, role) != worker
         sequences = [e["sequence"] for e in receiver.events if e["remoteActionId"] == second]
         assert sequences == [1, 2, 3, 4]
 
 
 @pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL])
-def test_no_worker_outlives_serve(tmp_path: Path, how: signal.Signals) -> None:
-    """On the default both the delivery worker and the vehicle side are children of serve."""
-    with serving(tmp_path, "--vehicles", "1") as served:
-        workers = [worker_of(served.process.pid, role) for role in ("delivery", "vehicles")]
+@pytest.mark.parametrize("inline", [True, False])
+def test_no_worker_outlives_serve(tmp_path: Path, how: signal.Signals, inline: bool) -> None:
+    """On the default the vehicle side and its worker are one child of serve; without
+    ``delivery.inline`` the delivery worker is a second child."""
+    settings = {} if inline else {"KEYFOB_DELIVERY__INLINE": "false"}
+    roles = ("vehicles",) if inline else ("delivery", "vehicles")
+    with serving(tmp_path, "--vehicles", "1", **settings) as served:
+        workers = [worker_of(served.process.pid, role) for role in roles]
+        if inline:
+            assert len(children(served.process.pid)) == 1, "one child: no delivery child"
         served.process.send_signal(how)
         served.process.wait(timeout=30)
         if how == signal.SIGINT:  # a clean shutdown (uvicorn then exits as Ctrl-C does: 130)
@@ -203,9 +225,10 @@ def done_count(served: Served) -> float:
 
 
 def test_the_vehicle_side_in_a_child_of_its_own(tmp_path: Path) -> None:
-    """``run_vehicles_in_child``: the dispatcher and the simulated cars run in a third process.
-    Its Done events reach the delivery child through the database's nudges (the worker's poll
-    is a minute), its counts reach serve's /metrics, and it is restarted when it dies."""
+    """``run_vehicles_in_child`` without ``delivery.inline``: the dispatcher and the simulated
+    cars run in a third process. Its Done events reach the delivery child through the
+    database's nudges (the worker's poll is a minute), its counts reach serve's /metrics, and
+    it is restarted when it dies."""
     with (
         hook() as (receiver, target),
         serving(
@@ -214,6 +237,7 @@ def test_the_vehicle_side_in_a_child_of_its_own(tmp_path: Path) -> None:
             "1",
             KEYFOB_RUN_VEHICLES_IN_CHILD="true",
             KEYFOB_DELIVERY__POLL_S="60",
+            KEYFOB_DELIVERY__INLINE="false",
         ) as served,
     ):
         vehicles = worker_of(served.process.pid, "vehicles")

@@ -45,7 +45,7 @@ from keyfob.runtime.bootstrap import prepare_database
 from keyfob.runtime.context import build_context
 from keyfob.runtime.roles import Role, hosting
 from keyfob.store.engine import Database
-from keyfob.store.nudge import EVENTS_STORED, REMOTES_DUE, listening
+from keyfob.store.nudge import EVENTS_STORED, EVENTS_TAKEN, REMOTES_DUE, listening
 from keyfob.vehicles.budget import wake_limits
 
 log = logging.getLogger("keyfob")
@@ -69,7 +69,7 @@ def create_app(
         ctx.database,
         clock=clock,
         options=streams,
-        listen=lambda wake: listening(ctx.database, wake, EVENTS_STORED, REMOTES_DUE),
+        listen=lambda wake: listening(ctx.database, wake, EVENTS_STORED, EVENTS_TAKEN, REMOTES_DUE),
     )
 
     @asynccontextmanager

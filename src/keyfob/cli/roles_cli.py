@@ -32,13 +32,14 @@ DbOption = Annotated[
 MqttOption = Annotated[
     str | None, typer.Option("--mqtt", help="Broker URL, mqtt://user:pass@host:port (KEYFOB_MQTT).")
 ]
+PrivateWebhooksOption = Annotated[
+    bool, typer.Option("--allow-private-webhooks", help="Allow loopback/private targets.")
+]
 
 
 def worker(
     db_url: DbOption = None,
-    allow_private_webhooks: Annotated[
-        bool, typer.Option("--allow-private-webhooks", help="Allow loopback/private targets.")
-    ] = False,
+    allow_private_webhooks: PrivateWebhooksOption = False,
     log_level: LogLevelOption = Level.INFO,
     log_format: LogFormatOption = Format.TEXT,
     metrics_port: MetricsPortOption = None,
@@ -62,19 +63,23 @@ def worker(
 def dispatcher(
     db_url: DbOption = None,
     mqtt: MqttOption = None,
+    allow_private_webhooks: PrivateWebhooksOption = False,
     log_level: LogLevelOption = Level.INFO,
     log_format: LogFormatOption = Format.TEXT,
     metrics_port: MetricsPortOption = None,
     metrics_host: MetricsHostOption = "127.0.0.1",
 ) -> None:
-    """Run remotes against vehicles over MQTT (alone; run several against PostgreSQL)."""
+    """Run remotes against vehicles over MQTT (alone; run several against PostgreSQL), and
+    with ``delivery.inline``, deliver the notifications of the events it stores."""
     setup(log_level, log_format)
     from keyfob.runtime.settle import settled_heap
     from keyfob.runtime.standalone import run_roles
     from keyfob.runtime.upkeep_role import table_upkeep
-    from keyfob.runtime.vehicle_role import vehicle_role
+    from keyfob.runtime.vehicle_side import vehicle_side
 
     settings = build_settings(db=db_url, mqtt=mqtt, run_simulator=False)
+    if allow_private_webhooks:
+        settings.delivery.allow_private_webhooks = True
     if not settings.mqtt:
         typer.echo(
             "keyfob dispatcher needs --mqtt (the in-memory link lives inside serve)", err=True
@@ -82,7 +87,7 @@ def dispatcher(
         raise typer.Exit(2)
     check_all(settings)
     metrics = (metrics_host, metrics_port) if metrics_port else None
-    loops.run(run_roles(settings, [table_upkeep, vehicle_role, settled_heap], metrics=metrics))
+    loops.run(run_roles(settings, [table_upkeep, vehicle_side, settled_heap], metrics=metrics))
 
 
 def sim(

@@ -182,7 +182,7 @@ def _claimable(*, batched: bool = False) -> ColumnElement[bool]:
     )
 
 
-_COLUMNS = (
+CLAIMED_COLUMNS = (
     notifications.c.id,
     notifications.c.callback_id,
     notifications.c.remote_id,
@@ -191,6 +191,7 @@ _COLUMNS = (
     notifications.c.attempts,
     notifications.c.raised_at,
 )
+"""What a claim reads of each row, in ``Claimed``'s order."""
 
 _ACTIVE = select(
     callbacks.c.id,
@@ -231,12 +232,12 @@ _SINGLES = (
         )
     )
     .values(lease_owner=bindparam("owner"), lease_until=bindparam("until"))
-    .returning(*_COLUMNS, notifications.c.due_at)
+    .returning(*CLAIMED_COLUMNS, notifications.c.due_at)
 )
 """Lease the first due rows of callbacks that post one event each, in one statement."""
 
 _BATCH_ROWS = (
-    select(*_COLUMNS)
+    select(*CLAIMED_COLUMNS)
     .where(_claimable(batched=True), notifications.c.callback_id == bindparam("callback_id"))
     .order_by(notifications.c.raised_at, notifications.c.seq)
     .limit(bindparam("limit"))

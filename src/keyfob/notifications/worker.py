@@ -13,6 +13,10 @@ Cooperating loops keep the database off the hot path of the network:
 * the lease keeper renews the leases of claimed rows not yet recorded (``leases``), so a POST
   waiting behind its receiver's concurrency limit is never claimed a second time.
 
+``take`` posts rows that a dispatcher of this process leased to this worker in the transaction
+that stored them (``notifications.handover``), through the same chains, records and leases as
+claimed rows.
+
 ``run_once`` does one expire → claim → send → record cycle and waits for it, for tests driving
 an injected clock and for the crash test's restarts.
 
@@ -56,6 +60,7 @@ from keyfob.kit.clock import Clock
 from keyfob.kit.ids import random_suffix
 from keyfob.notifications import ledger, queue
 from keyfob.notifications.failures import log_failure
+from keyfob.notifications.handover import Handover, Lessee
 from keyfob.notifications.leases import LeaseKeeper
 from keyfob.notifications.metrics import DeliveryMetrics
 from keyfob.notifications.outbox import drop_pending
@@ -161,6 +166,7 @@ class DeliveryWorker:
         that began after their record ends. On PostgreSQL a claim running beside the record
         may have read their rows as leased here and taken a later event of their remote."""
         self._user = UserMessages()
+        self._group: asyncio.TaskGroup | None = None
         self._leases = LeaseKeeper(
             database, owner=self.options.owner, lease_s=self.options.lease_s, clock=clock
         )
@@ -346,8 +352,37 @@ class DeliveryWorker:
         self._stopping.set()
         self._wake.set()
 
+    @property
+    def lessee(self) -> Lessee:
+        """Whom rows leased on insert for this worker go to (``notifications.handover``)."""
+        return Lessee(self.options.owner, timedelta(seconds=self.options.lease_s))
+
+    def take(self, handover: Handover) -> None:
+        """Post rows leased to this worker by the transaction that stored them, as if claimed.
+
+        A row whose remote has an earlier event leased here (``handover.follow``) follows that
+        event's POST; if that POST has been recorded meanwhile, its outcome is not known here
+        any more, and the row is given back to the queue, whose claim checks the order. Rows
+        handed over to a worker that is not running keep their lease until it expires, and are
+        then claimed like a crashed worker's.
+        """
+        group = self._group
+        if group is None or self._stopping.is_set():
+            return
+        for delivery in handover.deliveries:
+            self._started(delivery)
+            key = (delivery.target.id, delivery.rows[0].remote_id)
+            if key in handover.follow and key not in self._last_sent:
+                group.create_task(self._give_back(delivery), name="delivery-give-back")
+                continue
+            after, mine = self._chain(delivery)
+            group.create_task(
+                self._send_one(delivery, after, mine), name=f"deliver-{delivery.rows[0].id}"
+            )
+
     async def run(self) -> None:
         async with asyncio.TaskGroup() as group:
+            self._group = group
             group.create_task(self._recorder(), name="delivery-recorder")
             group.create_task(self._metrics_loop(), name="delivery-metrics")
             group.create_task(self._expirer(), name="delivery-expirer")
@@ -355,6 +390,7 @@ class DeliveryWorker:
             try:
                 await self._claimer(group)
             finally:
+                self._group = None
                 self._leases.stop()
 
     async def _claimer(self, group: asyncio.TaskGroup) -> None:

@@ -38,6 +38,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from keyfob.kit.clock import Clock
 from keyfob.link.protocol import (
@@ -61,6 +62,7 @@ from keyfob.link.topics import (
 )
 from keyfob.link.transport import Outgoing, Receipt, Transport
 from keyfob.link.wakeup import WakeUpChannel, WakeUpError
+from keyfob.notifications.handover import Handover, Lessee
 from keyfob.remotes import progress
 from keyfob.remotes.lifecycle import QUEUED, UNDER_WAY, Limits, Step, advance
 from keyfob.remotes.metrics import RemoteMetrics, count_done
@@ -71,6 +73,18 @@ from keyfob.vocabulary import EventType, RemoteType
 
 log = logging.getLogger("keyfob.link")
 RETRY_CEILING_S = 2.0
+
+
+class Deliverer(Protocol):
+    """A delivery worker in this process, which posts the notifications of the events this
+    dispatcher stores without claiming them (``notifications.handover``)."""
+
+    @property
+    def lessee(self) -> Lessee: ...
+
+    def take(self, handover: Handover) -> None: ...
+
+    def wake(self) -> None: ...
 
 
 @dataclass
@@ -95,13 +109,18 @@ class Dispatcher:
         limits: Limits,
         options: DispatcherOptions | None = None,
         metrics: RemoteMetrics | None = None,
-        on_recorded: Callable[[], None] | None = None,
+        on_recorded: Callable[[bool], None] | None = None,
+        delivery: Deliverer | None = None,
     ) -> None:
         self.database = database
+        self.delivery = delivery
+        self._lessee = delivery.lessee if delivery is not None else None
         self.metrics = metrics
         self.on_recorded = on_recorded
-        """Called once events are committed (the delivery worker claims them at once)."""
+        """Called once events are committed, with whether ``delivery`` took every notification
+        they raised (the delivery workers claim the rest at once; event streams follow all)."""
         self._finishing: list[progress.Planned] = []  # Done by vehicle answers, once committed
+        self._finished_handover: Handover | None = None  # their notifications, leased here
         self.link = link
         self.wakeup = wakeup
         self.clock = clock
@@ -160,24 +179,33 @@ class Dispatcher:
     async def advance_due(self) -> int:
         """One batch of due remotes: decide, record, then wake and send. Returns its size."""
         now = self.clock()
-        planned = await run_unit(self.database, lambda: self._advance(now))
+        planned, handover = await run_unit(self.database, lambda: self._advance(now))
         count_done(self.metrics, planned, now)
         if planned:
-            self._recorded()
+            self._recorded(handover)
             await self._carry_out(planned, now)
         return len(planned)
 
-    def _recorded(self) -> None:
+    def _recorded(self, handover: Handover | None) -> None:
+        """Events committed: their notifications handed to this process's worker, and the
+        workers nudged for those it did not take."""
+        taken = False
+        if self.delivery is not None:
+            if handover is not None:
+                self.delivery.take(handover)
+                taken = handover.complete
+            if not taken:  # it claims the rest
+                self.delivery.wake()
         if self.on_recorded is not None:
-            self.on_recorded()
+            self.on_recorded(taken)
 
     async def _advance_in_background(self) -> int:
         """``advance_due`` whose wake-ups and commands go out in a task of their own."""
         now = self.clock()
-        planned = await run_unit(self.database, lambda: self._advance(now))
+        planned, handover = await run_unit(self.database, lambda: self._advance(now))
         count_done(self.metrics, planned, now)
         if planned:
-            self._recorded()
+            self._recorded(handover)
             while len(self._carrying) >= self.options.publishing:
                 await asyncio.wait(self._carrying, return_when=asyncio.FIRST_COMPLETED)
             task = asyncio.create_task(self._carry_out_logged(planned, now), name="dispatch-out")
@@ -192,10 +220,10 @@ class Dispatcher:
             # The remotes are recorded as sent: their deadlines end them if nothing follows.
             log.exception("sending %d remotes' wake-ups and commands failed", len(planned))
 
-    def _advance(self, now: datetime) -> Plan[list[progress.Planned]]:
+    def _advance(self, now: datetime) -> Plan[tuple[list[progress.Planned], Handover | None]]:
         due = yield from progress.claim_due(now=now, limit=self.options.batch)
         if not due:
-            return []
+            return [], None
         facts, taken = yield from progress.facts_for(
             due, now=now, short_window=self.options.short_window
         )
@@ -213,8 +241,8 @@ class Dispatcher:
             if remote.phase == QUEUED and step.phase in UNDER_WAY:
                 taken.add(key)
             planned.append(progress.plan(remote, step))
-        yield from progress.apply(planned, now=now)
-        return planned
+        handover = yield from progress.apply(planned, now=now, lessee=self._lessee)
+        return planned, handover
 
     async def _carry_out(self, planned: list[progress.Planned], now: datetime) -> None:
         wake_vins = {p.due.vin for p in planned if p.step.send_wake_up}
@@ -316,12 +344,13 @@ class Dispatcher:
                     pass
         now = self.clock()
         self._finishing = []
+        self._finished_handover = None
         online = await run_unit(
             self.database, lambda: self._record(presence, status, results, ids, now)
         )
         count_done(self.metrics, self._finishing, now)
         if results or self._finishing:
-            self._recorded()
+            self._recorded(self._finished_handover)
         if online:
             self._due.set()
         return len(batch)
@@ -379,7 +408,7 @@ class Dispatcher:
             )
             planned.append(progress.Planned(remote, Step(events=[done]), None))
         self._finishing = planned  # a unit run again replaces it
-        yield from progress.apply(planned, now=now)
+        self._finished_handover = yield from progress.apply(planned, now=now, lessee=self._lessee)
 
     # -- loops -----------------------------------------------------------------------
 

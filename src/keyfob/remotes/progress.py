@@ -21,6 +21,7 @@ from sqlalchemy.sql.elements import BindParameter
 from keyfob.auth.user_models import user_vehicles
 from keyfob.callbacks.models import callbacks
 from keyfob.kit.ids import new_id
+from keyfob.notifications.handover import Handover, Lessee, lease_on_insert
 from keyfob.notifications.models import notifications
 from keyfob.notifications.outbox import notification_row
 from keyfob.remotes.events import event_values
@@ -251,10 +252,17 @@ def _deleted_user_callbacks(planned: list[Planned]) -> Plan[set[str]]:
     return {r.id for r in rows}
 
 
-def apply(planned: list[Planned], *, now: datetime) -> Plan[None]:
-    """Write the events, their notifications and the remotes' new state, all at once."""
+def apply(
+    planned: list[Planned], *, now: datetime, lessee: Lessee | None = None
+) -> Plan[Handover | None]:
+    """Write the events, their notifications and the remotes' new state, all at once.
+
+    With ``lessee`` (a delivery worker in this process), the notifications a claim could take
+    are written leased to it, and returned to be handed over once the unit commits
+    (``notifications.handover``).
+    """
     if not planned:
-        return
+        return None
     event_rows: list[dict[str, Any]] = []
     notification_rows: list[dict[str, Any]] = []
     changes: list[dict[str, Any]] = []
@@ -264,10 +272,14 @@ def apply(planned: list[Planned], *, now: datetime) -> Plan[None]:
         event_rows.extend(events)
         notification_rows.extend(notes)
         changes.append(change)
+    handover = None
+    if lessee is not None and notification_rows:
+        handover = yield from lease_on_insert(notification_rows, lessee, now=now)
     yield Insert([(remote_events, event_rows), (notifications, notification_rows)])
     yield _APPLY.rows(changes)
     wakes = [{"vehicle_id": p.due.vehicle_id, "at": now} for p in planned if p.step.send_wake_up]
     yield Insert([(wake_ups, wakes)])
+    return handover
 
 
 def hurry_waking(*, vehicle_ids: set[str], now: datetime) -> Execute:

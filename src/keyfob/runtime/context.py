@@ -22,6 +22,7 @@ from keyfob.config import RateLimitSettings, Settings
 from keyfob.kit.clock import Clock, utcnow
 from keyfob.notifications.metrics import DeliveryMetrics
 from keyfob.remotes.accept import Acceptor
+from keyfob.remotes.dispatcher import Deliverer
 from keyfob.remotes.metrics import RemoteMetrics
 from keyfob.runtime.gauges import ScrapeGauges
 from keyfob.sim.fleet import Fleet
@@ -56,6 +57,9 @@ class AppContext:
     """Called after work is stored: the dispatcher and the delivery worker in this process."""
     delivery_wakers: list[Waker] = field(default_factory=list)
     """Called after remote events are stored (by the API or the dispatcher): delivery only."""
+    deliverer: Deliverer | None = None
+    """The delivery worker of this process, when it takes the dispatcher's notifications
+    without claiming them (``delivery.inline``; ``notifications.handover``)."""
     fleet: Fleet | None = None
     """The in-process simulated fleet, when ``serve`` runs one on the memory link."""
     checks: dict[str, ReadyCheck] = field(default_factory=dict)

@@ -4,15 +4,17 @@ callback's channel (webhook POSTs, WebSocket frames, FCM push when configured)."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
-from keyfob.config import PushSettings
+from keyfob.config import PushSettings, Settings
 from keyfob.notifications.push_channel import PushChannel, PushConfig, load_push_config
 from keyfob.notifications.sender import WebhookSender
 from keyfob.notifications.worker import DeliveryWorker, WorkerOptions
 from keyfob.notifications.ws_channel import WebSocketChannel
 from keyfob.runtime.context import AppContext, running_check
+from keyfob.store.engine import is_sqlite
 from keyfob.store.nudge import EVENTS_STORED, REMOTES_DUE, listening
 
 
@@ -29,8 +31,31 @@ def push_config(fcm: PushSettings) -> PushConfig | None:
     )
 
 
+def inline(settings: Settings) -> bool:
+    """``delivery.inline``, or its default for the database (see the setting)."""
+    chosen = settings.delivery.inline
+    return is_sqlite(settings.db) if chosen is None else chosen
+
+
+def delivery_role(ctx: AppContext) -> AbstractAsyncContextManager[DeliveryWorker]:
+    """A worker of its own: woken by whatever is stored here or in other processes. With
+    ``delivery.inline`` remotes accepted elsewhere do not wake it: a dispatcher takes their
+    notifications (``notifications.handover``), and it claims what is left."""
+    wake_on = (EVENTS_STORED,) if inline(ctx.settings) else (EVENTS_STORED, REMOTES_DUE)
+    return _delivery(ctx, wake_on, beside_dispatcher=False)
+
+
+def dispatcher_delivery_role(ctx: AppContext) -> AbstractAsyncContextManager[DeliveryWorker]:
+    """The worker a dispatcher hands its notifications to (``ctx.deliverer``). Nothing stored
+    elsewhere wakes it, so it does not race other workers for their rows: its dispatcher
+    wakes it for what it did not take, and it polls."""
+    return _delivery(ctx, (), beside_dispatcher=True)
+
+
 @asynccontextmanager
-async def delivery_role(ctx: AppContext) -> AsyncIterator[DeliveryWorker]:
+async def _delivery(
+    ctx: AppContext, wake_on: tuple[str, ...], *, beside_dispatcher: bool
+) -> AsyncIterator[DeliveryWorker]:
     settings = ctx.settings.delivery
     metrics = ctx.metrics
     sender = WebhookSender(
@@ -63,21 +88,29 @@ async def delivery_role(ctx: AppContext) -> AsyncIterator[DeliveryWorker]:
         websocket=websocket,
         push=push,
     )
-    ctx.delivery_wakers.append(worker.wake)
+    if beside_dispatcher:
+        ctx.deliverer = worker
+    else:
+        ctx.delivery_wakers.append(worker.wake)
     task = asyncio.create_task(worker.run(), name="delivery-worker")
     ctx.checks["delivery"] = running_check(task, "the delivery worker")
     try:
         # Events stored by dispatchers and remotes accepted in other processes (PostgreSQL).
-        async with listening(ctx.database, worker.wake, EVENTS_STORED, REMOTES_DUE):
+        async with contextlib.AsyncExitStack() as stack:
+            if wake_on:
+                await stack.enter_async_context(listening(ctx.database, worker.wake, *wake_on))
             yield worker
     finally:
         ctx.checks.pop("delivery", None)
+        if ctx.deliverer is worker:
+            ctx.deliverer = None
         worker.stop()
         try:
             await asyncio.wait_for(task, timeout=settings.timeout_s + 5)
         except TimeoutError:
             task.cancel()
-        ctx.delivery_wakers.remove(worker.wake)
+        if worker.wake in ctx.delivery_wakers:
+            ctx.delivery_wakers.remove(worker.wake)
         await sender.close()
         await websocket.close()
         if push is not None:

@@ -16,7 +16,7 @@ from keyfob.runtime.context import AppContext
 from keyfob.runtime.delivery_role import delivery_role
 from keyfob.runtime.settle import settled_heap
 from keyfob.runtime.upkeep_role import table_upkeep
-from keyfob.runtime.vehicle_role import vehicle_role
+from keyfob.runtime.vehicle_side import delivers_inline, vehicle_side
 from keyfob.runtime.worker_child import (
     delivery_child_role,
     shares_database,
@@ -38,10 +38,11 @@ async def hosting(ctx: AppContext, roles: Sequence[Role]) -> AsyncIterator[None]
 
 def embedded_roles(settings: Settings) -> Sequence[Role]:
     roles: list[Role] = [table_upkeep, campaign_role]  # campaigns post through its acceptor
+    inline = settings.run_dispatcher and delivers_inline(settings)
     if settings.run_dispatcher:
         child = settings.run_vehicles_in_child and shares_database(settings)
-        roles.append(vehicle_child_role if child else vehicle_role)
-    if settings.run_worker:
+        roles.append(vehicle_child_role if child else vehicle_side)
+    if settings.run_worker and not inline:
         child = settings.run_worker_in_child and shares_database(settings)
         roles.append(delivery_child_role if child else delivery_role)
     roles.append(settled_heap)

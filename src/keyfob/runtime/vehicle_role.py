@@ -45,7 +45,7 @@ from keyfob.runtime.sim_registry import RegistryFollower
 from keyfob.sim.config import SimConfig
 from keyfob.sim.fleet import Fleet, VehicleSpec, memory_fleet, run_fleet
 from keyfob.sim.mqtt_fleet import run_standalone
-from keyfob.store.nudge import EVENTS_STORED, Nudger, listening
+from keyfob.store.nudge import EVENTS_STORED, EVENTS_TAKEN, Nudger, listening
 from keyfob.vehicles.service import all_vehicles
 from keyfob.vocabulary import Motorization
 
@@ -167,10 +167,14 @@ async def _running(ctx: AppContext, name: str) -> AsyncIterator[Dispatcher]:
         if settings.run_simulator:
             follower.follow(fleet)
     events_stored = Nudger(ctx.database, EVENTS_STORED)  # workers in other processes
+    events_taken = Nudger(ctx.database, EVENTS_TAKEN)  # event streams, when no worker need be
 
-    def recorded() -> None:
+    def recorded(taken: bool) -> None:
+        if taken:
+            events_taken.request()
+            return
         ctx.wake_delivery()
-        events_stored.request()
+        events_stored.request()  # workers and event streams elsewhere
 
     dispatcher = Dispatcher(
         ctx.database,
@@ -181,6 +185,7 @@ async def _running(ctx: AppContext, name: str) -> AsyncIterator[Dispatcher]:
         options=dispatcher_options(settings, shared=bool(settings.mqtt)),
         metrics=ctx.remote_metrics,
         on_recorded=recorded,
+        delivery=ctx.deliverer,
     )
     await dispatcher.start()
     ctx.wakers.append(dispatcher.wake)
@@ -198,6 +203,7 @@ async def _running(ctx: AppContext, name: str) -> AsyncIterator[Dispatcher]:
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await events_stored.close()
+        await events_taken.close()
         await link.stop()
         await follower.stop()
         stop_fleet.set()

@@ -22,8 +22,11 @@ keeps failing. ``run_worker_in_child = false`` keeps the worker inside ``serve``
 
 The same supervision runs the vehicle side (the dispatcher, its link and the simulated cars)
 in a child of its own when ``run_vehicles_in_child`` is set: ``--role vehicles``. The parent
-nudges it as it nudges the worker (remotes accepted); what it stores reaches the worker through
-the database's nudges (``store.nudge``), and its remote counts are relayed like the worker's.
+nudges it as it nudges the worker (remotes accepted), and its remote counts are relayed like
+the worker's. With ``delivery.inline`` (the default on SQLite) that child also runs the
+delivery worker, which its dispatcher hands what it stores (``runtime.vehicle_side``), and no
+delivery child is started; without, what it stores reaches the delivery child through the
+database's nudges (``store.nudge``).
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ from keyfob.remotes.metrics import RemoteMetrics
 from keyfob.runtime.context import AppContext, build_context
 from keyfob.runtime.delivery_role import delivery_role
 from keyfob.runtime.settle import settled_heap
-from keyfob.runtime.vehicle_role import vehicle_role
+from keyfob.runtime.vehicle_side import vehicle_side
 from keyfob.store.engine import is_sqlite, sqlite_file
 
 log = logging.getLogger("keyfob.runtime.worker")
@@ -331,7 +334,7 @@ async def _child(settings: Settings, role: str) -> None:
                 await asyncio.wait_for(stop.wait(), RELAY_EVERY_S)
             relay()
 
-    hosted = delivery_role(ctx) if role == "delivery" else vehicle_role(ctx)
+    hosted = delivery_role(ctx) if role == "delivery" else vehicle_side(ctx)
     try:
         async with hosted, settled_heap(ctx):
             sys.stdout.write('{"ready": true}\n')

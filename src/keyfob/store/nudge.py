@@ -37,6 +37,9 @@ from keyfob.store.nudge_local import listening_locally
 REMOTES_DUE = "keyfob_remotes_due"
 EVENTS_STORED = "keyfob_events_stored"
 """A dispatcher stored remote events: delivery workers elsewhere claim their notifications."""
+EVENTS_TAKEN = "keyfob_events_taken"
+"""A dispatcher stored remote events whose notifications its own worker took
+(``notifications.handover``): event streams follow them, no worker has anything to claim."""
 CHECK_S = 1.0
 log = logging.getLogger("keyfob.store.nudge")
 
@@ -55,7 +58,7 @@ async def nudge(database: Database, channel: str = REMOTES_DUE) -> None:
 
 _NOTIFY = {
     channel: f"SET LOCAL synchronous_commit TO OFF; NOTIFY {channel}"
-    for channel in (REMOTES_DUE, EVENTS_STORED)
+    for channel in (REMOTES_DUE, EVENTS_STORED, EVENTS_TAKEN)
 }
 """One round trip, outside any transaction of the pool's: the two statements run as one
 implicit transaction, whose commit does not wait for the disk (a nudge lost in a crash costs a
