@@ -1,7 +1,8 @@
 """``keyfob serve`` runs its delivery worker in a supervised child process.
 
-On the default (``delivery.inline``) the worker runs in the vehicle side's child, beside the
-dispatcher that hands it what it stores; with ``delivery.inline = false`` in a child of its own.
+On the default the vehicle side's dispatcher hands the worker what it stores over a socket
+(``delivery.inline``); with ``delivery.inline = false`` the worker claims it; with
+``run_worker_in_child = false`` the worker runs in the vehicle side's child.
 What a user of ``serve`` would notice: notifications still arrive, the webhook numbers of
 ``/metrics`` still count them, a worker that dies is started again (and says so in the log)
 without losing what was waiting, and no worker is left running once ``serve`` is gone, whether
@@ -16,6 +17,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -140,18 +142,21 @@ def delivered_count(served: Served) -> float:
     raise AssertionError("no delivered counter in /metrics")
 
 
-INLINE = {
-    "inline": ({}, "vehicles"),
-    "own child": ({"KEYFOB_DELIVERY__INLINE": "false"}, "delivery"),
+LAYOUTS = {
+    "handed over": ({}, "delivery"),
+    "claimed": ({"KEYFOB_DELIVERY__INLINE": "false"}, "delivery"),
+    "beside the dispatcher": ({"KEYFOB_RUN_WORKER_IN_CHILD": "false"}, "vehicles"),
 }
-"""Where the delivery worker runs: the settings, and the role of the child that runs it."""
+"""Where the delivery worker runs: the settings, and the role of the child that runs it. The
+default hands it the dispatcher's rows over a socket; without ``delivery.inline`` it claims
+them; with ``run_worker_in_child = false`` it runs in the vehicle side's child."""
 
 
-@pytest.mark.parametrize("where", sorted(INLINE))
+@pytest.mark.parametrize("where", sorted(LAYOUTS))
 def test_notifications_flow_through_the_child_and_survive_its_death(
     tmp_path: Path, where: str
 ) -> None:
-    settings, role = INLINE[where]
+    settings, role = LAYOUTS[where]
     with (
         hook() as (receiver, target),
         serving(tmp_path, "--vehicles", "1", **settings) as served,
@@ -174,16 +179,15 @@ def test_notifications_flow_through_the_child_and_survive_its_death(
 
 
 @pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL])
-@pytest.mark.parametrize("inline", [True, False])
-def test_no_worker_outlives_serve(tmp_path: Path, how: signal.Signals, inline: bool) -> None:
-    """On the default the vehicle side and its worker are one child of serve; without
-    ``delivery.inline`` the delivery worker is a second child."""
-    settings = {} if inline else {"KEYFOB_DELIVERY__INLINE": "false"}
-    roles = ("vehicles",) if inline else ("delivery", "vehicles")
+@pytest.mark.parametrize("beside", [False, True])
+def test_no_worker_outlives_serve(tmp_path: Path, how: signal.Signals, beside: bool) -> None:
+    """On the default both the delivery worker and the vehicle side are children of serve;
+    with ``run_worker_in_child = false`` the worker runs beside the dispatcher, one child."""
+    settings = {"KEYFOB_RUN_WORKER_IN_CHILD": "false"} if beside else {}
+    roles = ("vehicles",) if beside else ("delivery", "vehicles")
     with serving(tmp_path, "--vehicles", "1", **settings) as served:
         workers = [worker_of(served.process.pid, role) for role in roles]
-        if inline:
-            assert len(children(served.process.pid)) == 1, "one child: no delivery child"
+        assert len(children(served.process.pid)) == len(roles)
         served.process.send_signal(how)
         served.process.wait(timeout=30)
         if how == signal.SIGINT:  # a clean shutdown (uvicorn then exits as Ctrl-C does: 130)
@@ -261,3 +265,40 @@ def test_the_vehicle_side_in_a_child_of_its_own(tmp_path: Path) -> None:
         served.process.wait(timeout=30)
         for pid in (now_vehicles, delivery):
             wait_for(lambda pid=pid: not alive(pid), f"child {pid} to exit", timeout=30)
+
+
+@pytest.mark.parametrize("where", ["handed over", "beside the dispatcher"])
+def test_a_burst_keeps_every_remotes_events_in_order(tmp_path: Path, where: str) -> None:
+    """Hundreds of remotes at once, so that the dispatcher's handovers, the worker's own
+    claims and its records overlap: each remote's events still arrive in their order, each
+    once, and every remote ends with its Done."""
+    settings, _ = LAYOUTS[where]
+    with (
+        hook() as (receiver, target),
+        serving(
+            tmp_path,
+            "--vehicles",
+            "40",
+            KEYFOB_DELIVERY__POLL_S="0.05",
+            KEYFOB_RATE_LIMIT__BURST="100000",  # the partner's budget, not under test here
+            **settings,
+        ) as served,
+    ):
+        client = Client(served, target)
+        vehicles = [v["vid"] for v in served.demo["vehicles"]]
+
+        def horns(vehicle: str) -> list[str]:
+            path = f"{client.base}/vehicles/{vehicle}/callbacks/{client.callback}/remotes"
+            with httpx.Client(auth=client.auth, params=client.params) as http:
+                answers = [http.post(path, json={"horn": {"state": "Activated"}}) for _ in range(5)]
+            assert all(a.status_code == 202 for a in answers), [a.text for a in answers]
+            return [a.json()["remoteActionId"] for a in answers]
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            remotes = [r for found in pool.map(horns, vehicles) for r in found]
+        wait_for(lambda: all(receiver.done(r) for r in remotes), "every Done", timeout=60)
+    with receiver.lock:
+        events = list(receiver.events)
+    for remote in remotes:
+        sequences = [e["sequence"] for e in events if e["remoteActionId"] == remote]
+        assert sequences == list(range(1, len(sequences) + 1)), (remote, sequences)

@@ -11,6 +11,8 @@ lease runs out; an event leased elsewhere keeps the remote's later events behind
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -25,6 +27,9 @@ from vehicle_support import embedded, until_done
 
 SLOW_POLL = {"inline": True, "allow_private_webhooks": True, "poll_s": 30.0, "lease_s": 30.0}
 """A worker that only polls would post nothing within the tests' time-outs."""
+BESIDE = {"run_worker_in_child": False}
+"""``vehicle_side`` then runs the worker in the dispatcher's process (``serve``'s default on
+SQLite is a delivery child of its own, reached through a socket: ``test_handover_local``)."""
 
 
 async def _callback(tenant: Tenant, url: str) -> str:
@@ -63,9 +68,8 @@ async def _until_delivered(hook: Receiver, histories: dict[str, list[str]]) -> N
             await asyncio.sleep(0.02)
 
 
-async def test_every_event_reaches_the_partner_in_order_without_a_claim(
-    db: Database, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def count_claims(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The rows each claim of any worker leases from now on."""
     claims: list[int] = []
     claim = DeliveryWorker.claim
 
@@ -75,13 +79,31 @@ async def test_every_event_reaches_the_partner_in_order_without_a_claim(
         return found
 
     monkeypatch.setattr(DeliveryWorker, "claim", counted)
+    return claims
+
+
+@asynccontextmanager
+async def delivered_horns(
+    db: Database, roles: Sequence[Any], **settings: Any
+) -> AsyncIterator[tuple[Receiver, dict[str, list[str]]]]:
+    """A horn on each vehicle, run by ``roles``: the receiver and each remote's history, once
+    every event has been received (the app still running)."""
     async with (
         receiver() as hook,
-        embedded(db, roles=[vehicle_side], delivery=SLOW_POLL) as (_, tenant),
+        embedded(db, roles=roles, delivery=SLOW_POLL, **settings) as (_, tenant),
     ):
         posted = await _horns(tenant, await _callback(tenant, hook.url))
         histories = await _histories(tenant, posted)
         await _until_delivered(hook, histories)
+        yield hook, histories
+
+
+async def test_every_event_reaches_the_partner_in_order_without_a_claim(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    claims = count_claims(monkeypatch)
+    async with delivered_horns(db, [vehicle_side], **BESIDE) as (hook, histories):
+        pass
     for remote_id, history in histories.items():
         assert history[0] == "Accepted", history
         assert history[-1] == "Success", history
@@ -92,9 +114,9 @@ async def test_every_event_reaches_the_partner_in_order_without_a_claim(
 async def test_a_dispatcher_that_dies_after_its_commit_loses_nothing(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(DeliveryWorker, "take", lambda self, handover: None)
+    monkeypatch.setattr(DeliveryWorker, "take", lambda self, handover: [])
     async with receiver() as hook:
-        async with embedded(db, roles=[vehicle_side], delivery=SLOW_POLL) as (_, tenant):
+        async with embedded(db, roles=[vehicle_side], delivery=SLOW_POLL, **BESIDE) as (_, tenant):
             posted = await _horns(tenant, await _callback(tenant, hook.url))
             histories = await _histories(tenant, posted)
         assert hook.requests == [], "nothing was posted: the process 'died' before its POSTs"
@@ -116,7 +138,10 @@ async def test_an_event_leased_elsewhere_keeps_the_later_ones_behind_it(
             posted = await _horns(tenant, await _callback(tenant, hook.url))
             held = await elsewhere.claim(100)  # the Accepted events, leased and not sent yet
         assert sorted(d.rows[0].remote_id for d in held) == sorted(posted)
-        async with embedded(db, roles=[vehicle_side], delivery=fast, login="bob") as (_, bob):
+        async with embedded(db, roles=[vehicle_side], delivery=fast, login="bob", **BESIDE) as (
+            _,
+            bob,
+        ):
             # Alice's remotes, read through the app that now runs the vehicle side.
             bob.http.auth = (tenant.login, tenant.password)
             bob.http.params = {"client_id": tenant.client_id}

@@ -76,12 +76,12 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await prepare_database(ctx, announce=announce)
         ctx.acceptor.start()
-        ctx.delivery_wakers.append(broadcaster.wake)
+        ctx.stream_wakers.append(broadcaster.wake)
         try:
             async with hosting(ctx, roles):
                 yield
         finally:
-            ctx.delivery_wakers.remove(broadcaster.wake)
+            ctx.stream_wakers.remove(broadcaster.wake)
             await broadcaster.stop()
             await ctx.acceptor.stop()
         if database is None:

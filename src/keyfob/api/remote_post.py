@@ -55,7 +55,7 @@ async def accept(
             budget=budget,
         )
     )
-    ctx.wake()
+    ctx.wake_accepted()
     return posted
 
 
@@ -110,7 +110,7 @@ async def accept_user(
             budget=budget,
         )
     )
-    ctx.wake()
+    ctx.wake_accepted()
     return posted
 
 

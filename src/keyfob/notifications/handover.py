@@ -60,12 +60,13 @@ class Handover:
 
     ``follow``: the keys whose earlier events were read as leased to that worker already.
     ``complete``: every notification the unit wrote is in ``deliveries``; when not, a worker
-    must be nudged for the rest.
+    must be nudged for the rest. ``owner``: whom the rows are leased to.
     """
 
     deliveries: list[Delivery] = field(default_factory=list)
     follow: set[Key] = field(default_factory=set)
     complete: bool = True
+    owner: str = ""
 
 
 _CALLBACKS = select(
@@ -140,7 +141,7 @@ def lease_on_insert(rows: list[dict[str, Any]], lessee: Lessee, *, now: datetime
     earlier: dict[Key, list[Any]] = {}
     for r in earlier_rows:
         earlier.setdefault((r.callback_id, r.remote_id), []).append(r)
-    handover = Handover(complete=len(eligible) == len(live))
+    handover = Handover(complete=len(eligible) == len(live), owner=lessee.owner)
     blocked: set[Key] = set()
     to_lease: list[Any] = []
     firsts: dict[Key, list[Any]] = {}

@@ -161,12 +161,23 @@ class DeliveryWorker:
         self._last_sent: dict[tuple[str, str], Sent] = {}
         """Per (callback, remote): the latest POST not yet recorded, which a later one follows."""
         self._chained: dict[int, tuple[set[tuple[str, str]], Sent]] = {}
+        self._outcomes: dict[tuple[str, str], bool] = {}
+        """Per (callback, remote) no longer chained: whether its latest POST here was
+        delivered, for a handover that read that event as leased here (``take``)."""
         self._recorded: list[queue.Delivery] = []
         """Recorded (or given back) since the last claim began: still followed until a claim
         that began after their record ends. On PostgreSQL a claim running beside the record
         may have read their rows as leased here and taken a later event of their remote."""
         self._user = UserMessages()
         self._group: asyncio.TaskGroup | None = None
+        self._fed = False
+        """A dispatcher hands rows to this worker (``take``): it claims only when woken for
+        rows it was not handed, when it polls, and when it was full."""
+        self._full = False
+        self._claiming = False
+        """A claim is under way: rows it leased here are not chained yet, so handovers wait
+        for it (``_deferred``) to find their remotes' latest events chained."""
+        self._deferred: list[Handover] = []
         self._leases = LeaseKeeper(
             database, owner=self.options.owner, lease_s=self.options.lease_s, clock=clock
         )
@@ -357,22 +368,32 @@ class DeliveryWorker:
         """Whom rows leased on insert for this worker go to (``notifications.handover``)."""
         return Lessee(self.options.owner, timedelta(seconds=self.options.lease_s))
 
-    def take(self, handover: Handover) -> None:
-        """Post rows leased to this worker by the transaction that stored them, as if claimed.
+    def take(self, handover: Handover) -> list[queue.Delivery]:
+        """Post rows leased to this worker by the transaction that stored them, as if claimed;
+        returns what it did not take (it is stopping, or the rows are leased to another
+        owner): the caller gives those back.
 
         A row whose remote has an earlier event leased here (``handover.follow``) follows that
-        event's POST; if that POST has been recorded meanwhile, its outcome is not known here
-        any more, and the row is given back to the queue, whose claim checks the order. Rows
-        handed over to a worker that is not running keep their lease until it expires, and are
-        then claimed like a crashed worker's.
+        event's POST; if that POST has been recorded meanwhile, the row goes at once when it
+        was delivered, and is given back to the queue when it was not (or its outcome is no
+        longer known here), where it waits behind the earlier event's retry.
         """
         group = self._group
-        if group is None or self._stopping.is_set():
-            return
+        if group is None or self._stopping.is_set() or handover.owner != self.options.owner:
+            return handover.deliveries
+        self._fed = True
+        if self._claiming:
+            self._deferred.append(handover)
+        else:
+            self._take(group, handover)
+        return []
+
+    def _take(self, group: asyncio.TaskGroup, handover: Handover) -> None:
         for delivery in handover.deliveries:
             self._started(delivery)
             key = (delivery.target.id, delivery.rows[0].remote_id)
-            if key in handover.follow and key not in self._last_sent:
+            followed = key in self._last_sent or self._outcomes.get(key, False)
+            if key in handover.follow and not followed:
                 group.create_task(self._give_back(delivery), name="delivery-give-back")
                 continue
             after, mine = self._chain(delivery)
@@ -403,16 +424,22 @@ class DeliveryWorker:
             recorded: list[queue.Delivery] = []
             if rows > 0 and posts > 0:
                 recorded, self._recorded = self._recorded, []
+                self._claiming = True
                 try:
                     deliveries = await self.claim(rows, max_deliveries=posts)
                 except Exception:
                     log.exception("claiming notifications failed; retrying shortly")
+                finally:
+                    self._claiming = False
             for delivery in deliveries:
                 self._started(delivery)
                 after, mine = self._chain(delivery)
                 group.create_task(
                     self._send_one(delivery, after, mine), name=f"deliver-{delivery.rows[0].id}"
                 )
+            deferred, self._deferred = self._deferred, []
+            for handover in deferred:  # handed over during the claim, after what it leased
+                self._take(group, handover)
             # Only now: a row given back while its predecessor was still leased here may have
             # been claimed again, and must follow the give-back's verdict (not delivered).
             for delivery in recorded:
@@ -421,7 +448,8 @@ class DeliveryWorker:
             # whose completion frees room. A claim that brought fewer rows and POSTs than
             # it had room for took everything that was due.
             got = sum(len(delivery.rows) for delivery in deliveries)
-            if rows <= 0 or posts <= 0 or (got < rows and len(deliveries) < posts):
+            self._full = rows <= 0 or posts <= 0
+            if self._full or (got < rows and len(deliveries) < posts):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), options.poll_s)
                 self._wake.clear()
@@ -446,6 +474,10 @@ class DeliveryWorker:
         for key in keys:
             if self._last_sent.get(key) is mine:
                 del self._last_sent[key]
+                if mine is not None and mine.done():
+                    if len(self._outcomes) > 10_000:
+                        self._outcomes.clear()
+                    self._outcomes[key] = mine.result()
 
     async def _send_one(self, delivery: queue.Delivery, after: list[Sent], mine: Sent) -> None:
         delivered = False
@@ -514,7 +546,8 @@ class DeliveryWorker:
                     "recording %d delivery results failed; leases will expire", len(batch)
                 )
             self._finished([result.delivery for result in batch])
-            self._wake.set()
+            if self._full or not self._fed:  # room for a claim; a fed worker is told of work
+                self._wake.set()
             if stop:
                 return
 

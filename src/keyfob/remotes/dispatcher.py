@@ -38,6 +38,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Protocol
 
 from keyfob.kit.clock import Clock
@@ -62,11 +63,14 @@ from keyfob.link.topics import (
 )
 from keyfob.link.transport import Outgoing, Receipt, Transport
 from keyfob.link.wakeup import WakeUpChannel, WakeUpError
+from keyfob.notifications import ledger
 from keyfob.notifications.handover import Handover, Lessee
+from keyfob.notifications.queue import Delivery
 from keyfob.remotes import progress
 from keyfob.remotes.lifecycle import QUEUED, UNDER_WAY, Limits, Step, advance
 from keyfob.remotes.metrics import RemoteMetrics, count_done
 from keyfob.store.engine import Database
+from keyfob.store.one_trip import run_in_one_trip
 from keyfob.store.units import Execute, Plan, only, run_unit
 from keyfob.vehicles import state as vehicle_state
 from keyfob.vocabulary import EventType, RemoteType
@@ -80,9 +84,11 @@ class Deliverer(Protocol):
     dispatcher stores without claiming them (``notifications.handover``)."""
 
     @property
-    def lessee(self) -> Lessee: ...
+    def lessee(self) -> Lessee | None:
+        """Whom to lease the rows to; ``None``: nobody takes them now, leave them to a claim."""
 
-    def take(self, handover: Handover) -> None: ...
+    def take(self, handover: Handover) -> list[Delivery]:
+        """Post the rows; returns those it did not take, still leased, to be given back."""
 
     def wake(self) -> None: ...
 
@@ -114,7 +120,6 @@ class Dispatcher:
     ) -> None:
         self.database = database
         self.delivery = delivery
-        self._lessee = delivery.lessee if delivery is not None else None
         self.metrics = metrics
         self.on_recorded = on_recorded
         """Called once events are committed, with whether ``delivery`` took every notification
@@ -179,12 +184,37 @@ class Dispatcher:
     async def advance_due(self) -> int:
         """One batch of due remotes: decide, record, then wake and send. Returns its size."""
         now = self.clock()
-        planned, handover = await run_unit(self.database, lambda: self._advance(now))
+        lessee = self._lessee()  # on this thread: a plan may run on the driver's
+        planned, handover = await run_unit(self.database, lambda: self._advance(now, lessee))
         count_done(self.metrics, planned, now)
         if planned:
             self._recorded(handover)
             await self._carry_out(planned, now)
         return len(planned)
+
+    def _give_back(self, owner: str, deliveries: list[Delivery]) -> None:
+        """Rows leased for a worker that did not take them: claimable again at once (else
+        they would wait for their lease to run out)."""
+        ids = [row.id for delivery in deliveries for row in delivery.rows]
+        task = asyncio.create_task(self._release(owner, ids), name="dispatch-give-back")
+        self._carrying.add(task)
+        task.add_done_callback(self._carrying.discard)
+
+    async def _release(self, owner: str, ids: list[str]) -> None:
+        try:
+            await run_in_one_trip(
+                self.database, partial(ledger.release, owner=owner, ids=ids), synced=False
+            )
+        except Exception:  # their lease runs out instead
+            log.exception("giving back %d notifications failed", len(ids))
+            return
+        if self.delivery is not None:
+            self.delivery.wake()
+        if self.on_recorded is not None:
+            self.on_recorded(False)
+
+    def _lessee(self) -> Lessee | None:
+        return self.delivery.lessee if self.delivery is not None else None
 
     def _recorded(self, handover: Handover | None) -> None:
         """Events committed: their notifications handed to this process's worker, and the
@@ -192,8 +222,10 @@ class Dispatcher:
         taken = False
         if self.delivery is not None:
             if handover is not None:
-                self.delivery.take(handover)
-                taken = handover.complete
+                left = self.delivery.take(handover)
+                taken = handover.complete and not left
+                if left:
+                    self._give_back(handover.owner, left)
             if not taken:  # it claims the rest
                 self.delivery.wake()
         if self.on_recorded is not None:
@@ -202,7 +234,8 @@ class Dispatcher:
     async def _advance_in_background(self) -> int:
         """``advance_due`` whose wake-ups and commands go out in a task of their own."""
         now = self.clock()
-        planned, handover = await run_unit(self.database, lambda: self._advance(now))
+        lessee = self._lessee()  # on this thread: a plan may run on the driver's
+        planned, handover = await run_unit(self.database, lambda: self._advance(now, lessee))
         count_done(self.metrics, planned, now)
         if planned:
             self._recorded(handover)
@@ -220,7 +253,9 @@ class Dispatcher:
             # The remotes are recorded as sent: their deadlines end them if nothing follows.
             log.exception("sending %d remotes' wake-ups and commands failed", len(planned))
 
-    def _advance(self, now: datetime) -> Plan[tuple[list[progress.Planned], Handover | None]]:
+    def _advance(
+        self, now: datetime, lessee: Lessee | None = None
+    ) -> Plan[tuple[list[progress.Planned], Handover | None]]:
         due = yield from progress.claim_due(now=now, limit=self.options.batch)
         if not due:
             return [], None
@@ -241,7 +276,7 @@ class Dispatcher:
             if remote.phase == QUEUED and step.phase in UNDER_WAY:
                 taken.add(key)
             planned.append(progress.plan(remote, step))
-        handover = yield from progress.apply(planned, now=now, lessee=self._lessee)
+        handover = yield from progress.apply(planned, now=now, lessee=lessee)
         return planned, handover
 
     async def _carry_out(self, planned: list[progress.Planned], now: datetime) -> None:
@@ -345,8 +380,9 @@ class Dispatcher:
         now = self.clock()
         self._finishing = []
         self._finished_handover = None
+        lessee = self._lessee()
         online = await run_unit(
-            self.database, lambda: self._record(presence, status, results, ids, now)
+            self.database, lambda: self._record(presence, status, results, ids, now, lessee)
         )
         count_done(self.metrics, self._finishing, now)
         if results or self._finishing:
@@ -362,6 +398,7 @@ class Dispatcher:
         results: dict[str, tuple[str, Result]],
         ids: dict[str, str],
         now: datetime,
+        lessee: Lessee | None = None,
     ) -> Plan[set[str]]:
         online = set()
         # Rows are written in one order (by vehicle, then by remote) in every process, so two
@@ -388,10 +425,12 @@ class Dispatcher:
         if online:
             yield progress.hurry_waking(vehicle_ids=online, now=now)
         if results:
-            yield from self._finish(results, now)
+            yield from self._finish(results, now, lessee)
         return online
 
-    def _finish(self, results: dict[str, tuple[str, Result]], now: datetime) -> Plan[None]:
+    def _finish(
+        self, results: dict[str, tuple[str, Result]], now: datetime, lessee: Lessee | None
+    ) -> Plan[None]:
         planned = []
         for remote in (yield from progress.sent_by_command(list(results))):
             vin, result = results[remote.command_id or ""]
@@ -408,7 +447,7 @@ class Dispatcher:
             )
             planned.append(progress.Planned(remote, Step(events=[done]), None))
         self._finishing = planned  # a unit run again replaces it
-        self._finished_handover = yield from progress.apply(planned, now=now, lessee=self._lessee)
+        self._finished_handover = yield from progress.apply(planned, now=now, lessee=lessee)
 
     # -- loops -----------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ from keyfob.remotes.dispatcher import Deliverer
 from keyfob.remotes.metrics import RemoteMetrics
 from keyfob.runtime.gauges import ScrapeGauges
 from keyfob.sim.fleet import Fleet
-from keyfob.store.engine import Database, Timeouts
+from keyfob.store.engine import Database, Timeouts, is_sqlite
 
 Waker = Callable[[], None]
 ReadyCheck = Callable[[], str | None]
@@ -57,6 +57,8 @@ class AppContext:
     """Called after work is stored: the dispatcher and the delivery worker in this process."""
     delivery_wakers: list[Waker] = field(default_factory=list)
     """Called after remote events are stored (by the API or the dispatcher): delivery only."""
+    stream_wakers: list[Waker] = field(default_factory=list)
+    """Called whenever remote events are stored here: the event streams' reader."""
     deliverer: Deliverer | None = None
     """The delivery worker of this process, when it takes the dispatcher's notifications
     without claiming them (``delivery.inline``; ``notifications.handover``)."""
@@ -74,10 +76,30 @@ class AppContext:
     def wake_delivery(self) -> None:
         for waker in self.delivery_wakers:
             waker()
+        for waker in self.stream_wakers:
+            waker()
+
+    def wake_accepted(self) -> None:
+        """Remotes were accepted: the dispatchers and the event streams; the delivery
+        workers too, unless dispatchers hand them the Accepted events (``delivery.inline``):
+        a worker woken now would race its dispatcher for them, with a claim of its own."""
+        for waker in self.wakers:
+            waker()
+        for waker in self.stream_wakers:
+            waker()
+        if not inline(self.settings):
+            for waker in self.delivery_wakers:
+                waker()
 
     def not_ready(self) -> list[str]:
         """Why the started roles cannot work now (empty when they all can)."""
         return [reason for check in list(self.checks.values()) if (reason := check())]
+
+
+def inline(settings: Settings) -> bool:
+    """``delivery.inline``, or its default for the database (see the setting)."""
+    chosen = settings.delivery.inline
+    return is_sqlite(settings.db) if chosen is None else chosen
 
 
 def running_check(task: asyncio.Task[object], what: str) -> ReadyCheck:

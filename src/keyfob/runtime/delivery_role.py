@@ -8,13 +8,13 @@ import contextlib
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
-from keyfob.config import PushSettings, Settings
+from keyfob.config import PushSettings
+from keyfob.notifications.handover_local import new_token, owner_of, receiving
 from keyfob.notifications.push_channel import PushChannel, PushConfig, load_push_config
 from keyfob.notifications.sender import WebhookSender
 from keyfob.notifications.worker import DeliveryWorker, WorkerOptions
 from keyfob.notifications.ws_channel import WebSocketChannel
-from keyfob.runtime.context import AppContext, running_check
-from keyfob.store.engine import is_sqlite
+from keyfob.runtime.context import AppContext, inline, running_check
 from keyfob.store.nudge import EVENTS_STORED, REMOTES_DUE, listening
 
 
@@ -31,18 +31,13 @@ def push_config(fcm: PushSettings) -> PushConfig | None:
     )
 
 
-def inline(settings: Settings) -> bool:
-    """``delivery.inline``, or its default for the database (see the setting)."""
-    chosen = settings.delivery.inline
-    return is_sqlite(settings.db) if chosen is None else chosen
-
-
 def delivery_role(ctx: AppContext) -> AbstractAsyncContextManager[DeliveryWorker]:
     """A worker of its own: woken by whatever is stored here or in other processes. With
     ``delivery.inline`` remotes accepted elsewhere do not wake it: a dispatcher takes their
     notifications (``notifications.handover``), and it claims what is left."""
     wake_on = (EVENTS_STORED,) if inline(ctx.settings) else (EVENTS_STORED, REMOTES_DUE)
-    return _delivery(ctx, wake_on, beside_dispatcher=False)
+    file = ctx.database.file if inline(ctx.settings) else None
+    return _delivery(ctx, wake_on, beside_dispatcher=False, handover_file=file)
 
 
 def dispatcher_delivery_role(ctx: AppContext) -> AbstractAsyncContextManager[DeliveryWorker]:
@@ -54,9 +49,24 @@ def dispatcher_delivery_role(ctx: AppContext) -> AbstractAsyncContextManager[Del
 
 @asynccontextmanager
 async def _delivery(
-    ctx: AppContext, wake_on: tuple[str, ...], *, beside_dispatcher: bool
+    ctx: AppContext,
+    wake_on: tuple[str, ...],
+    *,
+    beside_dispatcher: bool,
+    handover_file: str | None = None,
 ) -> AsyncIterator[DeliveryWorker]:
+    """``handover_file``: the SQLite file on which dispatchers in other processes hand their
+    notifications to this worker (``notifications.handover_local``)."""
     settings = ctx.settings.delivery
+    options = WorkerOptions(
+        lease_s=settings.lease_s,
+        claim_limit=settings.batch_claim,
+        poll_s=settings.poll_s,
+        record_every_s=settings.record_every_s,
+    )
+    token = new_token()
+    if handover_file is not None:
+        options.owner = owner_of(token)  # the dispatchers lease to it under this name
     metrics = ctx.metrics
     sender = WebhookSender(
         ctx.target_policy,
@@ -78,12 +88,7 @@ async def _delivery(
         ctx.database,
         sender,
         clock=ctx.clock,
-        options=WorkerOptions(
-            lease_s=settings.lease_s,
-            claim_limit=settings.batch_claim,
-            poll_s=settings.poll_s,
-            record_every_s=settings.record_every_s,
-        ),
+        options=options,
         metrics=metrics,
         websocket=websocket,
         push=push,
@@ -99,6 +104,8 @@ async def _delivery(
         async with contextlib.AsyncExitStack() as stack:
             if wake_on:
                 await stack.enter_async_context(listening(ctx.database, worker.wake, *wake_on))
+            if handover_file is not None:
+                await stack.enter_async_context(receiving(handover_file, token, worker.take))
             yield worker
     finally:
         ctx.checks.pop("delivery", None)

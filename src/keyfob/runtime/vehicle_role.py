@@ -38,9 +38,10 @@ from keyfob.link.memory import MemoryBroker
 from keyfob.link.mqtt import MqttTransport
 from keyfob.link.transport import Transport, parse_broker_url
 from keyfob.link.wakeup import MqttWakeUpChannel, SimulatedSmsGateway, WakeUpChannel
+from keyfob.notifications.handover_local import HandoverSender
 from keyfob.remotes.dispatcher import Dispatcher, DispatcherOptions
 from keyfob.remotes.lifecycle import Limits
-from keyfob.runtime.context import AppContext, running_check
+from keyfob.runtime.context import AppContext, inline, running_check
 from keyfob.runtime.sim_registry import RegistryFollower
 from keyfob.sim.config import SimConfig
 from keyfob.sim.fleet import Fleet, VehicleSpec, memory_fleet, run_fleet
@@ -176,6 +177,12 @@ async def _running(ctx: AppContext, name: str) -> AsyncIterator[Dispatcher]:
         ctx.wake_delivery()
         events_stored.request()  # workers and event streams elsewhere
 
+    deliverer = ctx.deliverer
+    handover: HandoverSender | None = None
+    if deliverer is None and inline(settings) and ctx.database.file is not None:
+        # A worker in another process on this file (serve's delivery child) takes the rows.
+        lease = timedelta(seconds=settings.delivery.lease_s)
+        deliverer = handover = HandoverSender(ctx.database.file, lease=lease, wake=lambda: None)
     dispatcher = Dispatcher(
         ctx.database,
         link,
@@ -185,7 +192,7 @@ async def _running(ctx: AppContext, name: str) -> AsyncIterator[Dispatcher]:
         options=dispatcher_options(settings, shared=bool(settings.mqtt)),
         metrics=ctx.remote_metrics,
         on_recorded=recorded,
-        delivery=ctx.deliverer,
+        delivery=deliverer,
     )
     await dispatcher.start()
     ctx.wakers.append(dispatcher.wake)
@@ -204,6 +211,8 @@ async def _running(ctx: AppContext, name: str) -> AsyncIterator[Dispatcher]:
             await task
         await events_stored.close()
         await events_taken.close()
+        if handover is not None:
+            handover.close()
         await link.stop()
         await follower.stop()
         stop_fleet.set()

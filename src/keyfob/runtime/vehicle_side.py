@@ -1,12 +1,13 @@
 """The vehicle side with a delivery worker beside it, when the dispatcher delivers inline.
 
-With ``delivery.inline`` (the default on SQLite) the process that runs a dispatcher also runs
-a delivery worker, started first and stopped last, and the dispatcher hands it the
-notifications of the events it stores (``notifications.handover``). ``keyfob serve`` then
-starts one child for the vehicle side and its deliveries instead of two, and ``keyfob
-dispatcher`` delivers too; ``keyfob worker`` processes take what is left: retries, the rows of
-a dispatcher that died, and notifications raised elsewhere (replays, the user face, batching
-callbacks).
+With ``delivery.inline`` the dispatcher hands the notifications of the events it stores to a
+delivery worker (``notifications.handover``). On ``serve``'s default that worker is the
+delivery child, reached through a socket (``notifications.handover_local``). Where no such
+child runs (PostgreSQL with ``delivery.inline`` set, ``run_worker_in_child = false``), the
+process that runs a dispatcher runs a worker of its own, started first and stopped last, and
+hands it the rows in memory; ``keyfob dispatcher`` then delivers too. ``keyfob worker``
+processes take what is left: retries, the rows of a dispatcher that died, and notifications
+raised elsewhere (replays, the user face, batching callbacks).
 """
 
 from __future__ import annotations
@@ -16,14 +17,18 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from keyfob.config import Settings
 from keyfob.remotes.dispatcher import Dispatcher
-from keyfob.runtime.context import AppContext
-from keyfob.runtime.delivery_role import dispatcher_delivery_role, inline
+from keyfob.runtime.context import AppContext, inline
+from keyfob.runtime.delivery_role import dispatcher_delivery_role
 from keyfob.runtime.vehicle_role import vehicle_role
+from keyfob.store.engine import sqlite_file
 
 
 def delivers_inline(settings: Settings) -> bool:
-    """Whether the vehicle side runs its own delivery worker."""
-    return inline(settings) and settings.run_worker
+    """Whether the vehicle side runs its own delivery worker: it delivers inline and no
+    other process on its SQLite file runs one (``serve``'s delivery child), to which it
+    would hand its rows instead (``notifications.handover_local``)."""
+    beside = settings.run_worker_in_child and sqlite_file(settings.db) is not None
+    return inline(settings) and settings.run_worker and not beside
 
 
 @asynccontextmanager

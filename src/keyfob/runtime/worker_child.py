@@ -23,10 +23,9 @@ keeps failing. ``run_worker_in_child = false`` keeps the worker inside ``serve``
 The same supervision runs the vehicle side (the dispatcher, its link and the simulated cars)
 in a child of its own when ``run_vehicles_in_child`` is set: ``--role vehicles``. The parent
 nudges it as it nudges the worker (remotes accepted), and its remote counts are relayed like
-the worker's. With ``delivery.inline`` (the default on SQLite) that child also runs the
-delivery worker, which its dispatcher hands what it stores (``runtime.vehicle_side``), and no
-delivery child is started; without, what it stores reaches the delivery child through the
-database's nudges (``store.nudge``).
+the worker's. With ``delivery.inline`` (the default on SQLite) its dispatcher hands what
+it stores to the delivery child over a socket (``notifications.handover_local``); without,
+what it stores reaches the delivery child through the database's nudges (``store.nudge``).
 """
 
 from __future__ import annotations

@@ -109,9 +109,27 @@ async def listening_locally(
     database_file: str, on_nudge: Callable[[], None], channel: str
 ) -> AsyncIterator[Path]:
     """Call ``on_nudge`` on every nudge on ``channel`` for as long as the block runs."""
+    name = f"{_tag(channel)}.{os.getpid()}.{next(_numbers)}"
+
+    def heard(datagrams: list[bytes]) -> None:
+        on_nudge()
+
+    async with bound_socket(database_file, name, heard, size=16) as path:
+        on_nudge()  # whatever became due while nobody listened
+        yield path
+
+
+@contextlib.asynccontextmanager
+async def bound_socket(
+    database_file: str, name: str, on_datagrams: Callable[[list[bytes]], None], *, size: int
+) -> AsyncIterator[Path]:
+    """A datagram socket called ``name`` in the folder of ``database_file``'s nudges, bound
+    for as long as the block runs; ``on_datagrams`` gets what it received (each datagram cut
+    at ``size`` bytes) each time it becomes readable. Also for payloads that are not nudges
+    (``notifications.handover_local``)."""
     folder = nudge_folder(database_file)
     folder.mkdir(mode=0o700, exist_ok=True)
-    path = folder / f"{_tag(channel)}.{os.getpid()}.{next(_numbers)}"
+    path = folder / name
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -120,19 +138,17 @@ async def listening_locally(
     loop = asyncio.get_running_loop()
 
     def readable() -> None:
-        heard = False
+        received = []
         while True:
             try:
-                sock.recv(16)
+                received.append(sock.recv(size))
             except OSError:  # nothing more to read now (BlockingIOError), or closed
                 break
-            heard = True
-        if heard:
-            on_nudge()
+        if received:
+            on_datagrams(received)
 
     loop.add_reader(sock.fileno(), readable)
     try:
-        on_nudge()  # whatever became due while nobody listened
         yield path
     finally:
         loop.remove_reader(sock.fileno())
