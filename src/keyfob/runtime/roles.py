@@ -39,11 +39,12 @@ async def hosting(ctx: AppContext, roles: Sequence[Role]) -> AsyncIterator[None]
 def embedded_roles(settings: Settings) -> Sequence[Role]:
     roles: list[Role] = [table_upkeep, campaign_role]  # campaigns post through its acceptor
     inline = settings.run_dispatcher and delivers_inline(settings)
-    if settings.run_dispatcher:
-        child = settings.run_vehicles_in_child and shares_database(settings)
-        roles.append(vehicle_child_role if child else vehicle_side)
+    # The worker first: it is stopped last, after the dispatcher that may hand it rows.
     if settings.run_worker and not inline:
         child = settings.run_worker_in_child and shares_database(settings)
         roles.append(delivery_child_role if child else delivery_role)
+    if settings.run_dispatcher:
+        child = settings.run_vehicles_in_child and shares_database(settings)
+        roles.append(vehicle_child_role if child else vehicle_side)
     roles.append(settled_heap)
     return roles
