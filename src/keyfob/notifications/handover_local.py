@@ -8,9 +8,10 @@ worker binds beside the database's nudge sockets (``store.nudge_local``). Neithe
 or reads anything more.
 
 The worker's owner is ``h-`` and the token its socket is named after, so the dispatcher learns
-both from the folder (listed again at most once a second). A datagram that cannot be sent (the
-worker died, or its queue is full) leaves its rows leased to that owner until the lease expires;
-then any worker claims them, in order, as after a crash between claim and POST. Datagrams on a
+both from the folder (listed again at most once a second). Rows whose datagram cannot be sent
+(the worker died, or its queue is full) go back to the dispatcher, which gives them back to the
+queue at once; a worker that dies holding rows loses nothing either: their lease expires and any
+worker claims them, in order, as after a crash between claim and POST. Datagrams on a
 Unix socket arrive whole and in the order they were sent, so a remote's events split over two
 datagrams still reach the worker in order.
 """
@@ -78,12 +79,13 @@ def encode(handover: Handover) -> Iterator[tuple[bytes, int]]:
         rows = [
             [d.target.id, [[*row[:6], row.raised_at.isoformat()] for row in d.rows]] for d in part
         ]
-        document = {"targets": targets, "follow": follow, "deliveries": rows}
-        yield orjson.dumps({**document, "owner": handover.owner}), len(part)
-
-
-def _time(text: str) -> datetime:
-    return datetime.fromisoformat(text)
+        document = {
+            "targets": targets,
+            "follow": follow,
+            "deliveries": rows,
+            "owner": handover.owner,
+        }
+        yield orjson.dumps(document), len(part)
 
 
 def decode(datagram: bytes) -> Handover:
@@ -96,7 +98,9 @@ def decode(datagram: bytes) -> Handover:
         Delivery(
             targets[target_id],
             [
-                Claimed(row[0], row[1], row[2], row[3], row[4], row[5], _time(row[6]))
+                Claimed(
+                    row[0], row[1], row[2], row[3], row[4], row[5], datetime.fromisoformat(row[6])
+                )
                 for row in rows
             ],
         )
@@ -136,8 +140,9 @@ class HandoverSender:
     """A ``remotes.dispatcher.Deliverer`` for a worker in another process on this file.
 
     ``lessee`` names the worker found in the folder (``None``: none is listening, and the
-    dispatcher leaves its rows for a claim); ``take`` sends the rows to the worker leased to;
-    ``wake`` is the ordinary nudge, for the rows it could not take.
+    dispatcher leaves its rows for a claim); ``take`` sends the rows to the worker leased to.
+    ``wake`` does nothing: the worker is in another process, and the dispatcher's nudge to the
+    workers of this file (``EVENTS_STORED``) reaches it for the rows it was not handed.
     """
 
     def __init__(
@@ -145,12 +150,10 @@ class HandoverSender:
         database_file: str,
         *,
         lease: timedelta,
-        wake: Callable[[], None],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.folder = nudge_folder(database_file)
         self.lease = lease
-        self._wake = wake
         self._clock = clock
         self._listed_at: float | None = None
         self._token: str | None = None
@@ -199,7 +202,7 @@ class HandoverSender:
         return []
 
     def wake(self) -> None:
-        self._wake()
+        pass
 
     def close(self) -> None:
         if self._socket is not None:

@@ -35,9 +35,11 @@ def delivery_role(ctx: AppContext) -> AbstractAsyncContextManager[DeliveryWorker
     """A worker of its own: woken by whatever is stored here or in other processes. With
     ``delivery.inline`` remotes accepted elsewhere do not wake it: a dispatcher takes their
     notifications (``notifications.handover``), and it claims what is left."""
-    wake_on = (EVENTS_STORED,) if inline(ctx.settings) else (EVENTS_STORED, REMOTES_DUE)
-    file = ctx.database.file if inline(ctx.settings) else None
-    return _delivery(ctx, wake_on, beside_dispatcher=False, handover_file=file)
+    if inline(ctx.settings):
+        return _delivery(
+            ctx, (EVENTS_STORED,), beside_dispatcher=False, handover_file=ctx.database.file
+        )
+    return _delivery(ctx, (EVENTS_STORED, REMOTES_DUE), beside_dispatcher=False)
 
 
 def dispatcher_delivery_role(ctx: AppContext) -> AbstractAsyncContextManager[DeliveryWorker]:
@@ -64,8 +66,8 @@ async def _delivery(
         poll_s=settings.poll_s,
         record_every_s=settings.record_every_s,
     )
-    token = new_token()
-    if handover_file is not None:
+    token = new_token() if handover_file is not None else ""
+    if token:
         options.owner = owner_of(token)  # the dispatchers lease to it under this name
     metrics = ctx.metrics
     sender = WebhookSender(

@@ -182,7 +182,7 @@ async def _running(ctx: AppContext, name: str) -> AsyncIterator[Dispatcher]:
     if deliverer is None and inline(settings) and ctx.database.file is not None:
         # A worker in another process on this file (serve's delivery child) takes the rows.
         lease = timedelta(seconds=settings.delivery.lease_s)
-        deliverer = handover = HandoverSender(ctx.database.file, lease=lease, wake=lambda: None)
+        deliverer = handover = HandoverSender(ctx.database.file, lease=lease)
     dispatcher = Dispatcher(
         ctx.database,
         link,

@@ -27,8 +27,8 @@ def delivers_inline(settings: Settings) -> bool:
     """Whether the vehicle side runs its own delivery worker: it delivers inline and no
     other process on its SQLite file runs one (``serve``'s delivery child), to which it
     would hand its rows instead (``notifications.handover_local``)."""
-    beside = settings.run_worker_in_child and sqlite_file(settings.db) is not None
-    return inline(settings) and settings.run_worker and not beside
+    worker_child = settings.run_worker_in_child and sqlite_file(settings.db) is not None
+    return inline(settings) and settings.run_worker and not worker_child
 
 
 @asynccontextmanager
